@@ -3,15 +3,24 @@
 import wave
 from pathlib import Path
 
-import numpy as np
+from telephony.mulaw import pcm_to_ulaw, ulaw_to_pcm
+
+__all__ = [
+    "FRAME_SAMPLES",
+    "SAMPLE_RATE",
+    "ULAW_SILENCE",
+    "duration_ms",
+    "frames_of",
+    "pcm_to_ulaw",
+    "read_wav",
+    "ulaw_to_pcm",
+    "write_wav",
+]
 
 SAMPLE_RATE = 8000
 FRAME_MS = 20
 FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000  # 160 samples, 160 μ-law bytes
 ULAW_SILENCE = 0xFF
-
-_BIAS = 0x84
-_SEGMENT_ENDS = np.array([0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF])
 
 
 def read_wav(path: str | Path) -> bytes:
@@ -32,33 +41,6 @@ def write_wav(path: str | Path, pcm: bytes, sample_rate: int = SAMPLE_RATE) -> N
         w.setsampwidth(2)
         w.setframerate(sample_rate)
         w.writeframes(pcm)
-
-
-def _decode_table() -> np.ndarray:
-    u = ~np.arange(256, dtype=np.int32) & 0xFF
-    sign = u & 0x80
-    exponent = (u >> 4) & 0x07
-    mantissa = u & 0x0F
-    magnitude = (((mantissa << 3) + _BIAS) << exponent) - _BIAS
-    return np.where(sign != 0, -magnitude, magnitude).astype(np.int16)
-
-
-_DECODE = _decode_table()
-
-
-def ulaw_to_pcm(ulaw: bytes) -> bytes:
-    """Decode G.711 μ-law bytes to 16-bit PCM."""
-    return _DECODE[np.frombuffer(ulaw, dtype=np.uint8)].tobytes()
-
-
-def pcm_to_ulaw(pcm: bytes) -> bytes:
-    """Encode 16-bit PCM to G.711 μ-law bytes (bit-exact with the classic Sun g711.c)."""
-    x = np.frombuffer(pcm, dtype=np.int16).astype(np.int32) >> 2
-    mask = np.where(x < 0, 0x7F, 0xFF)
-    magnitude = np.minimum(np.abs(x), 8159) + 0x21
-    segment = np.searchsorted(_SEGMENT_ENDS, magnitude)
-    value = np.where(segment > 7, 0x7F, (segment << 4) | ((magnitude >> (segment + 1)) & 0x0F))
-    return (value ^ mask).astype(np.uint8).tobytes()
 
 
 def frames_of(ulaw: bytes, size: int = FRAME_SAMPLES) -> list[bytes]:

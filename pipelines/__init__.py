@@ -1,0 +1,1 @@
+"""Pipeline declarations (`*.toml`, one per bot) and the pure functions that build them."""

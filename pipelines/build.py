@@ -1,0 +1,75 @@
+"""Build one call's Pipecat pipeline from its declaration: a pure function, no I/O."""
+
+from dataclasses import dataclass
+
+from pipecat.audio.vad.silero import SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADParams
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMContextAggregatorPair,
+    LLMUserAggregatorParams,
+)
+from pipecat.services.llm_service import LLMService
+from pipecat.transports.base_transport import BaseTransport
+from pipecat.turns.user_start import TranscriptionUserTurnStartStrategy, VADUserTurnStartStrategy
+from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
+from pipecat.turns.user_turn_strategies import UserTurnStrategies
+
+from pipelines.declaration import Declaration, Turn
+from pipelines.providers import ProviderAccess, make_llm, make_stt, make_tts
+
+SAMPLE_RATE = 8000  # the phone network's rate, end to end: nothing resamples
+
+
+@dataclass
+class CallPipeline:
+    """A call's pipeline and the parts the entry point wires events to."""
+
+    pipeline: Pipeline
+    context: LLMContext
+    llm: LLMService
+
+
+def build_pipeline(
+    declaration: Declaration, transport: BaseTransport, access: ProviderAccess
+) -> CallPipeline:
+    """Transport in → turn detection → STT → context → LLM → TTS → transport out → context."""
+    context = LLMContext()
+    aggregators = LLMContextAggregatorPair(
+        context,
+        user_params=LLMUserAggregatorParams(
+            vad_analyzer=_vad(declaration.turn), user_turn_strategies=_turns(declaration.turn)
+        ),
+    )
+    llm = make_llm(declaration.llm, declaration.bot, access)
+    pipeline = Pipeline(
+        [
+            transport.input(),  # Twilio media → 8 kHz PCM frames
+            make_stt(declaration.stt, access),  # PCM → interim and final transcripts
+            aggregators.user(),  # VAD + turn strategy → the caller's turn into the context
+            llm,  # context → streamed tokens
+            make_tts(declaration.tts, access),  # sentences → 8 kHz PCM
+            transport.output(),  # PCM → Twilio media, interruptions → Twilio clear
+            aggregators.assistant(),  # what the bot said → the context
+        ]
+    )
+    return CallPipeline(pipeline=pipeline, context=context, llm=llm)
+
+
+def _vad(turn: Turn) -> SileroVADAnalyzer:
+    params = VADParams(
+        confidence=turn.vad_confidence,
+        start_secs=turn.vad_start_secs,
+        stop_secs=turn.vad_stop_secs,
+        min_volume=turn.vad_min_volume,
+    )
+    return SileroVADAnalyzer(sample_rate=SAMPLE_RATE, params=params)
+
+
+def _turns(turn: Turn) -> UserTurnStrategies:
+    # Explicit stop strategy: the default loads a Smart Turn model per call (~44 MB).
+    return UserTurnStrategies(
+        start=[VADUserTurnStartStrategy(), TranscriptionUserTurnStartStrategy()],
+        stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=turn.user_speech_timeout)],
+    )

@@ -1,0 +1,1 @@
+"""Custom Pipecat frame processors, one per module."""

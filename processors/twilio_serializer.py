@@ -1,0 +1,151 @@
+"""Twilio Media Streams serializer: μ-law 8 kHz in and out, strict about what it accepts."""
+
+import base64
+import binascii
+import json
+from collections import Counter
+
+from loguru import logger
+from pipecat.audio.dtmf.types import KeypadEntry
+from pipecat.frames.frames import (
+    Frame,
+    InputAudioRawFrame,
+    InputDTMFFrame,
+    InterruptionFrame,
+    OutputAudioRawFrame,
+    OutputTransportMessageFrame,
+    OutputTransportMessageUrgentFrame,
+)
+from pipecat.processors.frame_processor import FrameProcessorSetup
+from pipecat.serializers.base_serializer import FrameSerializer
+
+from telephony.mulaw import pcm_to_ulaw, ulaw_to_pcm
+
+TWILIO_SAMPLE_RATE = 8000
+# A Twilio media message is ~300 bytes; anything near this is not Twilio.
+MAX_MESSAGE_BYTES = 64 * 1024
+# Per kind of problem, log the first few occurrences, then one in every hundred.
+_LOG_FIRST = 3
+_LOG_EVERY = 100
+
+
+class TwilioSerializer(FrameSerializer):
+    """Converts between Pipecat frames and Twilio Media Streams messages, with no resampling.
+
+    | Twilio → frames                     | frames → Twilio                        |
+    |-------------------------------------|----------------------------------------|
+    | `media` → InputAudioRawFrame (PCM)  | OutputAudioRawFrame → `media` (μ-law)  |
+    | `dtmf` → InputDTMFFrame             | InterruptionFrame → `clear`            |
+    | `stop` → (remembered: caller left)  | OutputTransportMessage(Urgent)Frame →  |
+    | anything malformed → one log line   |   the message as JSON (e.g. `mark`)    |
+
+    A malformed message is dropped with a warning naming the problem; the call goes on.
+    Hanging up is not the serializer's job (see `server/twilio_rest.py`).
+    """
+
+    def __init__(self, stream_sid: str, *, max_message_bytes: int = MAX_MESSAGE_BYTES):
+        """Serialize for the stream `stream_sid`; messages over `max_message_bytes` are dropped."""
+        super().__init__()
+        self._stream_sid = stream_sid
+        self._max_message_bytes = max_message_bytes
+        self._problems: Counter[str] = Counter()
+        self.stopped = False
+
+    async def setup(self, setup: FrameProcessorSetup):
+        """Refuse a pipeline that is not 8 kHz: resampling adds latency in bursts."""
+        rates = (setup.audio_in_sample_rate, setup.audio_out_sample_rate)
+        if rates != (TWILIO_SAMPLE_RATE, TWILIO_SAMPLE_RATE):
+            raise ValueError(f"Twilio pipelines must run at 8000 Hz in and out, got {rates}")
+
+    async def serialize(self, frame: Frame) -> str | None:
+        """Frame → Twilio message, or None for frames Twilio has no message for."""
+        if isinstance(frame, OutputAudioRawFrame):
+            return self._media(frame)
+        if isinstance(frame, InterruptionFrame):
+            return json.dumps({"event": "clear", "streamSid": self._stream_sid})
+        if isinstance(frame, (OutputTransportMessageFrame, OutputTransportMessageUrgentFrame)):
+            return json.dumps(frame.message)
+        return None
+
+    def _media(self, frame: OutputAudioRawFrame) -> str | None:
+        if frame.sample_rate != TWILIO_SAMPLE_RATE or frame.num_channels != 1:
+            self._problem("audio", f"dropped {frame.sample_rate} Hz audio: Twilio plays 8 kHz mono")
+            return None
+        if not frame.audio:
+            return None
+        payload = base64.b64encode(pcm_to_ulaw(frame.audio)).decode("ascii")
+        return json.dumps(
+            {"event": "media", "streamSid": self._stream_sid, "media": {"payload": payload}}
+        )
+
+    async def deserialize(self, data: str | bytes) -> Frame | None:
+        """Twilio message → frame; malformed input is logged and dropped."""
+        message = self.parse(data)
+        if message is None:
+            return None
+        event = message["event"]
+        if event == "media":
+            return self._audio(message)
+        if event == "dtmf":
+            return self._dtmf(message)
+        if event == "stop":
+            logger.info("Twilio stopped the stream: the caller hung up")
+            self.stopped = True
+        elif event in ("connected", "start"):
+            self._problem(event, f"ignored a second '{event}' message")
+        elif event != "mark":
+            self._problem("event", f"ignored unknown event {event!r}")
+        return None
+
+    def parse(self, data: str | bytes) -> dict | None:
+        """Decode one message to a dict with an `event`, or log why it is not one."""
+        if len(data) > self._max_message_bytes:
+            self._problem(
+                "size", f"dropped a {len(data)}-byte message (limit {self._max_message_bytes})"
+            )
+            return None
+        if isinstance(data, bytes):
+            self._problem("binary", "dropped a binary message: Twilio sends JSON text")
+            return None
+        try:
+            message = json.loads(data)
+        except json.JSONDecodeError as e:
+            self._problem("json", f"dropped a message that is not JSON ({e.msg}): {data[:60]!r}")
+            return None
+        if not isinstance(message, dict) or not isinstance(message.get("event"), str):
+            self._problem("shape", f"dropped a message without an 'event': {data[:60]!r}")
+            return None
+        return message
+
+    def _audio(self, message: dict) -> InputAudioRawFrame | None:
+        media = message.get("media")
+        payload = media.get("payload") if isinstance(media, dict) else None
+        if not isinstance(payload, str):
+            self._problem("media", "dropped a 'media' message without media.payload")
+            return None
+        try:
+            ulaw = base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            self._problem("base64", "dropped a 'media' message whose payload is not valid base64")
+            return None
+        if not ulaw:
+            return None
+        return InputAudioRawFrame(
+            audio=ulaw_to_pcm(ulaw), sample_rate=TWILIO_SAMPLE_RATE, num_channels=1
+        )
+
+    def _dtmf(self, message: dict) -> InputDTMFFrame | None:
+        dtmf = message.get("dtmf")
+        digit = dtmf.get("digit") if isinstance(dtmf, dict) else None
+        try:
+            return InputDTMFFrame(KeypadEntry(digit))
+        except ValueError:
+            self._problem("dtmf", f"dropped a 'dtmf' message with digit {digit!r}")
+            return None
+
+    def _problem(self, kind: str, text: str) -> None:
+        self._problems[kind] += 1
+        count = self._problems[kind]
+        if count <= _LOG_FIRST or count % _LOG_EVERY == 0:
+            suffix = f" ({count} so far)" if count > 1 else ""
+            logger.warning(f"Twilio message problem: {text}{suffix}")

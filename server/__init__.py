@@ -1,0 +1,1 @@
+"""The bot's HTTP and WebSocket server: Twilio webhook, Media Streams, health."""

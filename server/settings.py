@@ -1,0 +1,91 @@
+"""Configuration: read once from the environment (and `.env`), validated at start-up."""
+
+import re
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
+
+# What to do about each variable when it is missing or malformed.
+_HINTS = {
+    "PUBLIC_URL": "set it to the https URL Twilio reaches this server at, e.g. https://bot.example.com",
+    "DEEPGRAM_API_KEY": "create a key in the Deepgram console",
+    "OPENAI_API_KEY": "create a key in the OpenAI dashboard; any value for a local server",
+    "TWILIO_ACCOUNT_SID": "copy it from the Twilio console: AC followed by 32 hex digits",
+    "TWILIO_AUTH_TOKEN": "copy it from the Twilio console; it validates X-Twilio-Signature",
+}
+
+
+class ConfigError(Exception):
+    """The configuration is missing or malformed; the message names each variable."""
+
+
+class Settings(BaseSettings):
+    """Everything the server reads from its environment; see `.env.example`."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    port: int = Field(default=8765, ge=1, le=65535)
+    public_url: str
+    deepgram_api_key: SecretStr = Field(min_length=1)
+    deepgram_base_url: str = "wss://api.deepgram.com"
+    openai_api_key: SecretStr = Field(min_length=1)
+    openai_base_url: str = "https://api.openai.com/v1"
+    twilio_account_sid: str
+    twilio_auth_token: SecretStr = Field(min_length=1)
+    twilio_api_base_url: str = "https://api.twilio.com"
+    pipeline: str = "default"
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        return _base_url(value, ("http", "https"))
+
+    @field_validator("deepgram_base_url")
+    @classmethod
+    def _deepgram_url(cls, value: str) -> str:
+        return _base_url(value, ("ws", "wss"))
+
+    @field_validator("openai_base_url", "twilio_api_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return _base_url(value, ("http", "https"), allow_path=True)
+
+    @field_validator("twilio_account_sid")
+    @classmethod
+    def _account_sid(cls, value: str) -> str:
+        if not _ACCOUNT_SID.match(value):
+            raise ValueError("must be AC followed by 32 hex digits")
+        return value
+
+
+def _base_url(value: str, schemes: tuple[str, ...], *, allow_path: bool = False) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ValueError(f"must be a {' or '.join(s + '://' for s in schemes)} URL with a host")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query string or fragment")
+    if parts.path.strip("/") and not allow_path:
+        raise ValueError("must be a bare base URL, without a path")
+    return value.strip().rstrip("/")
+
+
+def load_settings(**overrides) -> Settings:
+    """Read and validate the configuration, or raise ConfigError naming every bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as e:
+        raise ConfigError(_describe(e)) from None
+
+
+def _describe(error: ValidationError) -> str:
+    lines = ["configuration error:"]
+    for issue in error.errors():
+        name = str(issue["loc"][0]).upper() if issue["loc"] else "?"
+        message = issue["msg"].removeprefix("Value error, ")
+        problem = "is not set" if issue["type"] == "missing" else f"is invalid: {message}"
+        hint = _HINTS.get(name, "see .env.example")
+        lines.append(f"  {name} {problem} ({hint})")
+    return "\n".join(lines)

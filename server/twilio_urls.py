@@ -1,0 +1,18 @@
+"""The URLs Twilio requests and signs, built from PUBLIC_URL (never from the Host header)."""
+
+from urllib.parse import urlsplit, urlunsplit
+
+MEDIA_PATH = "/media"
+VOICE_PATH = "/voice"
+
+
+def media_stream_url(public_url: str) -> str:
+    """The `<Stream url>` for Media Streams: https → wss, http → ws."""
+    parts = urlsplit(public_url)
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + MEDIA_PATH, "", ""))
+
+
+def webhook_url(public_url: str, path: str, query: str = "") -> str:
+    """The full URL Twilio requested for `path`, query string included, as Twilio signs it."""
+    return f"{public_url.rstrip('/')}{path}" + (f"?{query}" if query else "")

@@ -1,0 +1,180 @@
+"""What the OpenAI stand-in answers (text, tool calls, a scripted receptionist), on the wire."""
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+
+MODEL = "gpt-4.1-mini"
+LONG_REPLY = (
+    "Thank you for calling the Green Olive, the finest little restaurant by the harbour. "
+    "Tonight our chef is preparing a slow roasted lamb with rosemary potatoes and a fresh salad. "
+    "We also have a vegetarian risotto with wild mushrooms that our regulars love. "
+    "If you would like a table, I can check what we have free for you right away."
+)
+UNCLEAR = "Sorry, could you say that again?"
+_TOKEN = re.compile(r"\s*\S+\s*")  # one token = one word with its surrounding spaces
+
+_SCRIPT = [
+    (
+        r"book a table",
+        "Of course. A table for two tomorrow at seven. May I have a name for the booking?",
+    ),
+    (r"\bopen", "We open at nine on Saturday and close at eleven."),
+    (r"\bcancel", "No problem. Which reservation would you like to change?"),
+    (r"\byes\b", "Great, you're all set."),
+]
+_GOODBYE = re.compile(r"\bgoodbye\b|\bthat's all\b")
+
+
+@dataclass
+class ToolCall:
+    """A function call the model asks the client to make."""
+
+    name: str
+    arguments: dict = field(default_factory=dict)
+
+
+@dataclass
+class Reply:
+    """What the model answers: text, tool calls, or both."""
+
+    text: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+
+
+Responder = Callable[[list[dict], list[dict] | None], Reply | Awaitable[Reply]]
+"""Maps a request's `messages` and `tools` (None when absent) to a reply; may be async."""
+
+
+def last_user_text(messages: list[dict]) -> str:
+    """Text of the last user message ("" if none); content may be a string or a list of parts."""
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            content = message.get("content") or ""
+            if isinstance(content, list):
+                content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+            return content
+    return ""
+
+
+def scripted_reply(messages: list[dict], tools: list[dict] | None) -> Reply:
+    """A tiny restaurant-booking receptionist keyed on the last user message.
+
+    Keywords are matched case-insensitively, first match wins: "book a table", "open", "cancel",
+    "yes", then "goodbye"/"that's all", which calls the `end_call` tool when it is offered and
+    says "Goodbye!" otherwise. Anything else asks the caller to repeat.
+    """
+    said = last_user_text(messages).lower().replace("\u2019", "'")
+    for pattern, answer in _SCRIPT:
+        if re.search(pattern, said):
+            return Reply(text=answer)
+    if _GOODBYE.search(said):
+        offered = {tool.get("function", {}).get("name") for tool in tools or []}
+        if "end_call" in offered:
+            return Reply(tool_calls=[ToolCall("end_call")])
+        return Reply(text="Goodbye!")
+    return Reply(text=UNCLEAR)
+
+
+def fixed_reply(text: str = LONG_REPLY) -> Responder:
+    """A responder that always answers `text`; by default a long four-sentence reply."""
+    return lambda messages, tools: Reply(text=text)
+
+
+class Completion:
+    """The chat-completion wire shapes (chunks, or one body) of one reply to one request."""
+
+    def __init__(self, body: dict, reply: Reply) -> None:
+        self.id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        self.created = int(time.time())
+        self.model = body.get("model") or MODEL
+        self.include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        self.prompt_tokens = sum(
+            len(str(m.get("content") or "").split()) for m in body.get("messages", [])
+        )
+        self.tokens = _TOKEN.findall(reply.text)
+        self.calls = [(f"call_{uuid.uuid4().hex[:24]}", c) for c in reply.tool_calls]
+        self.finish = "tool_calls" if self.calls else "stop"
+        self.headers = {"x-request-id": f"req_{uuid.uuid4().hex}", "openai-model": self.model}
+
+    def token_count(self) -> int:
+        """Content chunks plus tool-argument fragments this reply streams."""
+        return len(self.tokens) + sum(len(_fragments(c.arguments)) for _, c in self.calls)
+
+    def _usage(self) -> dict:
+        done = self.token_count()
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": done,
+            "total_tokens": self.prompt_tokens + done,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+        }
+
+    def _chunk(self, delta: dict, finish: str | None = None) -> dict:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return {**self._envelope("chat.completion.chunk"), "choices": [choice]}
+
+    def _envelope(self, kind: str) -> dict:
+        return {
+            "id": self.id,
+            "object": kind,
+            "created": self.created,
+            "model": self.model,
+            "service_tier": "default",
+            "system_fingerprint": "fp_standin",
+        }
+
+    def chunks(self) -> Iterator[tuple[dict, bool]]:
+        """Yield (chunk, counts as a token) in the order api.openai.com streams them."""
+        role = {"role": "assistant", "content": "" if self.tokens or not self.calls else None}
+        if self.tokens or not self.calls:
+            yield self._chunk({**role, "refusal": None}), False
+        for token in self.tokens:
+            yield self._chunk({"content": token}), True
+        for index, (call_id, call) in enumerate(self.calls):
+            head = {
+                "index": index,
+                "id": call_id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": ""},
+            }
+            first = role if index == 0 and not self.tokens else {}
+            yield self._chunk({**first, "tool_calls": [head]}), False
+            for fragment in _fragments(call.arguments):
+                yield (
+                    self._chunk(
+                        {"tool_calls": [{"index": index, "function": {"arguments": fragment}}]}
+                    ),
+                    True,
+                )
+        yield self._chunk({}, self.finish), False
+        if self.include_usage:
+            yield (
+                {**self._envelope("chat.completion.chunk"), "choices": [], "usage": self._usage()},
+                False,
+            )
+
+    def whole(self) -> dict:
+        """The one `chat.completion` body of a non-streamed reply."""
+        message = {"role": "assistant", "content": "".join(self.tokens) or None, "refusal": None}
+        if self.calls:
+            message["tool_calls"] = [
+                {
+                    "id": i,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+                }
+                for i, c in self.calls
+            ]
+        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": self.finish}
+        return {**self._envelope("chat.completion"), "choices": [choice], "usage": self._usage()}
+
+
+def _fragments(arguments: dict, size: int = 8) -> list[str]:
+    """The JSON of `arguments` cut into the small pieces the API streams."""
+    text = json.dumps(arguments)
+    return [text[i : i + size] for i in range(0, len(text), size)]

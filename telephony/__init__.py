@@ -1,0 +1,1 @@
+"""Telephony audio primitives shared by the processors and the stand-ins."""
