@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from pipecat.adapters.schemas.function_schema import FunctionSchema
+from pipecat.adapters.schemas.tools_schema import ToolsSchema
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.pipeline.pipeline import Pipeline
@@ -21,6 +23,13 @@ from pipelines.providers import ProviderAccess, make_llm, make_stt, make_tts
 
 SAMPLE_RATE = 8000  # the phone network's rate, end to end: nothing resamples
 
+END_CALL = FunctionSchema(
+    name="end_call",
+    description="Hang up. Call it when the caller is done; the bot says its farewell itself.",
+    properties={},
+    required=[],
+)
+
 
 @dataclass
 class CallPipeline:
@@ -35,7 +44,7 @@ def build_pipeline(
     declaration: Declaration, transport: BaseTransport, access: ProviderAccess
 ) -> CallPipeline:
     """Transport in → turn detection → STT → context → LLM → TTS → transport out → context."""
-    context = LLMContext()
+    context = LLMContext(tools=ToolsSchema(standard_tools=[END_CALL]))
     aggregators = LLMContextAggregatorPair(
         context,
         user_params=LLMUserAggregatorParams(

@@ -129,12 +129,10 @@ class OpenAIChatStandIn(LocalServer):
     async def _models(self, request: web.Request) -> web.Response:
         recorded = RecordedRequest(request.path, request.headers.get("Authorization"))
         self.requests.append(recorded)
-        response = self._refusal(recorded) or web.json_response(
-            {
-                "object": "list",
-                "data": [{"id": MODEL, "object": "model", "created": 0, "owned_by": "system"}],
-            }
-        )
+        response = self._refusal(recorded)
+        if response is None:
+            model = {"id": MODEL, "object": "model", "created": 0, "owned_by": "system"}
+            response = web.json_response({"object": "list", "data": [model]})
         recorded.status = response.status
         return response
 
@@ -145,9 +143,10 @@ class OpenAIChatStandIn(LocalServer):
             recorded.body = await request.json()
         except ValueError:
             recorded.status = 400
-            return _error(
-                400, "We could not parse the JSON body of your request.", "invalid_request_error"
-            )
+            return _error(400, "We could not parse the JSON body.", "invalid_request_error")
+        if not isinstance(recorded.body, dict) or "messages" not in recorded.body:
+            recorded.status = 400
+            return _error(400, "Missing required parameter: 'messages'.", "invalid_request_error")
         refusal = self._refusal(recorded)
         if refusal is not None:
             recorded.status = refusal.status

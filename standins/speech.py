@@ -28,13 +28,15 @@ _GAP_MS, _SENTENCE_GAP_MS = 60, 250
 _RAMP_S = 0.03
 _PEAK = 12000
 _MAX_HARMONIC_HZ = 3800
-# (F1, F2, F3) of five vowels, Hz: each word glides between two of them.
+_SYLLABLE_MS = 150
+# Formants (F1..F4, Hz) of five vowels; a word glides from one to the next, syllable by syllable.
+# Harmonics stop below 3.8 kHz, so every sample rate carries the same telephone-band voice.
 _VOWELS = (
-    (730, 1090, 2440),
-    (270, 2290, 3010),
-    (300, 870, 2240),
-    (530, 1840, 2480),
-    (570, 840, 2410),
+    (730, 1090, 2440, 3500),
+    (270, 2290, 3010, 3500),
+    (300, 870, 2240, 3500),
+    (530, 1840, 2480, 3500),
+    (570, 840, 2410, 3500),
 )
 _SENTENCE_END = re.compile(r"[.?!][\"')\]]*$")
 
@@ -74,19 +76,22 @@ def _word_ms(word: str) -> int:
 
 
 def _voiced_burst(word: str, n: int, sample_rate: int) -> np.ndarray:
-    """A vowel-like burst: harmonics of a falling pitch shaped by gliding formants."""
+    """A voiced burst: harmonics of a falling pitch through formants that glide per syllable."""
     seed = _word_seed(word)
-    t = np.arange(n) / sample_rate
-    glide = t / max(t[-1], 1e-9)
-    f0 = (100 + seed % 80) * (1.1 - 0.2 * glide)
+    progress = np.arange(n) / max(n - 1, 1)
+    f0 = (100 + seed % 80) * (1.1 - 0.2 * progress)
     phase = 2 * np.pi * np.cumsum(f0) / sample_rate
-    start, end = np.array(_VOWELS[(seed >> 8) % 5]), np.array(_VOWELS[(seed >> 16) % 5])
-    formants = start[:, None] + (end - start)[:, None] * glide  # (3, n)
+    syllables = max(1, round(n / sample_rate * 1000 / _SYLLABLE_MS))
+    vowels = np.array([_VOWELS[(seed >> (3 * i)) % len(_VOWELS)] for i in range(syllables + 1)])
+    position = progress * syllables
+    index = np.minimum(position.astype(int), syllables - 1)
+    glide = (position - index)[:, None] ** 3
+    formants = (vowels[index] + (vowels[index + 1] - vowels[index]) * glide).T  # (4, n)
     out = np.zeros(n)
     for k in range(1, int(_MAX_HARMONIC_HZ / f0.max()) + 1):
-        distance = (k * f0 - formants) / 80.0
-        gain = (1.0 / (1.0 + distance**2)).sum(axis=0) / k**0.5
-        out += gain * np.sin(k * phase)
+        distance = (k * f0 - formants) / (60.0 * (1 + formants / 2000))
+        out += (1.0 / (1.0 + distance**2)).sum(axis=0) / k * np.sin(k * phase)
+    out *= 1 - 0.3 * (0.5 + 0.5 * np.cos(2 * np.pi * position))  # dips between syllables
     ramp = min(int(_RAMP_S * sample_rate), n // 2)
     window = np.ones(n)
     window[:ramp] = np.sin(np.linspace(0, np.pi / 2, ramp)) ** 2

@@ -1,0 +1,100 @@
+"""The FastAPI app: `POST /voice` (TwiML), `WS /media` (one pipeline per call), `GET /health`."""
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.responses import JSONResponse, Response
+from loguru import logger
+from starlette.status import WS_1008_POLICY_VIOLATION
+from twilio.request_validator import RequestValidator
+
+from pipelines.declaration import Declaration
+from pipelines.providers import ProviderAccess
+from server.call import Call, run_call
+from server.settings import Settings
+from server.stream_start import StreamStartError, read_stream_start
+from server.twilio_rest import TwilioCalls
+from server.twilio_urls import MEDIA_PATH, VOICE_PATH, media_stream_url, webhook_url
+from server.twiml import connect_stream
+
+
+def create_app(settings: Settings, declarations: dict[str, Declaration]) -> FastAPI:
+    """The bot server for `settings`, serving the pipelines in `declarations`."""
+    if settings.pipeline not in declarations:
+        raise ValueError(f"PIPELINE={settings.pipeline!r} is not one of {sorted(declarations)}")
+    validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
+    access = ProviderAccess(
+        deepgram_api_key=settings.deepgram_api_key.get_secret_value(),
+        deepgram_base_url=settings.deepgram_base_url,
+        openai_api_key=settings.openai_api_key.get_secret_value(),
+        openai_base_url=settings.openai_base_url,
+    )
+    calls: dict[str, Call] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.twilio = TwilioCalls(
+            settings.twilio_account_sid,
+            settings.twilio_auth_token.get_secret_value(),
+            base_url=settings.twilio_api_base_url,
+        )
+        yield
+        await app.state.twilio.close()
+
+    app = FastAPI(title="Twilio voice bot", lifespan=lifespan)
+    app.state.calls = calls
+    app.state.access = access
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok", "calls": len(calls)}
+
+    @app.post(VOICE_PATH)
+    async def voice(request: Request) -> Response:
+        form = {key: str(value) for key, value in (await request.form()).items()}
+        url = webhook_url(settings.public_url, VOICE_PATH, request.url.query)
+        if not validator.validate(url, form, request.headers.get("X-Twilio-Signature", "")):
+            logger.warning(f"rejected POST {VOICE_PATH}: missing or wrong X-Twilio-Signature")
+            return JSONResponse({"error": "invalid X-Twilio-Signature"}, status_code=403)
+        parameters = {
+            "caller": form.get("From", ""),
+            "called": form.get("To", ""),
+            "call_sid": form.get("CallSid", ""),
+        }
+        logger.info(f"incoming call {parameters['call_sid']} from {parameters['caller']}")
+        twiml = connect_stream(media_stream_url(settings.public_url), parameters)
+        return Response(content=twiml, media_type="application/xml")
+
+    @app.websocket(MEDIA_PATH)
+    async def media(websocket: WebSocket) -> None:
+        signature = websocket.headers.get("X-Twilio-Signature", "")
+        if not validator.validate(media_stream_url(settings.public_url), {}, signature):
+            logger.warning(f"rejected WS {MEDIA_PATH}: missing or wrong X-Twilio-Signature")
+            await websocket.close(code=WS_1008_POLICY_VIOLATION)  # before accept: HTTP 403
+            return
+        await websocket.accept()
+        try:
+            start = await read_stream_start(websocket)
+        except StreamStartError as e:
+            logger.warning(f"closing a media stream that did not start: {e}")
+            await websocket.close(code=WS_1008_POLICY_VIOLATION)
+            return
+        call = Call(start=start, pipeline=settings.pipeline)
+        with logger.contextualize(call_sid=start.call_sid, stream_sid=start.stream_sid):
+            calls[start.call_sid] = call
+            logger.info(f"call started with pipeline {call.pipeline!r}")
+            try:
+                await run_call(
+                    websocket,
+                    call,
+                    declaration=declarations[call.pipeline],
+                    access=access,
+                    twilio=app.state.twilio,
+                )
+            except Exception:
+                logger.exception("the call failed")
+            finally:
+                del calls[start.call_sid]
+                logger.info("call ended")
+
+    return app

@@ -1,0 +1,86 @@
+"""One phone call: its pipeline, its greeting, its ending, its hang-up."""
+
+from dataclasses import dataclass, field
+
+from fastapi import WebSocket
+from loguru import logger
+from pipecat.frames.frames import EndWorkerFrame, TTSSpeakFrame
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.services.llm_service import FunctionCallParams
+from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
+from pipecat.workers.runner import WorkerRunner
+
+from pipelines.build import END_CALL, SAMPLE_RATE, build_pipeline
+from pipelines.declaration import Declaration
+from pipelines.providers import ProviderAccess
+from processors.twilio_serializer import TwilioSerializer
+from server.stream_start import StreamStart
+from server.twilio_rest import TwilioCalls
+
+
+@dataclass
+class Call:
+    """A live call as the server tracks it."""
+
+    start: StreamStart
+    pipeline: str
+    worker: PipelineWorker | None = field(default=None, repr=False)
+    caller_hung_up: bool = False
+    bot_hung_up: bool = False
+
+
+async def run_call(
+    websocket: WebSocket,
+    call: Call,
+    *,
+    declaration: Declaration,
+    access: ProviderAccess,
+    twilio: TwilioCalls,
+) -> None:
+    """Run the call's pipeline until either side hangs up; hang up through REST if we ended it."""
+    serializer = TwilioSerializer(call.start.stream_sid)
+    transport = FastAPIWebsocketTransport(websocket, _transport_params(serializer))
+    built = build_pipeline(declaration, transport, access)
+    worker = PipelineWorker(
+        built.pipeline,
+        params=PipelineParams(
+            audio_in_sample_rate=SAMPLE_RATE,
+            audio_out_sample_rate=SAMPLE_RATE,
+            enable_metrics=True,
+        ),
+        enable_rtvi=False,
+        enable_turn_tracking=False,
+    )
+    call.worker = worker
+
+    @transport.event_handler("on_client_connected")
+    async def greet(_transport, _websocket):
+        await worker.queue_frame(TTSSpeakFrame(declaration.bot.greeting))
+
+    @transport.event_handler("on_client_disconnected")
+    async def caller_left(_transport, _websocket):
+        call.caller_hung_up = True
+        await worker.cancel(reason="the caller hung up")
+
+    async def end_call(params: FunctionCallParams):
+        logger.info("the bot is ending the call")
+        await params.result_callback({"ended": True})
+        await params.llm.push_frame(TTSSpeakFrame(declaration.bot.farewell))
+        await params.llm.push_frame(EndWorkerFrame(reason="the bot ended the call"))
+
+    built.llm.register_function(END_CALL.name, end_call, cancel_on_interruption=False)
+    await WorkerRunner(handle_sigint=False).run(worker)
+    if not (call.caller_hung_up or serializer.stopped):
+        call.bot_hung_up = await twilio.hang_up(call.start.call_sid)
+
+
+def _transport_params(serializer: TwilioSerializer) -> FastAPIWebsocketParams:
+    return FastAPIWebsocketParams(
+        audio_in_enabled=True,
+        audio_in_sample_rate=SAMPLE_RATE,
+        audio_out_enabled=True,
+        audio_out_sample_rate=SAMPLE_RATE,
+        add_wav_header=False,
+        serializer=serializer,
+        allowed_origins=[],
+    )

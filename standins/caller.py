@@ -1,0 +1,319 @@
+"""A simulated Twilio caller: dials the bot like Twilio does and listens like a phone.
+
+It posts the signed incoming-call webhook, follows the TwiML `<Connect><Stream>`, opens the
+signed Media Streams WebSocket, sends the caller's audio as 20 ms μ-law `media` at real-time
+pace (silence when not speaking, as Twilio does), plays the bot's audio through a model of
+Twilio's playout buffer (marks echoed when reached, `clear` empties it) and records a
+timeline of everything sent, received and heard.
+"""
+
+import asyncio
+import base64
+import json
+import secrets
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+from twilio.request_validator import RequestValidator
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from standins.audio import FRAME_MS, ULAW_SILENCE, frames_of, pcm_to_ulaw, read_wav, ulaw_to_pcm
+from standins.playout import PlayoutBuffer, Stretch
+
+_SILENT_FRAME = bytes([ULAW_SILENCE]) * 160
+
+
+class DialError(Exception):
+    """The bot did not answer the way Twilio expects."""
+
+
+@dataclass
+class Event:
+    """One thing that happened on the call, at `t` seconds since the stream started."""
+
+    t: float
+    kind: str  # sent_speech, sent_speech_end, media, mark, clear, echo, heard, closed
+    detail: str = ""
+
+
+@dataclass
+class BotTurn:
+    """What the caller heard of one bot turn."""
+
+    start: float
+    end: float
+    ulaw: bytes = field(repr=False)
+
+    @property
+    def pcm(self) -> bytes:
+        """The heard audio as 16-bit PCM."""
+        return ulaw_to_pcm(self.ulaw)
+
+    @property
+    def duration(self) -> float:
+        """Seconds of audio heard."""
+        return len(self.ulaw) / 8000
+
+
+def _sid(prefix: str) -> str:
+    return prefix + secrets.token_hex(16)
+
+
+class SimulatedCall:
+    """One phone call to the bot. Create with `await SimulatedCall.dial(...)`."""
+
+    def __init__(self, ws: ClientConnection, *, account_sid: str, call_sid: str, params: dict):
+        self._ws = ws
+        self.account_sid = account_sid
+        self.call_sid = call_sid
+        self.stream_sid = _sid("MZ")
+        self.parameters = params
+        self.timeline: list[Event] = []
+        self.playout = PlayoutBuffer()
+        self.closed = asyncio.Event()
+        self._mic: asyncio.Queue[bytes] = asyncio.Queue()
+        self._sequence = 0
+        self._chunk = 0
+        self._t0 = 0.0
+        self._tasks: list[asyncio.Task] = []
+
+    @classmethod
+    async def dial(
+        cls,
+        base_url: str,
+        *,
+        account_sid: str,
+        auth_token: str,
+        caller: str = "+15551230000",
+        called: str = "+15557650000",
+        signature: str | None = None,
+    ) -> "SimulatedCall":
+        """Call the bot at `base_url` (its PUBLIC_URL) and start streaming."""
+        call_sid = _sid("CA")
+        form = {
+            "AccountSid": account_sid,
+            "ApiVersion": "2010-04-01",
+            "CallSid": call_sid,
+            "CallStatus": "ringing",
+            "Called": called,
+            "Caller": caller,
+            "Direction": "inbound",
+            "From": caller,
+            "To": called,
+        }
+        validator = RequestValidator(auth_token)
+        url = f"{base_url.rstrip('/')}/voice"
+        twiml = await _post_webhook(url, form, signature or validator.compute_signature(url, form))
+        stream_url, params = _parse_stream(twiml)
+        ws = await connect(
+            stream_url,
+            additional_headers={"X-Twilio-Signature": validator.compute_signature(stream_url, {})},
+            proxy=None,
+            compression=None,
+        )
+        call = cls(ws, account_sid=account_sid, call_sid=call_sid, params=params)
+        await call._start()
+        return call
+
+    async def _start(self) -> None:
+        await self._ws.send(
+            json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+        )
+        start = {
+            "accountSid": self.account_sid,
+            "streamSid": self.stream_sid,
+            "callSid": self.call_sid,
+            "tracks": ["inbound"],
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+            "customParameters": self.parameters,
+        }
+        self._t0 = time.monotonic()
+        await self._send_event("start", start=start)
+        self._tasks = [
+            asyncio.create_task(self._clock(), name="caller-clock"),
+            asyncio.create_task(self._receive(), name="caller-receive"),
+        ]
+
+    def now(self) -> float:
+        """Seconds since the stream started."""
+        return time.monotonic() - self._t0
+
+    async def _send_event(self, event: str, **body) -> None:
+        self._sequence += 1
+        message = {
+            "event": event,
+            "sequenceNumber": str(self._sequence),
+            "streamSid": self.stream_sid,
+        }
+        await self._ws.send(json.dumps(message | body))
+
+    async def send_raw(self, data: str | bytes) -> None:
+        """Send anything at all on the stream (for malformed-input tests)."""
+        await self._ws.send(data)
+
+    # -- the caller's side: speaking ----------------------------------------------------
+
+    async def say(self, audio: bytes | str | Path) -> float:
+        """Speak 16-bit 8 kHz PCM (or a WAV file) in real time; returns when the speech started."""
+        pcm = read_wav(audio) if isinstance(audio, (str, Path)) else audio
+        frames = frames_of(pcm_to_ulaw(pcm))
+        done = asyncio.get_running_loop().create_future()
+        for frame in frames:
+            self._mic.put_nowait(frame)
+        self._mic.put_nowait(b"")  # end marker
+        self._speech_done = done
+        started = self.now()
+        self.timeline.append(Event(started, "sent_speech", f"{len(frames) * FRAME_MS} ms"))
+        await done
+        return started
+
+    async def _clock(self) -> None:
+        """Every 20 ms: send one packet of the caller's audio and play 20 ms of the bot's."""
+        tick = 0
+        try:
+            while not self.closed.is_set():
+                tick += 1
+                await self._send_media(self._next_mic_frame())
+                played, marks = self.playout.tick(self.now())
+                for name in marks:
+                    await self._echo(name)
+                await asyncio.sleep(max(0.0, self._t0 + tick * FRAME_MS / 1000 - time.monotonic()))
+        except ConnectionClosed:
+            self._close("server closed the stream")
+
+    def _next_mic_frame(self) -> bytes:
+        if self._mic.empty():
+            return _SILENT_FRAME
+        frame = self._mic.get_nowait()
+        if frame:
+            return frame
+        self.timeline.append(Event(self.now(), "sent_speech_end"))
+        if not self._speech_done.done():
+            self._speech_done.set_result(None)
+        return _SILENT_FRAME
+
+    async def _send_media(self, frame: bytes) -> None:
+        self._chunk += 1
+        media = {
+            "track": "inbound",
+            "chunk": str(self._chunk),
+            "timestamp": str(self._chunk * FRAME_MS),
+            "payload": base64.b64encode(frame).decode("ascii"),
+        }
+        await self._send_event("media", media=media)
+
+    async def _echo(self, name: str) -> None:
+        self.timeline.append(Event(self.now(), "echo", name))
+        await self._send_event("mark", mark={"name": name})
+
+    # -- the bot's side: what reaches the phone ----------------------------------------
+
+    async def _receive(self) -> None:
+        try:
+            async for data in self._ws:
+                self._handle(json.loads(data))
+        except ConnectionClosed:
+            pass
+        self._close("server closed the stream")
+
+    def _handle(self, message: dict) -> None:
+        event = message.get("event")
+        if message.get("streamSid") != self.stream_sid:
+            self.timeline.append(Event(self.now(), "foreign", json.dumps(message)[:200]))
+            return
+        if event == "media":
+            audio = base64.b64decode(message["media"]["payload"])
+            self.timeline.append(Event(self.now(), "media", str(len(audio))))
+            self.playout.add_audio(audio)
+        elif event == "mark":
+            name = message["mark"]["name"]
+            self.timeline.append(Event(self.now(), "mark", name))
+            for echoed in self.playout.add_mark(name):
+                asyncio.create_task(self._echo(echoed))  # noqa: RUF006 - fire and forget echo
+        elif event == "clear":
+            self.timeline.append(Event(self.now(), "clear"))
+            for echoed in self.playout.clear():
+                asyncio.create_task(self._echo(echoed))  # noqa: RUF006
+        else:
+            self.timeline.append(Event(self.now(), "unknown", json.dumps(message)[:200]))
+
+    def _close(self, why: str) -> None:
+        if not self.closed.is_set():
+            self.timeline.append(Event(self.now(), "closed", why))
+            self.closed.set()
+
+    # -- what tests and the terminal demo ask ------------------------------------------
+
+    @property
+    def heard(self) -> list[Stretch]:
+        """Every stretch of bot audio that played out, in order."""
+        return self.playout.stretches
+
+    def events(self, kind: str) -> list[Event]:
+        """The timeline's events of one kind."""
+        return [e for e in self.timeline if e.kind == kind]
+
+    async def listen(self, *, timeout: float = 10.0, quiet: float = 0.8) -> BotTurn:
+        """Wait for the bot's next turn to start playing, then for `quiet` s of silence after it."""
+        first = len(self.heard)
+        async with asyncio.timeout(timeout):
+            while len(self.heard) == first:
+                await asyncio.sleep(0.02)
+            while not self.closed.is_set():
+                last = self.heard[-1]
+                if not self.playout.playing and self.now() - last.end >= quiet:
+                    break
+                await asyncio.sleep(0.02)
+        stretches = self.heard[first:]
+        return BotTurn(
+            start=stretches[0].start,
+            end=stretches[-1].end,
+            ulaw=b"".join(bytes(s.ulaw) for s in stretches),
+        )
+
+    async def hang_up(self) -> None:
+        """Hang up like Twilio: `stop`, then close the WebSocket."""
+        if not self.closed.is_set():
+            stop = {"accountSid": self.account_sid, "callSid": self.call_sid}
+            try:
+                await self._send_event("stop", stop=stop)
+            except ConnectionClosed:
+                pass
+            self._close("caller hung up")
+        await self._ws.close()
+        await self._stop_tasks()
+
+    async def wait_closed(self, timeout: float = 10.0) -> None:
+        """Wait for the server to end the stream."""
+        async with asyncio.timeout(timeout):
+            await self.closed.wait()
+        await self._stop_tasks()
+
+    async def _stop_tasks(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def _post_webhook(url: str, form: dict, signature: str) -> str:
+    headers = {"X-Twilio-Signature": signature}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=form, headers=headers) as r,
+    ):
+        body = await r.text()
+        if r.status != 200:
+            raise DialError(f"POST {url} → HTTP {r.status}: {body[:200]}")
+        return body
+
+
+def _parse_stream(twiml: str) -> tuple[str, dict[str, str]]:
+    stream = ET.fromstring(twiml).find("./Connect/Stream")
+    if stream is None or not stream.get("url"):
+        raise DialError(f"TwiML has no <Connect><Stream url>: {twiml[:200]}")
+    params = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
+    return stream.get("url", ""), params
