@@ -6,6 +6,7 @@ from fastapi import WebSocket
 from loguru import logger
 from pipecat.frames.frames import EndWorkerFrame, TTSSpeakFrame
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.services.llm_service import FunctionCallParams
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
 from pipecat.workers.runner import WorkerRunner
@@ -25,6 +26,7 @@ class Call:
     start: StreamStart
     pipeline: str
     worker: PipelineWorker | None = field(default=None, repr=False)
+    context: LLMContext | None = field(default=None, repr=False)
     caller_hung_up: bool = False
     bot_hung_up: bool = False
 
@@ -52,6 +54,7 @@ async def run_call(
         enable_turn_tracking=False,
     )
     call.worker = worker
+    call.context = built.context
 
     @transport.event_handler("on_client_connected")
     async def greet(_transport, _websocket):

@@ -3,6 +3,8 @@
 import wave
 from pathlib import Path
 
+import numpy as np
+
 from telephony.mulaw import pcm_to_ulaw, ulaw_to_pcm
 
 __all__ = [
@@ -14,6 +16,7 @@ __all__ = [
     "pcm_to_ulaw",
     "read_wav",
     "ulaw_to_pcm",
+    "voice_span",
     "write_wav",
 ]
 
@@ -52,3 +55,13 @@ def frames_of(ulaw: bytes, size: int = FRAME_SAMPLES) -> list[bytes]:
 def duration_ms(pcm: bytes, sample_rate: int = SAMPLE_RATE) -> float:
     """Duration of 16-bit mono PCM in milliseconds."""
     return len(pcm) / 2 / sample_rate * 1000
+
+
+def voice_span(pcm: bytes, threshold: float = 500.0) -> tuple[float, float]:
+    """Start and end (seconds) of the voiced part of 8 kHz PCM, by 20 ms RMS over `threshold`."""
+    samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float64)
+    frames = samples[: len(samples) // FRAME_SAMPLES * FRAME_SAMPLES].reshape(-1, FRAME_SAMPLES)
+    voiced = np.flatnonzero(np.sqrt((frames**2).mean(axis=1)) > threshold)
+    if not len(voiced):
+        return 0.0, 0.0
+    return voiced[0] * FRAME_MS / 1000, (voiced[-1] + 1) * FRAME_MS / 1000

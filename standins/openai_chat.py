@@ -58,6 +58,15 @@ def _error(status: int, message: str, kind: str, code: str | None = None) -> web
     return web.json_response(body, status=status)
 
 
+def _invalid(body: object) -> web.Response | None:
+    """The 400 a completion request gets for a body that is not JSON or lacks messages."""
+    if not isinstance(body, dict):
+        return _error(400, "We could not parse the JSON body.", "invalid_request_error")
+    if "messages" not in body:
+        return _error(400, "Missing required parameter: 'messages'.", "invalid_request_error")
+    return None
+
+
 def _sse(payload: dict | str) -> bytes:
     data = payload if isinstance(payload, str) else json.dumps(payload)
     return f"data: {data}\n\n".encode()
@@ -142,12 +151,8 @@ class OpenAIChatStandIn(LocalServer):
         try:
             recorded.body = await request.json()
         except ValueError:
-            recorded.status = 400
-            return _error(400, "We could not parse the JSON body.", "invalid_request_error")
-        if not isinstance(recorded.body, dict) or "messages" not in recorded.body:
-            recorded.status = 400
-            return _error(400, "Missing required parameter: 'messages'.", "invalid_request_error")
-        refusal = self._refusal(recorded)
+            recorded.body = None
+        refusal = self._refusal(recorded) or _invalid(recorded.body)
         if refusal is not None:
             recorded.status = refusal.status
             return refusal

@@ -1,0 +1,1 @@
+"""Drives the real bot server with simulated calls: the terminal call and the benchmarks."""

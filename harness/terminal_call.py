@@ -1,0 +1,88 @@
+"""`python bot.py call`: one phone call to the real server, printed as a conversation."""
+
+import argparse
+from collections.abc import Iterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+from pipelines.declaration import Declaration
+from server.local import LocalBot, serve_locally
+from server.settings import load_settings
+from standins.audio import read_wav, voice_span, write_wav
+from standins.caller import SimulatedCall
+from standins.playout import Stretch
+from standins.stack import ACCOUNT_SID, AUTH_TOKEN, running_standins
+
+
+async def place_call(
+    args: argparse.Namespace, declarations: dict[str, Declaration], wavs: list[Path]
+) -> int:
+    """Call the bot, speak each WAV as one turn, print what was said; returns an exit code."""
+    async with AsyncExitStack() as stack:
+        standins = await stack.enter_async_context(running_standins())
+        env = standins.env() if args.offline else _real_providers(standins.env())
+        env["PIPELINE"] = args.pipeline
+        bot = await stack.enter_async_context(serve_locally(env, declarations))
+        where = "local stand-ins" if args.offline else "the real providers"
+        print(f"calling pipeline {args.pipeline!r} on {bot.url} with {where}\n")
+        call = await SimulatedCall.dial(bot.url, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
+        printed = _Transcript(bot, call.call_sid)
+        greeting = await call.listen(timeout=15)
+        printed.show(f"first audio {greeting.start * 1000:.0f} ms after the stream started")
+        for wav in wavs:
+            pcm = read_wav(wav)
+            started = await call.say(pcm)
+            if call.closed.is_set():
+                break
+            spoken_end = started + voice_span(pcm)[1]
+            turn = await call.listen(timeout=20)
+            printed.show(f"reply heard {(turn.start - spoken_end) * 1000:.0f} ms after speech end")
+        await call.hang_up()
+        _write_heard(Path(args.out), call.heard)
+        print(f"\nbot audio as heard by the caller: {args.out}")
+    return 0
+
+
+class _Transcript:
+    """Prints the call's context as it grows: the server's own record of who said what."""
+
+    def __init__(self, bot: LocalBot, call_sid: str) -> None:
+        self._bot = bot
+        self._call_sid = call_sid
+        self._shown = 0
+
+    def show(self, latency: str) -> None:
+        messages = list(self._messages())
+        for role, text in messages[self._shown :]:
+            print(f"{'caller' if role == 'user' else 'bot':>6}: {text}")
+        self._shown = len(messages)
+        print(f"{'':>6}  ({latency})")
+
+    def _messages(self) -> Iterator[tuple[str, str]]:
+        call = self._bot.app.state.calls.get(self._call_sid)
+        for message in call.context.get_messages() if call and call.context else []:
+            content = message.get("content") if isinstance(message, dict) else None
+            if message.get("role") in ("user", "assistant") and isinstance(content, str):
+                yield message["role"], content
+
+
+def _real_providers(standin_env: dict[str, str]) -> dict[str, str]:
+    """Real Deepgram and OpenAI from the configuration; Twilio stays local (no real call)."""
+    settings = load_settings(public_url="http://127.0.0.1")
+    return {
+        "DEEPGRAM_API_KEY": settings.deepgram_api_key.get_secret_value(),
+        "DEEPGRAM_BASE_URL": settings.deepgram_base_url,
+        "OPENAI_API_KEY": settings.openai_api_key.get_secret_value(),
+        "OPENAI_BASE_URL": settings.openai_base_url,
+    } | {k: v for k, v in standin_env.items() if k.startswith("TWILIO_")}
+
+
+def _write_heard(path: Path, stretches: list[Stretch]) -> None:
+    """The bot's audio on the caller's timeline, with silence where nothing played."""
+    from standins.audio import ulaw_to_pcm
+
+    pcm = bytearray()
+    for stretch in stretches:
+        pcm.extend(b"\x00\x00" * max(0, int(stretch.start * 8000) - len(pcm) // 2))
+        pcm.extend(ulaw_to_pcm(bytes(stretch.ulaw)))
+    write_wav(path, bytes(pcm))

@@ -1,0 +1,52 @@
+import pytest
+
+from server.settings import ConfigError, load_settings
+
+VALID = {
+    "public_url": "https://bot.example.com",
+    "deepgram_api_key": "dg",
+    "openai_api_key": "sk",
+    "twilio_account_sid": "AC" + "0" * 32,
+    "twilio_auth_token": "tok",
+}
+
+
+def test_defaults_fill_in_what_is_optional():
+    settings = load_settings(_env_file=None, **VALID)
+    assert settings.port == 8765
+    assert settings.deepgram_base_url == "wss://api.deepgram.com"
+    assert settings.twilio_api_base_url == "https://api.twilio.com"
+
+
+def test_every_missing_variable_is_named_with_what_to_do():
+    with pytest.raises(ConfigError) as e:
+        load_settings(_env_file=None)
+    for name in ("PUBLIC_URL", "DEEPGRAM_API_KEY", "OPENAI_API_KEY", "TWILIO_ACCOUNT_SID"):
+        assert f"{name} is not set (" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "complaint"),
+    [
+        ("public_url", "bot.example.com", "PUBLIC_URL is invalid: must be a http:// or https://"),
+        ("public_url", "https://bot.example.com/x?y=1", "PUBLIC_URL is invalid: must not have"),
+        ("deepgram_base_url", "https://api.deepgram.com", "DEEPGRAM_BASE_URL is invalid"),
+        ("twilio_account_sid", "AC123", "TWILIO_ACCOUNT_SID is invalid: must be AC followed"),
+        ("port", "eighty", "PORT is invalid"),
+        ("port", "70000", "PORT is invalid"),
+    ],
+)
+def test_a_malformed_variable_is_named(key, value, complaint):
+    with pytest.raises(ConfigError, match=complaint.replace("?", r"\?")):
+        load_settings(_env_file=None, **(VALID | {key: value}))
+
+
+def test_variables_come_from_the_environment(monkeypatch):
+    for key, value in VALID.items():
+        monkeypatch.setenv(key.upper(), value)
+    monkeypatch.setenv("PORT", "9000")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:1234/v1/")
+    settings = load_settings(_env_file=None)
+    assert settings.port == 9000
+    assert settings.openai_base_url == "http://127.0.0.1:1234/v1"
+    assert "sk" not in repr(settings)  # secrets never print

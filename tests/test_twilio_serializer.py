@@ -1,0 +1,110 @@
+import base64
+import json
+
+import pytest
+from loguru import logger
+from pipecat.frames.frames import (
+    InputAudioRawFrame,
+    InputDTMFFrame,
+    InterruptionFrame,
+    OutputAudioRawFrame,
+    OutputTransportMessageUrgentFrame,
+)
+from pipecat.processors.frame_processor import FrameProcessorSetup
+
+from processors.twilio_serializer import TwilioSerializer
+from telephony.mulaw import pcm_to_ulaw
+
+
+@pytest.fixture
+def warnings():
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(m.record["message"]), level="WARNING")
+    yield lines
+    logger.remove(sink)
+
+
+def media(payload: str) -> str:
+    return json.dumps({"event": "media", "streamSid": "MZ1", "media": {"payload": payload}})
+
+
+async def test_media_becomes_8khz_pcm_without_resampling():
+    pcm = bytes(range(0, 256, 2)) * 2 + b"\x00" * 64  # 160 samples
+    ulaw = pcm_to_ulaw(pcm)
+    frame = await TwilioSerializer("MZ1").deserialize(media(base64.b64encode(ulaw).decode()))
+    assert isinstance(frame, InputAudioRawFrame)
+    assert (frame.sample_rate, frame.num_channels, len(frame.audio)) == (8000, 1, 320)
+
+
+async def test_bot_audio_becomes_a_media_message_for_the_stream():
+    pcm = b"\x10\x00" * 320
+    message = json.loads(
+        await TwilioSerializer("MZ9").serialize(OutputAudioRawFrame(pcm, 8000, 1))
+    )
+    assert message["event"] == "media" and message["streamSid"] == "MZ9"
+    assert base64.b64decode(message["media"]["payload"]) == pcm_to_ulaw(pcm)
+
+
+async def test_interruption_becomes_clear():
+    text = await TwilioSerializer("MZ9").serialize(InterruptionFrame())
+    assert json.loads(text) == {"event": "clear", "streamSid": "MZ9"}
+
+
+async def test_transport_messages_pass_verbatim():
+    mark = {"event": "mark", "streamSid": "MZ9", "mark": {"name": "m1"}}
+    text = await TwilioSerializer("MZ9").serialize(OutputTransportMessageUrgentFrame(message=mark))
+    assert json.loads(text) == mark
+
+
+async def test_dtmf_becomes_a_keypad_frame():
+    message = json.dumps({"event": "dtmf", "dtmf": {"track": "inbound_track", "digit": "5"}})
+    frame = await TwilioSerializer("MZ1").deserialize(message)
+    assert isinstance(frame, InputDTMFFrame) and frame.button.value == "5"
+
+
+async def test_stop_is_remembered_as_the_caller_leaving():
+    serializer = TwilioSerializer("MZ1")
+    assert await serializer.deserialize(json.dumps({"event": "stop", "stop": {}})) is None
+    assert serializer.stopped
+
+
+@pytest.mark.parametrize(
+    ("message", "complaint"),
+    [
+        ("not json at all", "not JSON"),
+        (json.dumps({"no": "event"}), "without an 'event'"),
+        (json.dumps({"event": "surprise"}), "unknown event 'surprise'"),
+        (media("!!!not base64!!!"), "not valid base64"),
+        (json.dumps({"event": "media", "media": {}}), "without media.payload"),
+        (json.dumps({"event": "dtmf", "dtmf": {"digit": "x"}}), "digit 'x'"),
+        ("x" * 1_000_000, "1000000-byte message"),
+        (b"\x00\x01", "binary message"),
+    ],
+)
+async def test_malformed_input_is_dropped_with_a_warning_naming_the_problem(
+    message, complaint, warnings
+):
+    assert await TwilioSerializer("MZ1").deserialize(message) is None
+    assert len(warnings) == 1 and complaint in warnings[0]
+
+
+async def test_a_flood_of_bad_messages_logs_a_few_lines_not_thousands(warnings):
+    serializer = TwilioSerializer("MZ1")
+    for _ in range(1000):
+        await serializer.deserialize("garbage")
+    assert 3 < len(warnings) <= 13
+    assert "(1000 so far)" in warnings[-1]
+
+
+async def test_a_pipeline_that_is_not_8khz_is_refused():
+    setup = FrameProcessorSetup(
+        clock=None, task_manager=None, pipeline_worker=None, audio_in_sample_rate=16000
+    )
+    with pytest.raises(ValueError, match="8000 Hz"):
+        await TwilioSerializer("MZ1").setup(setup)
+
+
+async def test_audio_at_another_rate_is_dropped_not_sent(warnings):
+    frame = OutputAudioRawFrame(b"\x00\x00" * 480, 24000, 1)
+    assert await TwilioSerializer("MZ1").serialize(frame) is None
+    assert "24000 Hz" in warnings[0]
