@@ -4,12 +4,12 @@ from dataclasses import dataclass
 
 from pipecat.services.deepgram.tts import DeepgramTTSService
 from pipecat.services.llm_service import LLMService
-from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.services.stt_service import STTService
 from pipecat.services.tts_service import TTSService
 
 from pipelines.declaration import LLM, STT, TTS, Bot
 from processors.buffered_deepgram_stt import BufferedDeepgramSTTService
+from processors.openai_llm import ClosingOpenAILLMService
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,10 @@ def make_stt(stt: STT, access: ProviderAccess) -> STTService:
 
 def make_llm(llm: LLM, bot: Bot, access: ProviderAccess) -> LLMService:
     """The declared language model, streaming, with the bot's system prompt."""
-    return OpenAILLMService(
+    return ClosingOpenAILLMService(
         api_key=access.openai_api_key,
         base_url=access.openai_base_url,
-        settings=OpenAILLMService.Settings(
+        settings=ClosingOpenAILLMService.Settings(
             model=llm.model, system_instruction=bot.system_prompt, temperature=llm.temperature
         ),
     )

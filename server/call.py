@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 from fastapi import WebSocket
 from loguru import logger
-from pipecat.frames.frames import EndWorkerFrame, TTSSpeakFrame
+from pipecat.frames.frames import EndWorkerFrame, FunctionCallResultProperties, TTSSpeakFrame
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.services.llm_service import FunctionCallParams
@@ -67,7 +67,9 @@ async def run_call(
 
     async def end_call(params: FunctionCallParams):
         logger.info("the bot is ending the call")
-        await params.result_callback({"ended": True})
+        await params.result_callback(
+            {"ended": True}, properties=FunctionCallResultProperties(run_llm=False)
+        )
         await params.llm.push_frame(TTSSpeakFrame(declaration.bot.farewell))
         await params.llm.push_frame(EndWorkerFrame(reason="the bot ended the call"))
 

@@ -14,7 +14,8 @@ class TwilioCalls:
     def __init__(self, account_sid: str, auth_token: str, *, base_url: str, timeout: float = 10.0):
         """Talk to the REST API at `base_url` (Twilio's, or a compatible local server)."""
         self._http = AsyncTwilioHttpClient(timeout=timeout)
-        self._client = Client(account_sid, auth_token, http_client=self._http)
+        # environment={}: TWILIO_EDGE/TWILIO_REGION would rewrite the host of base_url.
+        self._client = Client(account_sid, auth_token, http_client=self._http, environment={})
         self._client.api.base_url = base_url
         self.base_url = base_url
 

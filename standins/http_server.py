@@ -33,9 +33,11 @@ class LocalServer:
         """Start serving; returns self with `port` set."""
         app = web.Application(client_max_size=4 * 1024 * 1024)
         app.add_routes(self.routes())
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=0.5
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self._port, shutdown_timeout=0.5)
+        site = web.TCPSite(self._runner, "127.0.0.1", self._port)
         await site.start()
         self.port = self._runner.addresses[0][1]
         return self

@@ -67,6 +67,17 @@ def _invalid(body: object) -> web.Response | None:
     return None
 
 
+async def _pause(request: web.Request, seconds: float) -> None:
+    """Sleep, but raise ConnectionResetError as soon as the client goes away."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while (left := deadline - loop.time()) > 0:
+        # aiohttp drops `request.transport` when the peer closes, before any write fails.
+        if request.transport is None:
+            raise ConnectionResetError("client closed the connection")
+        await asyncio.sleep(min(left, 0.01))
+
+
 def _sse(payload: dict | str) -> bytes:
     data = payload if isinstance(payload, str) else json.dumps(payload)
     return f"data: {data}\n\n".encode()
@@ -179,18 +190,18 @@ class OpenAIChatStandIn(LocalServer):
         response.content_type = "text/event-stream"
         await response.prepare(request)
         try:
-            await asyncio.sleep(self.ttft)
+            await _pause(request, self.ttft)
             for payload, is_token in completion.chunks():
                 if is_token and record.tokens_sent and self.tokens_per_second:
-                    await asyncio.sleep(1 / self.tokens_per_second)
+                    await _pause(request, 1 / self.tokens_per_second)
                 await response.write(_sse(payload))
                 record.tokens_sent += is_token
             await response.write(_sse("[DONE]"))
             await response.write_eof()
             record.completed = True
         except (ConnectionResetError, asyncio.CancelledError) as exc:
-            # A client that closes the stream surfaces as a failed write, or as a cancelled
-            # handler when the server is configured (or shutting down) to cancel handlers.
+            # A client that closes the stream surfaces as a dropped transport or a failed write,
+            # or as a cancelled handler when aiohttp cancels handlers (always on shutdown).
             record.cancelled = True
             logger.debug(f"chat stream closed by client after {record.tokens_sent} tokens")
             if isinstance(exc, asyncio.CancelledError):

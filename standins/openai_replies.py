@@ -133,30 +133,19 @@ class Completion:
         role = {"role": "assistant", "content": "" if self.tokens or not self.calls else None}
         if self.tokens or not self.calls:
             yield self._chunk({**role, "refusal": None}), False
+            role = {}
         for token in self.tokens:
             yield self._chunk({"content": token}), True
         for index, (call_id, call) in enumerate(self.calls):
-            head = {
-                "index": index,
-                "id": call_id,
-                "type": "function",
-                "function": {"name": call.name, "arguments": ""},
-            }
-            first = role if index == 0 and not self.tokens else {}
-            yield self._chunk({**first, "tool_calls": [head]}), False
+            # A reply that only calls tools carries the role in its first tool-call chunk.
+            yield self._chunk({**role, "tool_calls": [_head(index, call_id, call.name)]}), False
+            role = {}
             for fragment in _fragments(call.arguments):
-                yield (
-                    self._chunk(
-                        {"tool_calls": [{"index": index, "function": {"arguments": fragment}}]}
-                    ),
-                    True,
-                )
+                yield self._chunk({"tool_calls": [_arguments(index, fragment)]}), True
         yield self._chunk({}, self.finish), False
         if self.include_usage:
-            yield (
-                {**self._envelope("chat.completion.chunk"), "choices": [], "usage": self._usage()},
-                False,
-            )
+            usage = {"choices": [], "usage": self._usage()}
+            yield {**self._envelope("chat.completion.chunk"), **usage}, False
 
     def whole(self) -> dict:
         """The one `chat.completion` body of a non-streamed reply."""
@@ -166,7 +155,10 @@ class Completion:
                 {
                     "id": i,
                     "type": "function",
-                    "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+                    "function": {
+                        "name": c.name,
+                        "arguments": json.dumps(c.arguments, separators=(",", ":")),
+                    },
                 }
                 for i, c in self.calls
             ]
@@ -176,5 +168,20 @@ class Completion:
 
 def _fragments(arguments: dict, size: int = 8) -> list[str]:
     """The JSON of `arguments` cut into the small pieces the API streams."""
-    text = json.dumps(arguments)
+    text = json.dumps(arguments, separators=(",", ":"))
     return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def _head(index: int, call_id: str, name: str) -> dict:
+    """The first delta of a streamed tool call: its id, type and name."""
+    return {
+        "index": index,
+        "id": call_id,
+        "type": "function",
+        "function": {"name": name, "arguments": ""},
+    }
+
+
+def _arguments(index: int, fragment: str) -> dict:
+    """A later delta of a streamed tool call: one fragment of its JSON arguments."""
+    return {"index": index, "function": {"arguments": fragment}}

@@ -17,3 +17,22 @@ for _name in list(os.environ):
 def data() -> Path:
     """The folder of test recordings."""
     return DATA
+
+
+@pytest.fixture
+async def standins():
+    """Every stand-in with default knobs."""
+    from standins.stack import running_standins
+
+    async with running_standins() as running:
+        yield running
+
+
+@pytest.fixture
+async def bot(standins):
+    """The real bot server, in this process, pointed at the stand-ins."""
+    from pipelines.declaration import load_declarations
+    from server.local import serve_locally
+
+    async with serve_locally(standins.env(), load_declarations()) as running:
+        yield running

@@ -2,6 +2,8 @@
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import aiohttp
 import openai
@@ -9,11 +11,16 @@ import pytest
 from openai import AsyncOpenAI
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
-from pipecat.frames.frames import FunctionCallInProgressFrame, LLMContextFrame, LLMTextFrame
+from pipecat.frames.frames import (
+    FunctionCallInProgressFrame,
+    InterruptionFrame,
+    LLMContextFrame,
+    LLMTextFrame,
+)
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.services.llm_service import FunctionCallParams
 from pipecat.services.openai.llm import OpenAILLMService
-from pipecat.tests.utils import run_test
+from pipecat.tests.utils import SleepFrame, run_test
 
 from standins.openai_chat import OpenAIChatStandIn, Reply, ToolCall, fixed_reply, scripted_reply
 from standins.openai_replies import LONG_REPLY
@@ -29,28 +36,37 @@ def user(text: str) -> list[dict]:
     return [{"role": "user", "content": text}]
 
 
-def sdk(standin: OpenAIChatStandIn, **kwargs) -> AsyncOpenAI:
-    return AsyncOpenAI(base_url=standin.http_url + "/v1", api_key=KEY, **kwargs)
+def sdk(standin: OpenAIChatStandIn, api_key: str = KEY, **kwargs) -> AsyncOpenAI:
+    return AsyncOpenAI(base_url=standin.http_url + "/v1", api_key=api_key, **kwargs)
 
 
-async def stream_text(client: AsyncOpenAI, text: str) -> tuple[list[str], list]:
+@asynccontextmanager
+async def openai_llm(standin: OpenAIChatStandIn, **kwargs) -> AsyncIterator[OpenAILLMService]:
+    llm = OpenAILLMService(api_key=KEY, base_url=standin.http_url + "/v1", **kwargs)
+    try:
+        yield llm
+    finally:
+        # pipecat 1.14 never closes its AsyncOpenAI client: its pooled socket would leak.
+        await llm._client.close()
+
+
+async def stream_chunks(client: AsyncOpenAI, text: str) -> list:
+    usage = {"include_usage": True}
     stream = await client.chat.completions.create(
-        model="gpt-4.1-mini",
-        messages=user(text),
-        stream=True,
-        stream_options={"include_usage": True},
+        model="m", messages=user(text), stream=True, stream_options=usage
     )
-    chunks = [chunk async for chunk in stream]
-    pieces = [
-        c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content
-    ]
-    return pieces, chunks
+    return [chunk async for chunk in stream]
+
+
+def contents(chunks: list) -> list[str]:
+    return [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
 
 
 async def test_sdk_streams_the_scripted_answer_word_by_word_with_finish_and_usage():
     async with OpenAIChatStandIn() as standin, sdk(standin) as client:
-        pieces, chunks = await stream_text(client, "What time do you OPEN on Saturday?")
+        chunks = await stream_chunks(client, "What time do you OPEN on Saturday?")
 
+    pieces = contents(chunks)
     assert "".join(pieces) == "We open at nine on Saturday and close at eleven."
     assert pieces[:2] == ["We ", "open "]
     assert chunks[0].choices[0].delta.role == "assistant"
@@ -62,8 +78,7 @@ async def test_sdk_streams_the_scripted_answer_word_by_word_with_finish_and_usag
 async def test_raw_stream_is_server_sent_events_ending_with_done():
     async with OpenAIChatStandIn() as standin, aiohttp.ClientSession() as session:
         body = {"model": "m", "messages": user("yes"), "stream": True}
-        headers = {"Authorization": f"Bearer {KEY}"}
-        url = standin.http_url + "/v1/chat/completions"
+        url, headers = standin.http_url + "/v1/chat/completions", {"Authorization": f"Bearer {KEY}"}
         async with session.post(url, json=body, headers=headers) as response:
             content_type = response.headers["Content-Type"]
             raw = await response.text()
@@ -83,18 +98,15 @@ async def test_sdk_non_streaming_gets_one_chat_completion():
 
     assert completion.object == "chat.completion"
     assert completion.choices[0].message.content.startswith("Of course. A table for two")
-    assert completion.choices[0].finish_reason == "stop"
-    assert completion.usage.total_tokens > 0
+    assert completion.choices[0].finish_reason == "stop" and completion.usage.total_tokens > 0
     assert standin.responses[0].stream is False and standin.responses[0].completed
 
 
 async def test_sdk_parses_a_streamed_end_call_tool_call():
     async with OpenAIChatStandIn() as standin, sdk(standin) as client:
+        bye, tools = user("Thanks, that's all. Goodbye."), [END_CALL_TOOL]
         stream = await client.chat.completions.create(
-            model="m",
-            messages=user("Thanks, that's all. Goodbye."),
-            tools=[END_CALL_TOOL],
-            stream=True,
+            model="m", messages=bye, tools=tools, stream=True
         )
         chunks = [chunk async for chunk in stream]
 
@@ -114,9 +126,8 @@ async def test_tool_call_arguments_stream_in_fragments_that_join_to_json():
         stream = await client.chat.completions.create(model="m", messages=user("hi"), stream=True)
         chunks = [chunk async for chunk in stream]
 
-    fragments = [
-        tc.function.arguments for c in chunks for tc in c.choices[0].delta.tool_calls or []
-    ]
+    calls = [tc for c in chunks for tc in c.choices[0].delta.tool_calls or []]
+    fragments = [call.function.arguments for call in calls]
     assert fragments[0] == "" and len(fragments) > 3
     assert json.loads("".join(fragments)) == {"name": "Ada Lovelace", "party": 2}
 
@@ -137,10 +148,30 @@ async def test_closing_the_sdk_stream_early_is_recorded_as_cancelled():
     assert 3 <= record.tokens_sent < record.tokens_planned == len(LONG_REPLY.split())
 
 
+async def test_a_stream_closed_while_waiting_for_the_first_token_is_recorded_at_once():
+    async with OpenAIChatStandIn(ttft=5.0) as standin, sdk(standin) as client:
+        stream = await client.chat.completions.create(model="m", messages=user("hi"), stream=True)
+        await stream.close()
+        [record] = await standin.wait_for_responses(1, timeout=1.0)
+
+    assert record.cancelled and record.tokens_sent == 0
+
+
+async def test_a_pipecat_interruption_cancels_the_stream_mid_reply():
+    standin = OpenAIChatStandIn(responder=fixed_reply(), tokens_per_second=20)
+    async with standin, openai_llm(standin) as llm:
+        context = LLMContext(messages=user("Tell me about tonight."))
+        frames = [LLMContextFrame(context=context), SleepFrame(0.4), InterruptionFrame()]
+        await run_test(llm, frames_to_send=frames)
+        [record] = await standin.wait_for_responses(1, timeout=1.0)
+
+    assert record.cancelled and 2 <= record.tokens_sent < record.tokens_planned
+
+
 async def test_ttft_delays_the_first_token():
     async with OpenAIChatStandIn(ttft=0.3) as standin, sdk(standin) as client:
         started = asyncio.get_running_loop().time()
-        await stream_text(client, "yes")
+        await stream_chunks(client, "yes")
         elapsed = asyncio.get_running_loop().time() - started
 
     assert elapsed >= 0.3
@@ -148,7 +179,7 @@ async def test_ttft_delays_the_first_token():
 
 async def test_missing_or_wrong_key_is_refused_with_an_openai_error():
     async with OpenAIChatStandIn(api_key=KEY) as standin:
-        async with AsyncOpenAI(base_url=standin.http_url + "/v1", api_key="sk-wrong") as client:
+        async with sdk(standin, api_key="sk-wrong") as client:
             with pytest.raises(openai.AuthenticationError) as caught:
                 await client.chat.completions.create(model="m", messages=user("hi"))
         async with aiohttp.ClientSession() as session:
@@ -172,9 +203,7 @@ async def test_fail_next_answers_500_then_recovers():
 
 async def test_models_are_listed_for_clients_that_probe():
     async with OpenAIChatStandIn() as standin, sdk(standin) as client:
-        models = [model.id async for model in client.models.list()]
-
-    assert models == ["gpt-4.1-mini"]
+        assert [model.id async for model in client.models.list()] == ["gpt-4.1-mini"]
 
 
 def test_scripted_receptionist_follows_the_last_user_message():
@@ -185,27 +214,19 @@ def test_scripted_receptionist_follows_the_last_user_message():
     ]
     assert scripted_reply(said, None).text == "Great, you're all set."
     assert scripted_reply(user("Thanks, that\u2019s all."), None).text == "Goodbye!"
-    assert scripted_reply(user("goodbye"), [END_CALL_TOOL]) == Reply(
-        tool_calls=[ToolCall("end_call", {})]
-    )
+    assert scripted_reply(user("goodbye"), [END_CALL_TOOL]).tool_calls == [ToolCall("end_call")]
     assert scripted_reply([], None).text == "Sorry, could you say that again?"
     assert scripted_reply(user("What's the weather?"), None).text.startswith("Sorry")
 
 
 async def test_pipecat_openai_llm_service_streams_llm_text_frames():
-    async with OpenAIChatStandIn() as standin:
-        llm = OpenAILLMService(
-            api_key=KEY,
-            base_url=standin.http_url + "/v1",
-            settings=OpenAILLMService.Settings(system_instruction="You are a receptionist."),
-        )
+    settings = OpenAILLMService.Settings(system_instruction="You are a receptionist.")
+    async with OpenAIChatStandIn() as standin, openai_llm(standin, settings=settings) as llm:
         context = LLMContext(messages=user("Hi, I'd like to book a table for two tomorrow."))
         down, _ = await run_test(llm, frames_to_send=[LLMContextFrame(context=context)])
 
     text = "".join(f.text for f in down if isinstance(f, LLMTextFrame))
-    assert (
-        text == "Of course. A table for two tomorrow at seven. May I have a name for the booking?"
-    )
+    assert text.startswith("Of course. A table for two") and text.endswith("for the booking?")
     body = standin.requests[0].body
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
     assert body["messages"][0] == {"role": "system", "content": "You are a receptionist."}
@@ -218,8 +239,7 @@ async def test_pipecat_runs_the_end_call_function_the_stand_in_calls():
         called.set()
         await params.result_callback({"ended": True})
 
-    async with OpenAIChatStandIn() as standin:
-        llm = OpenAILLMService(api_key=KEY, base_url=standin.http_url + "/v1")
+    async with OpenAIChatStandIn() as standin, openai_llm(standin) as llm:
         llm.register_function("end_call", end_call)
         schema = FunctionSchema("end_call", "Hang up.", properties={}, required=[])
         context = LLMContext(user("Thanks, that's all. Goodbye."), tools=ToolsSchema([schema]))

@@ -38,9 +38,7 @@ async def test_media_becomes_8khz_pcm_without_resampling():
 
 async def test_bot_audio_becomes_a_media_message_for_the_stream():
     pcm = b"\x10\x00" * 320
-    message = json.loads(
-        await TwilioSerializer("MZ9").serialize(OutputAudioRawFrame(pcm, 8000, 1))
-    )
+    message = json.loads(await TwilioSerializer("MZ9").serialize(OutputAudioRawFrame(pcm, 8000, 1)))
     assert message["event"] == "media" and message["streamSid"] == "MZ9"
     assert base64.b64decode(message["media"]["payload"]) == pcm_to_ulaw(pcm)
 

@@ -1,0 +1,189 @@
+"""Deepgram live STT stand-in: WebSocket `/v1/listen`, answering in Deepgram's own messages.
+
+Audio is cut into segments by loudness (`speech.is_speech` per 20 ms frame) and each segment is
+transcribed by a `speech.Recognizer`, so known recordings come back with their real words. All
+times are stream time (seconds of audio received), so results do not depend on sending speed.
+"""
+
+import asyncio
+import hashlib
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiohttp import WSMsgType, web
+from loguru import logger
+
+from standins.http_server import LocalServer
+from standins.speech import Recognizer, WordTiming, is_speech
+
+DEFAULT_TRANSCRIPTS = Path(__file__).resolve().parent.parent / "tests" / "data" / "transcripts.txt"
+DEFAULT_ENDPOINT_MS = 300  # the stand-in's endpoint when the client sends no `endpointing`
+INTERIM_EVERY_S = 0.3
+_MODEL_INFO = {"name": "general-nova-3", "version": "2025-01-01.0", "arch": "nova-3"}
+_IDLE_REASON = b"Deepgram did not receive audio data or a text message within the timeout window."
+
+
+def refusal(request: web.Request, *, api_key: str | None) -> web.Response | None:
+    """Deepgram's answer to an upgrade it refuses (bad token: 401, not linear16: 400), or None."""
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    if scheme != "Token" or not key or (api_key is not None and key != api_key):
+        return refuse(401, "INVALID_AUTH", "Invalid credentials.")
+    if request.query.get("encoding") != "linear16":
+        return refuse(400, "Bad Request", "This stand-in serves encoding=linear16 only.")
+    return None
+
+
+def refuse(status: int, code: str, message: str) -> web.Response:
+    """A refused upgrade as Deepgram sends it: JSON body, reason in the `dg-error` header."""
+    body = json.dumps({"err_code": code, "err_msg": message, "request_id": str(uuid.uuid4())})
+    headers = {"dg-error": message}
+    return web.Response(status=status, text=body, content_type="application/json", headers=headers)
+
+
+@dataclass
+class STTConnection:
+    """What one `/v1/listen` connection carried, for tests to assert on."""
+
+    query: dict[str, str]
+    authorization: str
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    audio_bytes: int = 0
+    controls: list[str] = field(default_factory=list)  # "KeepAlive", "Finalize", "CloseStream"
+    sent: list[dict] = field(default_factory=list)  # every message sent, in order
+    closed: bool = False
+
+    def sent_of(self, kind: str) -> list[dict]:
+        """The messages of one type that were sent, e.g. "Results" or "Metadata"."""
+        return [m for m in self.sent if m["type"] == kind]
+
+    @property
+    def final_transcripts(self) -> list[str]:
+        """The non-empty transcripts of the final results sent."""
+        finals = [r for r in self.sent_of("Results") if r["is_final"]]
+        return [t for r in finals if (t := r["channel"]["alternatives"][0]["transcript"])]
+
+
+class _Stream:
+    """One stream: 20 ms frames in, Deepgram messages queued out with a not-before time."""
+
+    def __init__(self, conn: STTConnection, recognizer: Recognizer, final_delay: float) -> None:
+        q = conn.query
+        self.conn, self.recognizer, self.final_delay = conn, recognizer, final_delay
+        self.rate = int(q["sample_rate"])
+        endpoint = q.get("endpointing", str(DEFAULT_ENDPOINT_MS))
+        self.endpoint_frames = None if endpoint == "false" else max(1, int(endpoint) // 20)
+        self.utterance_end_s = int(q["utterance_end_ms"]) / 1000 if "utterance_end_ms" in q else None
+        self.outbox: asyncio.Queue[tuple[float, dict | None]] = asyncio.Queue()
+        self.pending, self.sha = bytearray(), hashlib.sha256()
+        self.position = 0  # samples of whole frames processed
+        self.segment: bytearray | None = None
+        self.segment_start = self.silent_frames = self.last_interim = 0
+        self.last_word_end: float | None = None  # of words not yet followed by an UtteranceEnd
+
+    def audio(self, data: bytes) -> None:
+        """Take binary audio and process it 20 ms at a time."""
+        self.conn.audio_bytes += len(data)
+        self.sha.update(data)
+        self.pending += data
+        size = self.rate // 50 * 2
+        while len(self.pending) >= size:
+            self._frame(bytes(self.pending[:size]))
+            del self.pending[:size]
+
+    def _frame(self, frame: bytes) -> None:
+        start, speech = self.position, is_speech(frame)
+        self.position += len(frame) // 2
+        if self.segment is None:
+            if not speech:
+                return self._utterance_end_if_due()
+            self._open_segment(start)
+        self.segment += frame
+        self.silent_frames = 0 if speech else self.silent_frames + 1
+        if speech:
+            self._interim_if_due()
+        elif self.endpoint_frames and self.silent_frames >= self.endpoint_frames:
+            self.flush(from_finalize=False)
+        else:
+            self._utterance_end_if_due()
+
+    def _open_segment(self, start: int) -> None:
+        self.segment, self.segment_start, self.last_interim = bytearray(), start, start
+        self.silent_frames = 0
+        if self.conn.query.get("vad_events") == "true":
+            self._queue({"type": "SpeechStarted", "channel": [0], "timestamp": self._s(start)})
+
+    def _interim_if_due(self) -> None:
+        due = self.position - self.last_interim >= INTERIM_EVERY_S * self.rate
+        if due and self.conn.query.get("interim_results") == "true":
+            self.last_interim = self.position
+            self._queue(self._results(is_final=False, from_finalize=False))
+
+    def _utterance_end_if_due(self) -> None:
+        if self.utterance_end_s is None or self.last_word_end is None:
+            return
+        if self._s(self.position) - self.last_word_end >= self.utterance_end_s:
+            self._queue({"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": self.last_word_end})
+            self.last_word_end = None
+
+    def flush(self, *, from_finalize: bool) -> None:
+        """End the open segment with a final result (for Finalize: one even if none is open)."""
+        if self.segment is None and not from_finalize:
+            return
+        if self.segment is None:
+            self.segment_start, self.segment = self.position, bytearray()
+        self._queue(self._results(is_final=True, from_finalize=from_finalize), self.final_delay)
+        self.segment = None
+
+    def close(self) -> None:
+        """Queue the closing Metadata, then the end of the queue."""
+        self._queue({
+            "type": "Metadata", "transaction_key": "deprecated", "request_id": self.conn.request_id,
+            "sha256": self.sha.hexdigest(), "created": datetime.now(UTC).isoformat(),
+            "duration": self._s(self.conn.audio_bytes // 2), "channels": int(self.conn.query.get("channels", 1)),
+        })
+        self.outbox.put_nowait((0.0, None))
+
+    def _results(self, *, is_final: bool, from_finalize: bool) -> dict:
+        assert self.segment is not None
+        heard = self.recognizer.recognize(bytes(self.segment), self.rate) if self.segment else None
+        start = self._s(self.segment_start)
+        words = [self._word(w, start) for w in (heard.words if heard else [])]
+        if words:
+            self.last_word_end = words[-1]["end"]
+        key = "punctuated_word" if self.conn.query.get("punctuate") == "true" else "word"
+        alternative = {
+            "transcript": " ".join(w[key] for w in words),
+            "confidence": round(max(heard.score, 0.0), 3) if heard else 0.0,
+            "words": words,
+        }
+        return {
+            "type": "Results", "channel_index": [0, 1], "duration": self._s(len(self.segment) // 2),
+            "start": start, "is_final": is_final, "speech_final": is_final,
+            "from_finalize": from_finalize, "channel": {"alternatives": [alternative]},
+            "metadata": {"request_id": self.conn.request_id, "model_info": _MODEL_INFO,
+                         "model_uuid": "00000000-0000-4000-8000-000000000003"},
+        }
+
+    @staticmethod
+    def _word(w: WordTiming, offset: float) -> dict:
+        plain = re.sub(r"[^\w']", "", w.word).lower() or w.word
+        start, end = round(offset + w.start_s, 3), round(offset + w.end_s, 3)
+        return {"word": plain, "start": start, "end": end, "confidence": 0.99, "punctuated_word": w.word}
+
+    def _s(self, samples: int) -> float:
+        return round(samples / self.rate, 3)
+
+    def _queue(self, message: dict, delay: float = 0.0) -> None:
+        self.outbox.put_nowait((asyncio.get_running_loop().time() + delay, message))
+
+    async def send_all(self, ws: web.WebSocketResponse) -> None:
+        """Send queued messages in order, each no sooner than its time, until the end mark."""
+        while (item := await self.outbox.get())[1] is not None:
+            not_before, message = item
+            await asyncio.sleep(max(0.0, not_before - asyncio.get_running_loop().time()))
+            await ws.send_str(json.dumps(message))
+            self.conn.sent.append(message)

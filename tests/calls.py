@@ -1,0 +1,16 @@
+"""Helpers for end-to-end tests: dialing, and what the stand-ins saw."""
+
+from standins.caller import SimulatedCall
+from standins.stack import ACCOUNT_SID, AUTH_TOKEN
+
+
+async def dial(bot, **kwargs) -> SimulatedCall:
+    """A simulated Twilio call to the bot, signed with the stand-in account's token."""
+    return await SimulatedCall.dial(
+        bot.url, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, **kwargs
+    )
+
+
+def user_texts(request_body: dict) -> list[str]:
+    """The user messages of one chat-completions request."""
+    return [m["content"] for m in request_body["messages"] if m["role"] == "user"]
