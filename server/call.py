@@ -74,7 +74,9 @@ async def run_call(
         await params.llm.push_frame(EndWorkerFrame(reason="the bot ended the call"))
 
     built.llm.register_function(END_CALL.name, end_call, cancel_on_interruption=False)
-    await WorkerRunner(handle_sigint=False).run(worker)
+    runner = WorkerRunner(handle_sigint=False)
+    await runner.add_workers(worker)
+    await runner.run()
     if not (call.caller_hung_up or serializer.stopped):
         call.bot_hung_up = await twilio.hang_up(call.start.call_sid)
 

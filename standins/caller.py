@@ -79,6 +79,7 @@ class SimulatedCall:
         self._sequence = 0
         self._chunk = 0
         self._t0 = 0.0
+        self._spoke_until = 0.0
         self._tasks: list[asyncio.Task] = []
 
     @classmethod
@@ -191,7 +192,8 @@ class SimulatedCall:
         frame = self._mic.get_nowait()
         if frame:
             return frame
-        self.timeline.append(Event(self.now(), "sent_speech_end"))
+        self._spoke_until = self.now()
+        self.timeline.append(Event(self._spoke_until, "sent_speech_end"))
         if not self._speech_done.done():
             self._speech_done.set_result(None)
         return _SILENT_FRAME
@@ -257,23 +259,38 @@ class SimulatedCall:
         """The timeline's events of one kind."""
         return [e for e in self.timeline if e.kind == kind]
 
-    async def listen(self, *, timeout: float = 10.0, quiet: float = 0.8) -> BotTurn:
-        """Wait for the bot's next turn to start playing, then for `quiet` s of silence after it."""
-        first = len(self.heard)
+    async def listen(
+        self, *, timeout: float = 10.0, quiet: float = 0.8, after: float | None = None
+    ) -> BotTurn:
+        """What the bot says after the caller last spoke (or after `after`), once it falls quiet.
+
+        Waits for bot audio that started playing after that moment, then for `quiet` seconds
+        of silence.
+        """
+        after = self._spoke_until if after is None else after
         async with asyncio.timeout(timeout):
-            while len(self.heard) == first:
+            while not self._heard_since(after):
                 await asyncio.sleep(0.02)
             while not self.closed.is_set():
-                last = self.heard[-1]
-                if not self.playout.playing and self.now() - last.end >= quiet:
+                if not self.playout.playing and self.now() - self.heard[-1].end >= quiet:
                     break
                 await asyncio.sleep(0.02)
-        stretches = self.heard[first:]
+        stretches = self._heard_since(after)
         return BotTurn(
             start=stretches[0].start,
             end=stretches[-1].end,
             ulaw=b"".join(bytes(s.ulaw) for s in stretches),
         )
+
+    def _heard_since(self, moment: float) -> list[Stretch]:
+        return [s for s in self.heard if s.start >= moment]
+
+    async def wait_for_bot_audio(self, *, timeout: float = 10.0) -> float:
+        """Wait until bot audio is playing; returns when that stretch started."""
+        async with asyncio.timeout(timeout):
+            while not self.playout.playing:
+                await asyncio.sleep(0.02)
+        return self.heard[-1].start
 
     async def hang_up(self) -> None:
         """Hang up like Twilio: `stop`, then close the WebSocket."""

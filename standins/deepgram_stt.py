@@ -23,7 +23,10 @@ from standins.speech import Recognizer, WordTiming, is_speech
 DEFAULT_TRANSCRIPTS = Path(__file__).resolve().parent.parent / "tests" / "data" / "transcripts.txt"
 DEFAULT_ENDPOINT_MS = 300  # the stand-in's endpoint when the client sends no `endpointing`
 INTERIM_EVERY_S = 0.3
-_MODEL_INFO = {"name": "general-nova-3", "version": "2025-01-01.0", "arch": "nova-3"}
+_MODEL = {
+    "model_info": {"name": "general-nova-3", "version": "2025-01-01.0", "arch": "nova-3"},
+    "model_uuid": "00000000-0000-4000-8000-000000000003",
+}
 _IDLE_REASON = b"Deepgram did not receive audio data or a text message within the timeout window."
 
 
@@ -67,6 +70,24 @@ class STTConnection:
         return [t for r in finals if (t := r["channel"]["alternatives"][0]["transcript"])]
 
 
+def _ms(value: str, default: int) -> int:
+    """A millisecond query parameter, or default when absent or not a number."""
+    return int(value) if value.isdigit() else default
+
+
+def _word(w: WordTiming, offset: float) -> dict:
+    """A Deepgram word: lower case without punctuation, timed in stream seconds."""
+    plain = re.sub(r"[^\w']", "", w.word).lower() or w.word
+    start, end = round(offset + w.start_s, 3), round(offset + w.end_s, 3)
+    return {
+        "word": plain,
+        "start": start,
+        "end": end,
+        "confidence": 0.99,
+        "punctuated_word": w.word,
+    }
+
+
 class _Stream:
     """One stream: 20 ms frames in, Deepgram messages queued out with a not-before time."""
 
@@ -74,9 +95,10 @@ class _Stream:
         q = conn.query
         self.conn, self.recognizer, self.final_delay = conn, recognizer, final_delay
         self.rate = int(q["sample_rate"])
-        endpoint = q.get("endpointing", str(DEFAULT_ENDPOINT_MS))
-        self.endpoint_frames = None if endpoint == "false" else max(1, int(endpoint) // 20)
-        self.utterance_end_s = int(q["utterance_end_ms"]) / 1000 if "utterance_end_ms" in q else None
+        endpoint = q.get("endpointing", "")
+        frames = max(1, _ms(endpoint, DEFAULT_ENDPOINT_MS) // 20)
+        self.endpoint_frames = None if endpoint == "false" else frames
+        self.utterance_end_s = _ms(q.get("utterance_end_ms", ""), 0) / 1000 or None
         self.outbox: asyncio.Queue[tuple[float, dict | None]] = asyncio.Queue()
         self.pending, self.sha = bytearray(), hashlib.sha256()
         self.position = 0  # samples of whole frames processed
@@ -97,10 +119,11 @@ class _Stream:
     def _frame(self, frame: bytes) -> None:
         start, speech = self.position, is_speech(frame)
         self.position += len(frame) // 2
-        if self.segment is None:
-            if not speech:
-                return self._utterance_end_if_due()
+        if self.segment is None and speech:
             self._open_segment(start)
+        if self.segment is None:
+            self._utterance_end_if_due()
+            return
         self.segment += frame
         self.silent_frames = 0 if speech else self.silent_frames + 1
         if speech:
@@ -126,7 +149,9 @@ class _Stream:
         if self.utterance_end_s is None or self.last_word_end is None:
             return
         if self._s(self.position) - self.last_word_end >= self.utterance_end_s:
-            self._queue({"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": self.last_word_end})
+            self._queue(
+                {"type": "UtteranceEnd", "channel": [0, 1], "last_word_end": self.last_word_end}
+            )
             self.last_word_end = None
 
     def flush(self, *, from_finalize: bool) -> None:
@@ -140,39 +165,28 @@ class _Stream:
 
     def close(self) -> None:
         """Queue the closing Metadata, then the end of the queue."""
-        self._queue({
-            "type": "Metadata", "transaction_key": "deprecated", "request_id": self.conn.request_id,
-            "sha256": self.sha.hexdigest(), "created": datetime.now(UTC).isoformat(),
-            "duration": self._s(self.conn.audio_bytes // 2), "channels": int(self.conn.query.get("channels", 1)),
-        })
+        channels = int(self.conn.query.get("channels", "1"))
+        summary = {"sha256": self.sha.hexdigest(), "created": datetime.now(UTC).isoformat()}
+        summary |= {"duration": self._s(self.conn.audio_bytes // 2), "channels": channels}
+        ids = {"transaction_key": "deprecated", "request_id": self.conn.request_id}
+        self._queue({"type": "Metadata", **ids, **summary})
         self.outbox.put_nowait((0.0, None))
 
     def _results(self, *, is_final: bool, from_finalize: bool) -> dict:
-        assert self.segment is not None
-        heard = self.recognizer.recognize(bytes(self.segment), self.rate) if self.segment else None
+        segment = bytes(self.segment or b"")
+        heard = self.recognizer.recognize(segment, self.rate) if segment else None
         start = self._s(self.segment_start)
-        words = [self._word(w, start) for w in (heard.words if heard else [])]
-        if words:
-            self.last_word_end = words[-1]["end"]
+        words = [_word(w, start) for w in (heard.words if heard else [])]
+        self.last_word_end = words[-1]["end"] if words else self.last_word_end
         key = "punctuated_word" if self.conn.query.get("punctuate") == "true" else "word"
-        alternative = {
-            "transcript": " ".join(w[key] for w in words),
-            "confidence": round(max(heard.score, 0.0), 3) if heard else 0.0,
-            "words": words,
-        }
-        return {
-            "type": "Results", "channel_index": [0, 1], "duration": self._s(len(self.segment) // 2),
-            "start": start, "is_final": is_final, "speech_final": is_final,
-            "from_finalize": from_finalize, "channel": {"alternatives": [alternative]},
-            "metadata": {"request_id": self.conn.request_id, "model_info": _MODEL_INFO,
-                         "model_uuid": "00000000-0000-4000-8000-000000000003"},
-        }
-
-    @staticmethod
-    def _word(w: WordTiming, offset: float) -> dict:
-        plain = re.sub(r"[^\w']", "", w.word).lower() or w.word
-        start, end = round(offset + w.start_s, 3), round(offset + w.end_s, 3)
-        return {"word": plain, "start": start, "end": end, "confidence": 0.99, "punctuated_word": w.word}
+        transcript = " ".join(w[key] for w in words)
+        confidence = round(max(heard.score, 0.0), 3) if heard else 0.0
+        alternative = {"transcript": transcript, "confidence": confidence, "words": words}
+        timing = {"duration": self._s(len(segment) // 2), "start": start}
+        finality = {"is_final": is_final, "speech_final": is_final, "from_finalize": from_finalize}
+        metadata = {"request_id": self.conn.request_id, **_MODEL}
+        message = {"type": "Results", "channel_index": [0, 1], **timing, **finality}
+        return message | {"channel": {"alternatives": [alternative]}, "metadata": metadata}
 
     def _s(self, samples: int) -> float:
         return round(samples / self.rate, 3)
@@ -187,3 +201,98 @@ class _Stream:
             await asyncio.sleep(max(0.0, not_before - asyncio.get_running_loop().time()))
             await ws.send_str(json.dumps(message))
             self.conn.sent.append(message)
+
+
+class DeepgramSTTStandIn(LocalServer):
+    """Deepgram's live transcription WebSocket, served on 127.0.0.1.
+
+    Knobs: `final_delay` seconds before each final result; `connect_delay` seconds before the
+    handshake completes; `reject_connections` upgrades refused with 503 before serving again;
+    `idle_timeout` seconds with neither audio nor a text message before closing (1011);
+    `api_key` to accept only that key; `recognizer` (default: tests/data/transcripts.txt).
+    Tests read `connections` (one `STTConnection` each) and `refused` (HTTP statuses).
+    """
+
+    def __init__(
+        self,
+        *,
+        recognizer: Recognizer | None = None,
+        api_key: str | None = None,
+        final_delay: float = 0.0,
+        connect_delay: float = 0.0,
+        reject_connections: int = 0,
+        idle_timeout: float = 10.0,
+        port: int = 0,
+    ) -> None:
+        super().__init__(port=port)
+        self.recognizer = recognizer or Recognizer.from_transcripts(DEFAULT_TRANSCRIPTS)
+        self.api_key, self.final_delay, self.connect_delay = api_key, final_delay, connect_delay
+        self.reject_connections, self.idle_timeout = reject_connections, idle_timeout
+        self.connections: list[STTConnection] = []
+        self.refused: list[int] = []
+
+    def routes(self) -> list[web.RouteDef]:
+        """Serve `/v1/listen`."""
+        return [web.get("/v1/listen", self._listen)]
+
+    def _refusal(self, request: web.Request) -> web.Response | None:
+        if self.reject_connections > 0:
+            self.reject_connections -= 1
+            return refuse(503, "SERVICE_UNAVAILABLE", "The stand-in was told to refuse.")
+        if not request.query.get("sample_rate", "").isdigit():
+            return refuse(400, "Bad Request", "sample_rate is required for raw audio.")
+        return refusal(request, api_key=self.api_key)
+
+    async def _listen(self, request: web.Request) -> web.StreamResponse:
+        answer = self._refusal(request)
+        if answer is not None:
+            self.refused.append(answer.status)
+            return answer
+        await asyncio.sleep(self.connect_delay)
+        conn = STTConnection(dict(request.query), request.headers["Authorization"])
+        ws = web.WebSocketResponse()
+        ws.headers["dg-request-id"] = conn.request_id
+        await ws.prepare(request)
+        self.connections.append(conn)
+        stream = _Stream(conn, self.recognizer, self.final_delay)
+        sender = asyncio.create_task(stream.send_all(ws))
+        logger.debug(f"Deepgram STT stand-in: connection {conn.request_id} opened")
+        try:
+            ending = await self._receive(ws, stream)
+            if ending == "CloseStream":
+                await sender  # everything queued is sent, Metadata last
+                await ws.close()
+            elif ending == "idle":
+                await ws.close(code=1011, message=_IDLE_REASON)
+        finally:
+            sender.cancel()
+            conn.closed = True
+            logger.debug(f"Deepgram STT stand-in: connection {conn.request_id} closed")
+        return ws
+
+    async def _receive(self, ws: web.WebSocketResponse, stream: _Stream) -> str:
+        """Read until the stream ends; returns why: "CloseStream", "idle" or "client"."""
+        while True:
+            try:
+                message = await ws.receive(timeout=self.idle_timeout)
+            except TimeoutError:
+                return "idle"
+            if message.type == WSMsgType.BINARY:
+                stream.audio(message.data)
+            elif message.type != WSMsgType.TEXT:
+                return "client"
+            elif (kind := _control(message.data)) is not None:
+                stream.conn.controls.append(kind)
+                if kind in ("Finalize", "CloseStream"):
+                    stream.flush(from_finalize=kind == "Finalize")
+                if kind == "CloseStream":
+                    stream.close()
+                    return kind
+
+
+def _control(text: str) -> str | None:
+    try:
+        return str(json.loads(text).get("type"))
+    except (ValueError, AttributeError):
+        logger.warning("Deepgram STT stand-in: ignoring a text message that is not a JSON object")
+        return None

@@ -14,3 +14,15 @@ async def dial(bot, **kwargs) -> SimulatedCall:
 def user_texts(request_body: dict) -> list[str]:
     """The user messages of one chat-completions request."""
     return [m["content"] for m in request_body["messages"] if m["role"] == "user"]
+
+
+def final_transcripts(standins) -> list[str]:
+    """Every non-empty final transcript the STT stand-in sent, over all its connections."""
+    return [
+        message["channel"]["alternatives"][0]["transcript"]
+        for connection in standins.stt.connections
+        for message in connection.sent
+        if message.get("type") == "Results"
+        and message.get("is_final")
+        and message["channel"]["alternatives"][0]["transcript"]
+    ]

@@ -1,0 +1,38 @@
+"""The caller talks over the bot: everything stops at once."""
+
+import asyncio
+
+from calls import dial
+from standins.openai_chat import LONG_REPLY, Reply, last_user_text
+from standins.speech import synthesize
+
+
+def long_then_short(messages, tools):
+    """A long reply to the booking, a short one to whatever interrupts it."""
+    if "book a table" in last_user_text(messages).lower():
+        return Reply(text=LONG_REPLY)
+    return Reply(text="Okay.")
+
+
+async def test_barge_in_clears_twilio_and_cancels_the_llm_and_tts(bot, standins, data):
+    standins.openai.responder = long_then_short
+    standins.openai.tokens_per_second = 8  # still streaming when the caller cuts in
+    call = await dial(bot)
+    await call.listen()
+    await call.say(data / "book_table.wav")
+    await call.wait_for_bot_audio(timeout=10)
+    await asyncio.sleep(1.0)
+    interrupted_at = await call.say(data / "cancel.wav")
+
+    clears = [e for e in call.events("clear") if e.t > interrupted_at]
+    assert clears, "Twilio got a clear"
+    cleared = clears[0].t
+    after = await call.listen()
+    # Bot media after the clear: only the short answer to the interruption.
+    media_after = sum(int(e.detail) for e in call.events("media") if e.t > cleared)
+    assert abs(media_after - len(synthesize("Okay.").pcm) // 2) <= 320
+    assert after.duration < 2.0
+    long_response = standins.openai.responses[1]
+    assert long_response.cancelled and long_response.tokens_sent < long_response.tokens_planned
+    assert any(c.clears for c in standins.tts.connections), "Deepgram TTS got Clear"
+    await call.hang_up()
