@@ -70,8 +70,8 @@ class STTConnection:
         return [t for r in finals if (t := r["channel"]["alternatives"][0]["transcript"])]
 
 
-def _ms(value: str, default: int) -> int:
-    """A millisecond query parameter, or default when absent or not a number."""
+def _number(value: str, default: int) -> int:
+    """A whole-number query parameter, or default when absent or not a number."""
     return int(value) if value.isdigit() else default
 
 
@@ -96,9 +96,9 @@ class _Stream:
         self.conn, self.recognizer, self.final_delay = conn, recognizer, final_delay
         self.rate = int(q["sample_rate"])
         endpoint = q.get("endpointing", "")
-        frames = max(1, _ms(endpoint, DEFAULT_ENDPOINT_MS) // 20)
+        frames = max(1, _number(endpoint, DEFAULT_ENDPOINT_MS) // 20)
         self.endpoint_frames = None if endpoint == "false" else frames
-        self.utterance_end_s = _ms(q.get("utterance_end_ms", ""), 0) / 1000 or None
+        self.utterance_end_s = _number(q.get("utterance_end_ms", ""), 0) / 1000 or None
         self.outbox: asyncio.Queue[tuple[float, dict | None]] = asyncio.Queue()
         self.pending, self.sha = bytearray(), hashlib.sha256()
         self.position = 0  # samples of whole frames processed
@@ -165,7 +165,7 @@ class _Stream:
 
     def close(self) -> None:
         """Queue the closing Metadata, then the end of the queue."""
-        channels = int(self.conn.query.get("channels", "1"))
+        channels = _number(self.conn.query.get("channels", ""), 1)
         summary = {"sha256": self.sha.hexdigest(), "created": datetime.now(UTC).isoformat()}
         summary |= {"duration": self._s(self.conn.audio_bytes // 2), "channels": channels}
         ids = {"transaction_key": "deprecated", "request_id": self.conn.request_id}
@@ -199,7 +199,10 @@ class _Stream:
         while (item := await self.outbox.get())[1] is not None:
             not_before, message = item
             await asyncio.sleep(max(0.0, not_before - asyncio.get_running_loop().time()))
-            await ws.send_str(json.dumps(message))
+            try:
+                await ws.send_str(json.dumps(message))
+            except ConnectionResetError:
+                return  # the client left; nothing more can reach it
             self.conn.sent.append(message)
 
 

@@ -46,6 +46,7 @@ class _Speaker:
         self.rate = int(conn.query.get("sample_rate", DEFAULT_SAMPLE_RATE))
         self.text: list[str] = []  # spoken since the last flush
         self.flushed: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+        self.due = 0.0  # when the audio sent so far is due, at realtime_factor
         self.task = asyncio.create_task(self._run())
 
     def speak(self, text: str) -> None:
@@ -80,22 +81,38 @@ class _Speaker:
         self.conn.sent.append(message)
 
     async def _run(self) -> None:
-        while True:
-            text, sequence_id = await self.flushed.get()
-            await self._stream(text)
-            await self.send_json({"type": "Flushed", "sequence_id": sequence_id})
+        try:
+            while True:
+                text, sequence_id = await self.flushed.get()
+                await self._stream(text)
+                await self.send_json({"type": "Flushed", "sequence_id": sequence_id})
+        except ConnectionResetError:
+            logger.debug("Deepgram TTS stand-in: the client left while audio was streaming")
 
     async def _stream(self, text: str) -> None:
+        """Send the audio of text in chunk_ms frames, paced at realtime_factor if one is set."""
         await asyncio.sleep(self.server.ttfb)
-        pcm = (await asyncio.to_thread(synthesize, text, self.rate)).pcm
         size = self.rate * self.server.chunk_ms // 1000 * 2
-        for i in range(0, len(pcm), size):
-            chunk = pcm[i : i + size]
+        self.due = asyncio.get_running_loop().time()
+        pending = b""
+        # Words are synthesized independently, so word by word adds up to synthesize(text),
+        # and the first audio leaves without waiting for the whole reply to be synthesized.
+        for word in text.split():
+            pending += (await asyncio.to_thread(synthesize, word, self.rate)).pcm
+            whole = len(pending) - len(pending) % size
+            await self._send(pending[:whole], size)
+            pending = pending[whole:]
+        await self._send(pending, size)
+
+    async def _send(self, audio: bytes, size: int) -> None:
+        for i in range(0, len(audio), size):
+            chunk = audio[i : i + size]
             await self.ws.send_bytes(chunk)
             self.conn.audio_bytes += len(chunk)
             pace = self.server.realtime_factor
-            # Even at full speed, yield between chunks so a Clear is read mid-stream.
-            await asyncio.sleep(len(chunk) / 2 / self.rate / pace if pace else 0)
+            self.due += len(chunk) / 2 / self.rate / pace if pace else 0.0
+            # Sleeping (or at least yielding) between chunks lets a Clear be read mid-stream.
+            await asyncio.sleep(max(self.due - asyncio.get_running_loop().time(), 0.0))
 
 
 class DeepgramTTSStandIn(LocalServer):
@@ -151,6 +168,8 @@ class DeepgramTTSStandIn(LocalServer):
         )
         try:
             await self._receive(ws, speaker)
+        except ConnectionResetError:
+            logger.debug("Deepgram TTS stand-in: the client left")
         finally:
             await speaker.stop()
             await ws.close()

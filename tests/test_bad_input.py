@@ -5,9 +5,9 @@ import json
 
 import pytest
 from loguru import logger
+from test_call import BOOKING_REPLY, heard_matches
 
 from calls import dial
-from test_call import BOOKING_REPLY, heard_matches
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ BAD_MESSAGES = {
 
 
 async def test_bad_messages_are_logged_and_the_call_and_others_go_on(bot, data, log_lines):
-    bad, good = await asyncio.gather(dial(bot), dial(bot))
+    bad, good = await asyncio.gather(dial(bot.url), dial(bot.url))
     await asyncio.gather(bad.listen(), good.listen())
     for message in BAD_MESSAGES.values():
         await bad.send_raw(message)
@@ -59,7 +59,9 @@ async def test_media_before_start_is_dropped_with_a_warning(bot, log_lines):
         await ws.send(json.dumps({"event": "start", "start": {"streamSid": "MZ1"}}))
         closed = await asyncio.wait_for(ws.wait_closed(), 5) or ws.close_code
     assert any("lacks streamSid or callSid" in line for line in log_lines)
-    assert any("dropped 1 'media' message(s) that came before 'start'" in line for line in log_lines)
+    assert any(
+        "dropped 1 'media' message(s) that came before 'start'" in line for line in log_lines
+    )
     assert closed is None or closed == 1008
 
 

@@ -17,7 +17,7 @@ def long_then_short(messages, tools):
 async def test_barge_in_clears_twilio_and_cancels_the_llm_and_tts(bot, standins, data):
     standins.openai.responder = long_then_short
     standins.openai.tokens_per_second = 8  # still streaming when the caller cuts in
-    call = await dial(bot)
+    call = await dial(bot.url)
     await call.listen()
     await call.say(data / "book_table.wav")
     await call.wait_for_bot_audio(timeout=10)

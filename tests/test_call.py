@@ -16,11 +16,9 @@ def heard_matches(heard_ulaw: bytes, text: str) -> bool:
     return abs(len(heard_ulaw) - len(expected)) <= 320 and expected.startswith(heard_ulaw[:-320])
 
 
-async def test_the_caller_hears_the_greeting_then_an_answer_to_what_they_said(
-    bot, standins, data
-):
+async def test_the_caller_hears_the_greeting_then_an_answer_to_what_they_said(bot, standins, data):
     greeting_text = "Thanks for calling Luigi's. How can I help you today?"
-    call = await dial(bot)
+    call = await dial(bot.url)
     greeting = await call.listen()
     assert heard_matches(greeting.ulaw, greeting_text)
 
@@ -42,7 +40,7 @@ async def test_the_caller_hears_the_greeting_then_an_answer_to_what_they_said(
 async def test_the_bot_ends_the_call_after_its_farewell_and_hangs_up_through_rest(
     bot, standins, data
 ):
-    call = await dial(bot)
+    call = await dial(bot.url)
     await call.listen()
     await call.say(data / "goodbye.wav")
     farewell = await call.listen()
@@ -59,7 +57,7 @@ async def test_the_caller_hanging_up_mid_reply_ends_the_call_within_a_second(bot
     standins.openai.responder = fixed_reply()
     standins.openai.tokens_per_second = 10
     before = {t for t in asyncio.all_tasks()}
-    call = await dial(bot)
+    call = await dial(bot.url)
     await call.listen()
     await call.say(data / "book_table.wav")
     await call.wait_for_bot_audio(timeout=10)
@@ -80,11 +78,9 @@ async def test_the_caller_hanging_up_mid_reply_ends_the_call_within_a_second(bot
 
 
 async def test_two_concurrent_calls_never_cross(bot, standins, data):
-    first, second = await asyncio.gather(dial(bot), dial(bot))
+    first, second = await asyncio.gather(dial(bot.url), dial(bot.url))
     await asyncio.gather(first.listen(), second.listen())
-    await asyncio.gather(
-        first.say(data / "book_table.wav"), second.say(data / "opening_hours.wav")
-    )
+    await asyncio.gather(first.say(data / "book_table.wav"), second.say(data / "opening_hours.wav"))
     replies = await asyncio.gather(first.listen(), second.listen())
     assert heard_matches(replies[0].ulaw, BOOKING_REPLY)
     assert heard_matches(replies[1].ulaw, "We open at nine on Saturday and close at eleven.")

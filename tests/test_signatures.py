@@ -31,7 +31,7 @@ async def test_an_unsigned_or_wrongly_signed_webhook_is_forbidden(bot, headers):
 async def test_a_webhook_signed_with_another_token_cannot_dial(bot):
     forged = RequestValidator("not-our-token").compute_signature(bot.url + "/voice", FORM)
     with pytest.raises(DialError, match="HTTP 403"):
-        await dial(bot, signature=forged)
+        await dial(bot.url, signature=forged)
 
 
 @pytest.mark.parametrize("signature", [None, "bm90IGEgc2lnbmF0dXJl", "sign-with-other-token"])

@@ -199,6 +199,10 @@ async def test_final_delay_holds_back_final_results():
         assert asyncio.get_running_loop().time() - sent_at >= 0.4
 
 
+# run_test's default start_timeout (1 s) can be missed on a cold start, and then its worker keeps
+# running and hangs the next test: every run_test here gets a generous one.
+
+
 def pipecat_frames(pcm: bytes) -> list:
     audio = [
         InputAudioRawFrame(audio=pcm[i : i + 320], sample_rate=8000, num_channels=1)
@@ -215,7 +219,7 @@ async def test_pipecat_deepgram_stt_transcribes_a_recording_through_the_stand_in
     pcm = read_wav(DATA / "book_table.wav")
     async with DeepgramSTTStandIn() as stand_in:
         stt = DeepgramSTTService(api_key="test-key", base_url=stand_in.ws_url, sample_rate=8000)
-        down, _ = await run_test(stt, frames_to_send=pipecat_frames(pcm))
+        down, _ = await run_test(stt, frames_to_send=pipecat_frames(pcm), start_timeout=5)
 
     assert transcriptions(down) == [BOOK_TABLE]
     interims = [f.text for f in down if isinstance(f, InterimTranscriptionFrame)]

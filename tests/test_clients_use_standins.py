@@ -1,0 +1,42 @@
+"""Every client the bot builds talks to the stand-ins, never to Deepgram, OpenAI or Twilio."""
+
+from calls import dial
+from pipelines.declaration import load_declarations
+from pipelines.providers import ProviderAccess, make_llm, make_stt, make_tts
+from standins.stack import ACCOUNT_SID, DEEPGRAM_KEY, OPENAI_KEY
+
+
+async def test_a_call_reaches_each_standin_with_the_configured_credentials(bot, standins, data):
+    call = await dial(bot.url)
+    await call.listen()
+    await call.say(data / "goodbye.wav")
+    await call.wait_closed(timeout=15)
+    assert await standins.twilio.wait_for_hangup(call.call_sid, timeout=5)
+
+    (stt,) = standins.stt.connections
+    assert stt.authorization == f"Token {DEEPGRAM_KEY}"
+    assert stt.query["encoding"] == "linear16" and stt.query["sample_rate"] == "8000"
+    assert stt.query["model"] == "nova-3-general" and stt.query["language"] == "en"
+    (tts,) = standins.tts.connections
+    assert tts.authorization == f"Token {DEEPGRAM_KEY}"
+    assert tts.query["encoding"] == "linear16" and tts.query["sample_rate"] == "8000"
+    assert tts.query["model"] == "aura-2-thalia-en"
+    assert standins.openai.requests
+    for request in standins.openai.requests:
+        assert request.authorization == f"Bearer {OPENAI_KEY}"
+        assert request.body["model"] == "gpt-4.1-mini"
+        assert [t["function"]["name"] for t in request.body["tools"]] == ["end_call"]
+    (hangup,) = [r for r in standins.twilio.requests if r.form.get("Status") == "completed"]
+    assert hangup.path == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{call.call_sid}.json"
+    assert hangup.auth_ok
+
+
+def test_provider_clients_keep_the_configured_base_urls():
+    declaration = load_declarations()["default"]
+    access = ProviderAccess("dg", "ws://127.0.0.1:9", "sk", "http://127.0.0.1:8/v1")
+    stt = make_stt(declaration.stt, access)
+    environment = stt._client._client_wrapper.get_environment()
+    assert environment.production == "ws://127.0.0.1:9"  # no silent fallback to Deepgram
+    assert make_tts(declaration.tts, access)._base_url == "ws://127.0.0.1:9"
+    llm = make_llm(declaration.llm, declaration.bot, access)
+    assert str(llm._client.base_url) == "http://127.0.0.1:8/v1/"

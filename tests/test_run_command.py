@@ -1,0 +1,66 @@
+"""`python bot.py` as a user runs it: a separate process configured by its environment."""
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from calls import dial
+from server.local import free_socket
+
+BOT = Path(__file__).parent.parent / "bot.py"
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "SYSTEMROOT")}
+    return keep | extra
+
+
+async def test_the_run_command_serves_health_and_answers_a_call(standins, tmp_path):
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    url = f"http://127.0.0.1:{port}"
+    env = clean_env(PORT=str(port), PUBLIC_URL=url, **standins.env())
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, str(BOT), cwd=tmp_path, env=env, stderr=asyncio.subprocess.DEVNULL
+    )
+    try:
+        assert await _health(url) == {"status": "ok", "calls": 0}
+        call = await dial(url)
+        greeting = await call.listen()
+        assert greeting.duration > 1.0
+        await call.hang_up()
+        assert standins.stt.connections, "the subprocess used the stand-ins from its environment"
+    finally:
+        server.terminate()
+        await asyncio.wait_for(server.wait(), 10)
+
+
+def test_missing_configuration_stops_start_up_naming_each_variable(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(BOT)],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    for name in ("PUBLIC_URL", "DEEPGRAM_API_KEY", "OPENAI_API_KEY", "TWILIO_AUTH_TOKEN"):
+        assert f"{name} is not set" in result.stderr
+
+
+async def _health(url: str) -> dict:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(300):
+            try:
+                async with session.get(url + "/health") as response:
+                    if response.status == 200:
+                        return await response.json()
+            except aiohttp.ClientConnectionError:
+                await asyncio.sleep(0.1)
+    raise AssertionError(f"{url}/health never answered")
