@@ -1,7 +1,9 @@
 """Deepgram streaming TTS stand-in: WebSocket `/v1/speak`, speaking with `speech.synthesize`.
 
-`Speak` queues text; `Flush` synthesizes everything queued and streams it as binary frames of
-raw linear16 PCM, then answers `Flushed`. Control messages are read while audio streams: `Clear`
+`Speak` queues text; as soon as the queued text ends a sentence it is synthesized and streamed
+as binary frames of raw linear16 PCM (as Deepgram does: pipecat sends one `Speak` per sentence
+and `Flush` only at the end of a reply); `Flush` synthesizes whatever is left, then answers
+`Flushed`. Control messages are read while audio streams: `Clear`
 stops the audio at once, drops queued text and answers `Cleared`; `Close` closes.
 """
 
@@ -45,14 +47,18 @@ class _Speaker:
         self.ws, self.conn, self.server = ws, conn, server
         self.rate = int(conn.query.get("sample_rate", DEFAULT_SAMPLE_RATE))
         self.text: list[str] = []  # spoken since the last flush
-        self.flushed: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+        # Text to synthesize, with the sequence id to answer `Flushed` with after it, if any.
+        self.flushed: asyncio.Queue[tuple[str, int | None]] = asyncio.Queue()
         self.due = 0.0  # when the audio sent so far is due, at realtime_factor
         self.task = asyncio.create_task(self._run())
 
     def speak(self, text: str) -> None:
-        """Queue text until the next flush."""
+        """Queue text; a finished sentence goes to synthesis at once."""
         self.conn.speaks.append(text)
         self.text.append(text)
+        if text.rstrip().endswith((".", "!", "?")):
+            self.flushed.put_nowait(("".join(self.text), None))
+            self.text.clear()
 
     def flush(self) -> None:
         """Synthesize what is queued, after whatever is streaming now."""
@@ -84,8 +90,10 @@ class _Speaker:
         try:
             while True:
                 text, sequence_id = await self.flushed.get()
-                await self._stream(text)
-                await self.send_json({"type": "Flushed", "sequence_id": sequence_id})
+                if text.strip():
+                    await self._stream(text)
+                if sequence_id is not None:
+                    await self.send_json({"type": "Flushed", "sequence_id": sequence_id})
         except ConnectionResetError:
             logger.debug("Deepgram TTS stand-in: the client left while audio was streaming")
 

@@ -4,11 +4,9 @@ from standins.caller import SimulatedCall
 from standins.stack import ACCOUNT_SID, AUTH_TOKEN
 
 
-async def dial(bot, **kwargs) -> SimulatedCall:
-    """A simulated Twilio call to the bot, signed with the stand-in account's token."""
-    return await SimulatedCall.dial(
-        bot.url, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, **kwargs
-    )
+async def dial(url: str, **kwargs) -> SimulatedCall:
+    """A simulated Twilio call to the bot at `url`, signed with the stand-in account's token."""
+    return await SimulatedCall.dial(url, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, **kwargs)
 
 
 def user_texts(request_body: dict) -> list[str]:

@@ -3,7 +3,7 @@
 import asyncio
 
 from calls import dial
-from standins.openai_chat import LONG_REPLY, Reply, last_user_text
+from standins.openai_replies import LONG_REPLY, Reply, last_user_text
 from standins.speech import synthesize
 
 
@@ -32,7 +32,7 @@ async def test_barge_in_clears_twilio_and_cancels_the_llm_and_tts(bot, standins,
     media_after = sum(int(e.detail) for e in call.events("media") if e.t > cleared)
     assert abs(media_after - len(synthesize("Okay.").pcm) // 2) <= 320
     assert after.duration < 2.0
-    long_response = standins.openai.responses[1]
+    long_response = standins.openai.responses[0]
     assert long_response.cancelled and long_response.tokens_sent < long_response.tokens_planned
     assert any(c.clears for c in standins.tts.connections), "Deepgram TTS got Clear"
     await call.hang_up()

@@ -61,7 +61,7 @@ async def test_an_upgrade_without_a_token_or_with_mulaw_is_refused():
     assert stand_in.refused == [401, 400] and stand_in.connections == []
 
 
-async def test_a_flush_streams_the_queued_text_as_chunks_of_raw_pcm_then_flushed():
+async def test_each_sentence_streams_as_chunks_of_raw_pcm_and_a_flush_answers_flushed():
     async with DeepgramTTSStandIn(chunk_ms=50) as stand_in, aiohttp.ClientSession() as http:
         ws = await connect(http, stand_in)
         await ws.send_str(json.dumps({"type": "Speak", "text": "Hello there. "}))
@@ -73,13 +73,25 @@ async def test_a_flush_streams_the_queued_text_as_chunks_of_raw_pcm_then_flushed
         second, _, flushed_again = await receive_until_text(ws, "Flushed")
 
     assert audio == synthesize("Hello there. How are you?", sample_rate=8000).pcm
-    assert {len(f) for f in frames[:-1]} == {800} and len(frames[-1]) <= 800
+    # One stream per sentence: full 50 ms chunks, each sentence's last one shorter.
+    assert all(len(f) <= 800 for f in frames) and sum(len(f) < 800 for f in frames) <= 2
     assert second == synthesize("Good.", sample_rate=8000).pcm
     assert (flushed["sequence_id"], flushed_again["sequence_id"]) == (0, 1)
     conn = stand_in.connections[0]
     assert conn.speaks == ["Hello there. ", "How are you?", "Good."]
     assert conn.flushes == 2 and conn.audio_bytes == len(audio) + len(second)
     assert conn.authorization == "Token test-key" and conn.query["sample_rate"] == "8000"
+
+
+async def test_a_finished_sentence_is_spoken_before_any_flush():
+    async with DeepgramTTSStandIn() as stand_in, aiohttp.ClientSession() as http:
+        ws = await connect(http, stand_in)
+        await ws.send_str(json.dumps({"type": "Speak", "text": "Hello there. "}))
+        await ws.send_str(json.dumps({"type": "Speak", "text": "And then"}))
+        message = await ws.receive(timeout=5)
+        while message.type == aiohttp.WSMsgType.TEXT:
+            message = await ws.receive(timeout=5)
+        assert message.type == aiohttp.WSMsgType.BINARY  # audio, though no Flush was sent
 
 
 async def test_the_sample_rate_defaults_to_24000():

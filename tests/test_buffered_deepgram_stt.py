@@ -1,0 +1,67 @@
+"""BufferedDeepgramSTTService: frames in, frames out, against the Deepgram stand-in."""
+
+import asyncio
+
+from pipecat.frames.frames import (
+    InputAudioRawFrame,
+    TranscriptionFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.tests.utils import SleepFrame, run_test
+
+from processors.buffered_deepgram_stt import BufferedDeepgramSTTService
+from standins.audio import read_wav
+from standins.deepgram_stt import DeepgramSTTStandIn
+
+OPENING_HOURS = "What time do you open on Saturday?"
+
+
+def audio_frames(pcm: bytes) -> list[InputAudioRawFrame]:
+    return [InputAudioRawFrame(pcm[i : i + 320], 8000, 1) for i in range(0, len(pcm), 320)]
+
+
+def stt(stand_in: DeepgramSTTStandIn, **kwargs) -> BufferedDeepgramSTTService:
+    return BufferedDeepgramSTTService(
+        api_key="k", base_url=stand_in.ws_url, sample_rate=8000, **kwargs
+    )
+
+
+async def test_audio_sent_before_the_socket_opens_is_held_and_transcribed(data):
+    pcm = read_wav(data / "opening_hours.wav")
+    async with DeepgramSTTStandIn(connect_delay=1.0) as stand_in:
+        # All the speech and the end of the turn arrive while the handshake is still pending.
+        frames = [VADUserStartedSpeakingFrame(), *audio_frames(pcm), VADUserStoppedSpeakingFrame()]
+        frames += [SleepFrame(1.2), *audio_frames(bytes(640)), SleepFrame(0.5)]
+        down, _ = await run_test(stt(stand_in), frames_to_send=frames, start_timeout=5)
+    assert [f.text for f in down if type(f) is TranscriptionFrame] == [OPENING_HOURS]
+    (connection,) = stand_in.connections
+    assert connection.audio_bytes == len(pcm) + 640
+    assert connection.controls[0] == "Finalize"  # sent once the held audio was flushed
+
+
+async def test_the_call_starts_without_waiting_for_the_handshake():
+    async with DeepgramSTTStandIn(connect_delay=2.0) as stand_in:
+        started = asyncio.get_running_loop().time()
+        await run_test(stt(stand_in), frames_to_send=[], start_timeout=5)
+        # Stock DeepgramSTTService would have blocked its setup for the whole 2 s handshake.
+        assert asyncio.get_running_loop().time() - started < 1.5
+
+
+async def test_audio_during_a_reconnect_is_held_not_dropped(data):
+    pcm = read_wav(data / "yes.wav")
+    async with DeepgramSTTStandIn(reject_connections=1) as stand_in:
+        # pipecat retries a refused handshake after a backoff of at least 4 s.
+        frames = [*audio_frames(pcm), SleepFrame(5.0), *audio_frames(bytes(640))]
+        frames += [VADUserStoppedSpeakingFrame(), SleepFrame(0.5)]
+        down, _ = await run_test(stt(stand_in), frames_to_send=frames, start_timeout=5)
+    assert stand_in.refused == [503]
+    assert [f.text for f in down if type(f) is TranscriptionFrame] == ["Yes, that works."]
+
+
+async def test_a_socket_that_never_opens_holds_at_most_the_configured_audio(data):
+    pcm = read_wav(data / "book_table.wav")
+    async with DeepgramSTTStandIn(connect_delay=5.0) as stand_in:
+        service = stt(stand_in, max_buffer_secs=1.0)
+        await run_test(service, frames_to_send=audio_frames(pcm), start_timeout=5)
+        assert service._held_bytes <= 8000 * 2
