@@ -37,6 +37,10 @@ async def place_call(
             spoken_end = started + voice_span(pcm)[1]
             turn = await call.listen(timeout=20)
             printed.show(f"reply heard {(turn.start - spoken_end) * 1000:.0f} ms after speech end")
+        if call.closed.is_set():
+            hung_up = await standins.twilio.wait_for_hangup(call.call_sid, timeout=5)
+            outcome = "made" if hung_up else "MISSING"
+            print(f"{'':>6}  (the bot ended the call; REST hang-up {outcome})")
         await call.hang_up()
         _write_heard(Path(args.out), call.heard)
         print(f"\nbot audio as heard by the caller: {args.out}")
