@@ -23,6 +23,9 @@ from standins.speech import Recognizer, WordTiming, is_speech
 DEFAULT_TRANSCRIPTS = Path(__file__).resolve().parent.parent / "tests" / "data" / "transcripts.txt"
 DEFAULT_ENDPOINT_MS = 300  # the stand-in's endpoint when the client sends no `endpointing`
 INTERIM_EVERY_S = 0.3
+# A pause shorter than this continues the caller's utterance: its next words are recognized in
+# the context of the words before, as a real recognizer would after a mid-sentence Finalize.
+UTTERANCE_GAP_S = 1.0
 _MODEL = {
     "model_info": {"name": "general-nova-3", "version": "2025-01-01.0", "arch": "nova-3"},
     "model_uuid": "00000000-0000-4000-8000-000000000003",
@@ -103,6 +106,8 @@ class _Stream:
         self.pending, self.sha = bytearray(), hashlib.sha256()
         self.position = 0  # samples of whole frames processed
         self.segment: bytearray | None = None
+        self.utterance: bytearray | None = None  # all audio since the utterance began
+        self.utterance_start = self.words_final = self.quiet_since = 0
         self.segment_start = self.silent_frames = self.last_interim = 0
         self.last_word_end: float | None = None  # of words not yet followed by an UtteranceEnd
 
@@ -121,7 +126,11 @@ class _Stream:
         self.position += len(frame) // 2
         if self.segment is None and speech:
             self._open_segment(start)
+        if self.utterance is not None:
+            self.utterance += frame
         if self.segment is None:
+            if self.position - self.quiet_since >= UTTERANCE_GAP_S * self.rate:
+                self.utterance = None
             self._utterance_end_if_due()
             return
         self.segment += frame
@@ -135,6 +144,8 @@ class _Stream:
 
     def _open_segment(self, start: int) -> None:
         self.segment, self.segment_start, self.last_interim = bytearray(), start, start
+        if self.utterance is None:
+            self.utterance, self.utterance_start, self.words_final = bytearray(), start, 0
         self.silent_frames = 0
         if self.conn.query.get("vad_events") == "true":
             self._queue({"type": "SpeechStarted", "channel": [0], "timestamp": self._s(start)})
@@ -161,7 +172,7 @@ class _Stream:
         if self.segment is None:
             self.segment_start, self.segment = self.position, bytearray()
         self._queue(self._results(is_final=True, from_finalize=from_finalize), self.final_delay)
-        self.segment = None
+        self.segment, self.quiet_since = None, self.position
 
     def close(self) -> None:
         """Queue the closing Metadata, then the end of the queue."""
@@ -173,10 +184,13 @@ class _Stream:
         self.outbox.put_nowait((0.0, None))
 
     def _results(self, *, is_final: bool, from_finalize: bool) -> dict:
-        segment = bytes(self.segment or b"")
-        heard = self.recognizer.recognize(segment, self.rate) if segment else None
-        start = self._s(self.segment_start)
-        words = [_word(w, start) for w in (heard.words if heard else [])]
+        segment, utterance = bytes(self.segment or b""), bytes(self.utterance or b"")
+        heard = self.recognizer.recognize(utterance, self.rate) if segment else None
+        offset, start = self._s(self.utterance_start), self._s(self.segment_start)
+        recognized = heard.words if heard else []
+        words = [_word(w, offset) for w in recognized[self.words_final :]]  # only new words
+        if is_final:
+            self.words_final = len(recognized)
         self.last_word_end = words[-1]["end"] if words else self.last_word_end
         key = "punctuated_word" if self.conn.query.get("punctuate") == "true" else "word"
         transcript = " ".join(w[key] for w in words)

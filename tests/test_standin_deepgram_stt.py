@@ -260,3 +260,19 @@ async def test_pipecat_gives_up_at_once_on_a_401():
         _, up = await run_test(stt, frames_to_send=[SleepFrame(0.5)], start_timeout=5)
     assert stand_in.refused == [401] and stand_in.connections == []
     assert any(isinstance(f, ErrorFrame) and "401" in f.error for f in up)
+
+
+async def test_words_after_a_mid_sentence_finalize_are_recognized_in_context():
+    pcm = read_wav(DATA / "book_table.wav")
+    cut = int(len(pcm) * 0.6) // 320 * 320
+    async with DeepgramSTTStandIn() as stand_in, aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(listen_url(stand_in, punctuate="true"), headers=AUTH)
+        await send_audio(ws, pcm[:cut])
+        await ws.send_str(json.dumps({"type": "Finalize"}))
+        first = await receive_until(ws, lambda m: m.get("from_finalize"))
+        await send_audio(ws, pcm[cut:] + silence(0.5))
+        await ws.send_str(json.dumps({"type": "Finalize"}))
+        second = await receive_until(ws, lambda m: m.get("from_finalize"))
+    finals = [m for m in first + second if m.get("is_final")]
+    text = " ".join(m["channel"]["alternatives"][0]["transcript"] for m in finals).split()
+    assert " ".join(text) == BOOK_TABLE
