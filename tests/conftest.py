@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
+from loguru import logger
 
 DATA = Path(__file__).parent / "data"
 
@@ -36,3 +37,12 @@ async def bot(standins):
 
     async with serve_locally(standins.env(), load_declarations()) as running:
         yield running
+
+
+@pytest.fixture
+def log_lines() -> list[str]:
+    """Messages logged at WARNING or above while the test runs."""
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(m.record["message"]), level="WARNING")
+    yield lines
+    logger.remove(sink)

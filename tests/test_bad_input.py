@@ -3,20 +3,9 @@
 import asyncio
 import json
 
-import pytest
-from loguru import logger
 from test_call import BOOKING_REPLY, heard_matches
 
 from calls import dial
-
-
-@pytest.fixture
-def log_lines():
-    lines: list[str] = []
-    sink = logger.add(lambda m: lines.append(m.record["message"]), level="WARNING")
-    yield lines
-    logger.remove(sink)
-
 
 BAD_MESSAGES = {
     "not JSON": "this is not json",
