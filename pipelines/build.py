@@ -20,6 +20,10 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from pipelines.declaration import Declaration, Turn
 from pipelines.providers import ProviderAccess, make_llm, make_stt, make_tts
+from processors.ending_mute import EndingCallMuteStrategy
+from processors.heard_context import HeardContext
+from processors.playback_state import Playback
+from processors.playback_tracker import PlaybackTracker
 
 SAMPLE_RATE = 8000  # the phone network's rate, end to end: nothing resamples
 
@@ -38,6 +42,7 @@ class CallPipeline:
     pipeline: Pipeline
     context: LLMContext
     llm: LLMService
+    playback: Playback
 
 
 def build_pipeline(
@@ -45,25 +50,28 @@ def build_pipeline(
 ) -> CallPipeline:
     """Transport in → turn detection → STT → context → LLM → TTS → transport out → context."""
     context = LLMContext(tools=ToolsSchema(standard_tools=[END_CALL]))
-    aggregators = LLMContextAggregatorPair(
-        context,
-        user_params=LLMUserAggregatorParams(
-            vad_analyzer=_vad(declaration.turn), user_turn_strategies=_turns(declaration.turn)
-        ),
+    playback = Playback()
+    user_params = LLMUserAggregatorParams(
+        vad_analyzer=_vad(declaration.turn),
+        user_turn_strategies=_turns(declaration.turn),
+        user_mute_strategies=[EndingCallMuteStrategy(playback)],
     )
+    aggregators = LLMContextAggregatorPair(context, user_params=user_params)
     llm = make_llm(declaration.llm, declaration.bot, access)
     pipeline = Pipeline(
         [
-            transport.input(),  # Twilio media → 8 kHz PCM frames
+            transport.input(),  # Twilio media → 8 kHz PCM frames; mark echoes
             make_stt(declaration.stt, access),  # PCM → interim and final transcripts
             aggregators.user(),  # VAD + turn strategy → the caller's turn into the context
+            HeardContext(playback),  # an interrupted reply → what the caller heard of it
             llm,  # context → streamed tokens
-            make_tts(declaration.tts, access),  # sentences → 8 kHz PCM
+            make_tts(declaration.tts, access),  # sentences → 8 kHz PCM, sentence boundaries
+            PlaybackTracker(playback),  # marks out, echoes in: what the caller has heard
             transport.output(),  # PCM → Twilio media, interruptions → Twilio clear
             aggregators.assistant(),  # what the bot said → the context
         ]
     )
-    return CallPipeline(pipeline=pipeline, context=context, llm=llm)
+    return CallPipeline(pipeline=pipeline, context=context, llm=llm, playback=playback)
 
 
 def _vad(turn: Turn) -> SileroVADAnalyzer:

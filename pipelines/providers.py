@@ -2,7 +2,6 @@
 
 from dataclasses import dataclass
 
-from pipecat.services.deepgram.tts import DeepgramTTSService
 from pipecat.services.llm_service import LLMService
 from pipecat.services.stt_service import STTService
 from pipecat.services.tts_service import TTSService
@@ -10,6 +9,7 @@ from pipecat.services.tts_service import TTSService
 from pipelines.declaration import LLM, STT, TTS, Bot
 from processors.buffered_deepgram_stt import BufferedDeepgramSTTService
 from processors.openai_llm import ClosingOpenAILLMService
+from processors.sentence_deepgram_tts import SentenceDeepgramTTSService
 
 
 @dataclass(frozen=True)
@@ -47,10 +47,10 @@ def make_llm(llm: LLM, bot: Bot, access: ProviderAccess) -> LLMService:
 
 def make_tts(tts: TTS, access: ProviderAccess) -> TTSService:
     """Text to speech for the declared provider, 8 kHz linear16 over a WebSocket."""
-    return DeepgramTTSService(
+    return SentenceDeepgramTTSService(
         api_key=access.deepgram_api_key,
         base_url=access.deepgram_base_url,
         sample_rate=8000,
         encoding="linear16",
-        settings=DeepgramTTSService.Settings(voice=tts.voice),
+        settings=SentenceDeepgramTTSService.Settings(voice=tts.voice),
     )

@@ -19,6 +19,7 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameProcessorSetup
 from pipecat.serializers.base_serializer import FrameSerializer
 
+from processors.frames import PlaybackEchoFrame, PlaybackMarkFrame
 from telephony.mulaw import pcm_to_ulaw, ulaw_to_pcm
 
 TWILIO_SAMPLE_RATE = 8000
@@ -36,8 +37,9 @@ class TwilioSerializer(FrameSerializer):
     |-------------------------------------|----------------------------------------|
     | `media` → InputAudioRawFrame (PCM)  | OutputAudioRawFrame → `media` (μ-law)  |
     | `dtmf` → InputDTMFFrame             | InterruptionFrame → `clear`            |
+    | `mark` → PlaybackEchoFrame          | PlaybackMarkFrame → `mark`             |
     | `stop` → (remembered: caller left)  | OutputTransportMessage(Urgent)Frame →  |
-    | anything malformed → one log line   |   the message as JSON (e.g. `mark`)    |
+    | anything malformed → one log line   |   the message as JSON                  |
 
     A malformed message is dropped with a warning naming the problem; the call goes on.
     Hanging up is not the serializer's job (see `server/twilio_rest.py`).
@@ -63,6 +65,9 @@ class TwilioSerializer(FrameSerializer):
             return self._media(frame)
         if isinstance(frame, InterruptionFrame):
             return json.dumps({"event": "clear", "streamSid": self._stream_sid})
+        if isinstance(frame, PlaybackMarkFrame):
+            mark = {"name": str(frame.message)}
+            return json.dumps({"event": "mark", "streamSid": self._stream_sid, "mark": mark})
         if isinstance(frame, (OutputTransportMessageFrame, OutputTransportMessageUrgentFrame)):
             return json.dumps(frame.message)
         return None
@@ -88,12 +93,14 @@ class TwilioSerializer(FrameSerializer):
             return self._audio(message)
         if event == "dtmf":
             return self._dtmf(message)
+        if event == "mark":
+            return self._echo(message)
         if event == "stop":
             logger.info("Twilio stopped the stream: the caller hung up")
             self.stopped = True
         elif event in ("connected", "start"):
             self._problem(event, f"ignored a second '{event}' message")
-        elif event != "mark":
+        else:
             self._problem("event", f"ignored unknown event {event!r}")
         return None
 
@@ -133,6 +140,14 @@ class TwilioSerializer(FrameSerializer):
         return InputAudioRawFrame(
             audio=ulaw_to_pcm(ulaw), sample_rate=TWILIO_SAMPLE_RATE, num_channels=1
         )
+
+    def _echo(self, message: dict) -> PlaybackEchoFrame | None:
+        mark = message.get("mark")
+        name = mark.get("name") if isinstance(mark, dict) else None
+        if not isinstance(name, str):
+            self._problem("mark", "dropped a 'mark' message without mark.name")
+            return None
+        return PlaybackEchoFrame(mark=name)
 
     def _dtmf(self, message: dict) -> InputDTMFFrame | None:
         dtmf = message.get("dtmf")

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 from fastapi import WebSocket
 from loguru import logger
-from pipecat.frames.frames import EndWorkerFrame, FunctionCallResultProperties, TTSSpeakFrame
+from pipecat.frames.frames import FunctionCallResultProperties, TTSSpeakFrame
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.services.llm_service import FunctionCallParams
@@ -14,6 +14,7 @@ from pipecat.workers.runner import WorkerRunner
 from pipelines.build import END_CALL, SAMPLE_RATE, build_pipeline
 from pipelines.declaration import Declaration
 from pipelines.providers import ProviderAccess
+from processors.frames import EndCallFrame
 from processors.twilio_serializer import TwilioSerializer
 from server.stream_start import StreamStart
 from server.twilio_rest import TwilioCalls
@@ -71,7 +72,7 @@ async def run_call(
             {"ended": True}, properties=FunctionCallResultProperties(run_llm=False)
         )
         await params.llm.push_frame(TTSSpeakFrame(declaration.bot.farewell))
-        await params.llm.push_frame(EndWorkerFrame(reason="the bot ended the call"))
+        await params.llm.push_frame(EndCallFrame(reason="the bot said its farewell"))
 
     built.llm.register_function(END_CALL.name, end_call, cancel_on_interruption=False)
     runner = WorkerRunner(handle_sigint=False)
@@ -87,6 +88,8 @@ def _transport_params(serializer: TwilioSerializer) -> FastAPIWebsocketParams:
         audio_in_sample_rate=SAMPLE_RATE,
         audio_out_enabled=True,
         audio_out_sample_rate=SAMPLE_RATE,
+        # No trailing silence: the hang-up waits for Twilio's mark echoes instead.
+        audio_out_end_silence_secs=0,
         add_wav_header=False,
         serializer=serializer,
         allowed_origins=[],
