@@ -143,6 +143,10 @@ class SimulatedCall:
         """Seconds since the stream started."""
         return time.monotonic() - self._t0
 
+    def stream_time(self, monotonic: float) -> float:
+        """A `time.monotonic()` reading as seconds since the stream started."""
+        return monotonic - self._t0
+
     async def _send_event(self, event: str, **body) -> None:
         self._sequence += 1
         message = {

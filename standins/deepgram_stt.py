@@ -23,8 +23,8 @@ from standins.speech import Recognizer, WordTiming, is_speech
 DEFAULT_TRANSCRIPTS = Path(__file__).resolve().parent.parent / "tests" / "data" / "transcripts.txt"
 DEFAULT_ENDPOINT_MS = 300  # the stand-in's endpoint when the client sends no `endpointing`
 INTERIM_EVERY_S = 0.3
-# A pause shorter than this continues the caller's utterance: its next words are recognized in
-# the context of the words before, as a real recognizer would after a mid-sentence Finalize.
+# A pause shorter than this continues the caller's utterance (unless it was complete): its next
+# words are recognized in the context of the words before, as after a mid-sentence Finalize.
 UTTERANCE_GAP_S = 1.0
 _MODEL = {
     "model_info": {"name": "general-nova-3", "version": "2025-01-01.0", "arch": "nova-3"},
@@ -191,6 +191,8 @@ class _Stream:
         words = [_word(w, offset) for w in recognized[self.words_final :]]  # only new words
         if is_final:
             self.words_final = len(recognized)
+            if heard and heard.transcript in self.recognizer.transcripts:
+                self.utterance = None  # a whole known utterance: the next words start afresh
         self.last_word_end = words[-1]["end"] if words else self.last_word_end
         key = "punctuated_word" if self.conn.query.get("punctuate") == "true" else "word"
         transcript = " ".join(w[key] for w in words)

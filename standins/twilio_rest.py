@@ -4,8 +4,9 @@ import asyncio
 import base64
 import binascii
 import secrets
+import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
@@ -31,6 +32,7 @@ class TwilioRequest:
     form: dict[str, str]
     auth_ok: bool
     status: int = 0
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 @dataclass

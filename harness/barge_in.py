@@ -1,0 +1,165 @@
+"""Barge-in scenarios: the caller cuts a long reply at chosen offsets; what did they hear?
+
+    python -m harness.barge_in        (or: make barge-in)
+
+Prints, per offset: barge-in latency (caller speech onset → Twilio `clear`), bot audio sent
+after the `clear` (must be 0), and the words the caller heard (from the simulated phone's
+playout record) against the words in the next LLM request's assistant message.
+"""
+
+import asyncio
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines.declaration import load_declarations
+from processors.playback_state import INTERRUPTED_NOTE, NOTHING_HEARD_NOTE
+from server.local import serve_locally
+from standins.caller import SimulatedCall
+from standins.openai_replies import LONG_REPLY, Reply, last_user_text, scripted_reply
+from standins.speech import synthesize
+from standins.stack import ACCOUNT_SID, AUTH_TOKEN, StandIns, running_standins
+
+DATA = Path(__file__).parent.parent / "tests" / "data"
+# The caller starts talking this long before the target offset: about what VAD needs to fire.
+_LEAD_S = 0.25
+
+
+def long_reply_to_bookings(messages: list[dict], tools: list[dict] | None) -> Reply:
+    """The receptionist, but a booking gets a long four-sentence reply worth interrupting."""
+    if "book a table" in last_user_text(messages).lower():
+        return Reply(text=LONG_REPLY)
+    return scripted_reply(messages, tools)
+
+
+def offsets() -> dict[str, float]:
+    """Where to cut LONG_REPLY, in seconds of its audio."""
+    words = synthesize(LONG_REPLY).words
+    first_sentence_end = next(w.end_s for w in words if w.word.endswith("."))
+    return {
+        "first word": 0.25,
+        "mid-sentence": words[6].start_s + 0.05,
+        "between sentences": first_sentence_end + 0.12,
+        "last word": words[-1].start_s + 0.1,
+    }
+
+
+@dataclass
+class BargeIn:
+    """What one barge-in looked like from the caller's phone and in the LLM's context."""
+
+    offset: str
+    target_s: float
+    heard_s: float
+    latency_ms: float
+    audio_after_clear: int  # bytes of the interrupted reply sent after the clear
+    heard_words: list[str]
+    context_words: list[str]
+
+    @property
+    def words_off(self) -> int:
+        """How many words the context differs from what was heard."""
+        common = 0
+        for a, b in zip(self.heard_words, self.context_words, strict=False):
+            if a != b:
+                break
+            common += 1
+        return max(len(self.heard_words), len(self.context_words)) - common
+
+
+async def barge_in(bot_url: str, standins: StandIns, offset: str, at_s: float) -> BargeIn:
+    """One call: greeting, a booking, the long reply cut at `at_s` s by the caller."""
+    call = await SimulatedCall.dial(bot_url, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
+    await call.listen()
+    await call.say(DATA / "book_table.wav")
+    reply_start = await call.wait_for_bot_audio(timeout=10)
+    await asyncio.sleep(max(0.0, reply_start + at_s - _LEAD_S - call.now()))
+    speaking = asyncio.create_task(call.say(DATA / "cancel.wav"))
+    onset = call.now()
+    await speaking
+    await call.listen(timeout=15)  # the answer to the interruption
+    clears = [e.t for e in call.events("clear") if e.t > onset]
+    if not clears:
+        raise AssertionError(f"no clear after the barge-in at {onset:.2f}s: {call.timeline[-40:]}")
+    clear = clears[0]
+    heard_s = sum(len(s.ulaw) for s in call.heard if reply_start <= s.start < clear) / 8000
+    request = next(r.body for r in standins.openai.requests if _after_barge_in(r.body))
+    await call.hang_up()
+    return BargeIn(
+        offset=offset,
+        target_s=at_s,
+        heard_s=heard_s,
+        latency_ms=(clear - onset) * 1000,
+        audio_after_clear=_old_audio_after(call, clear),
+        heard_words=[
+            w.word
+            for w in synthesize(LONG_REPLY).words
+            if w.start_s + 0.5 * (w.end_s - w.start_s) < heard_s
+        ],
+        context_words=_assistant_words(request),
+    )
+
+
+def _after_barge_in(body: dict) -> bool:
+    return "cancel" in last_user_text(body["messages"]).lower()
+
+
+def _assistant_words(body: dict) -> list[str]:
+    """Words of the interrupted reply as the LLM sees it, without our note."""
+    said = [m["content"] for m in body["messages"] if m["role"] == "assistant"][-1]
+    for note in (INTERRUPTED_NOTE, NOTHING_HEARD_NOTE, "…"):
+        said = said.replace(note, " ")
+    return re.sub(r"\s+", " ", said).split()
+
+
+def _old_audio_after(call: SimulatedCall, clear: float) -> int:
+    """Bytes of media sent after the clear that belong to the interrupted reply.
+
+    Each reply's marks carry its id; media is attributed to the id of the next mark.
+    """
+    old_id = next(
+        (e.detail.split(":")[0] for e in reversed(call.events("mark")) if e.t < clear), None
+    )
+    total = pending = 0
+    for event in (e for e in call.timeline if e.t > clear):
+        if event.kind == "media":
+            pending += int(event.detail)
+        elif event.kind == "mark":
+            total += pending if event.detail.split(":")[0] == old_id else 0
+            pending = 0
+    return total
+
+
+async def run_all() -> tuple[float, list[BargeIn]]:
+    """Every offset against fresh stand-ins; returns the greeting latency and the results."""
+    results, greeting_ms = [], 0.0
+    for offset, at_s in offsets().items():
+        async with running_standins() as standins:
+            standins.openai.responder = long_reply_to_bookings
+            async with serve_locally(standins.env(), load_declarations()) as bot:
+                results.append(await barge_in(bot.url, standins, offset, at_s))
+    return greeting_ms, results
+
+
+def main() -> None:
+    """Run the scenarios and print a table."""
+    import os
+    import sys
+
+    from loguru import logger
+
+    logger.remove()
+    logger.add(sys.stderr, level=os.environ.get("LOG_LEVEL", "WARNING"))
+    _, results = asyncio.run(run_all())
+    header = f"{'offset':<18} {'cut at':>7} {'heard':>6} {'latency':>8} {'after clear':>11}"
+    print(f"{header}  words heard / in context")
+    for r in results:
+        print(
+            f"{r.offset:<18} {r.target_s:>6.2f}s {r.heard_s:>5.2f}s {r.latency_ms:>6.0f}ms"
+            f" {r.audio_after_clear:>9} B  {len(r.heard_words)} / {len(r.context_words)}"
+            f" ({r.words_off} off)"
+        )
+
+
+if __name__ == "__main__":
+    main()
