@@ -4,7 +4,6 @@ from dataclasses import dataclass
 
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
-from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.processors.aggregators.llm_context import LLMContext
@@ -21,9 +20,11 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipelines.declaration import Declaration, Turn
 from pipelines.providers import ProviderAccess, make_llm, make_stt, make_tts
 from processors.ending_mute import EndingCallMuteStrategy
+from processors.greeting_player import GreetingPlayer, SpokenSentence
 from processors.heard_context import HeardContext
 from processors.playback_state import Playback
 from processors.playback_tracker import PlaybackTracker
+from telephony.shared_vad import SharedSileroVADAnalyzer
 
 SAMPLE_RATE = 8000  # the phone network's rate, end to end: nothing resamples
 
@@ -46,9 +47,15 @@ class CallPipeline:
 
 
 def build_pipeline(
-    declaration: Declaration, transport: BaseTransport, access: ProviderAccess
+    declaration: Declaration,
+    transport: BaseTransport,
+    access: ProviderAccess,
+    greeting: list[SpokenSentence] | None = None,
 ) -> CallPipeline:
-    """Transport in → turn detection → STT → context → LLM → TTS → transport out → context."""
+    """Transport in → turn detection → STT → context → LLM → TTS → transport out → context.
+
+    With `greeting` (pre-synthesized), the greeting plays the moment the pipeline starts.
+    """
     context = LLMContext(tools=ToolsSchema(standard_tools=[END_CALL]))
     playback = Playback()
     user_params = LLMUserAggregatorParams(
@@ -66,6 +73,7 @@ def build_pipeline(
             HeardContext(playback),  # an interrupted reply → what the caller heard of it
             llm,  # context → streamed tokens
             make_tts(declaration.tts, access),  # sentences → 8 kHz PCM, sentence boundaries
+            *([GreetingPlayer(greeting)] if greeting else []),  # cached greeting on start
             PlaybackTracker(playback),  # marks out, echoes in: what the caller has heard
             transport.output(),  # PCM → Twilio media, interruptions → Twilio clear
             aggregators.assistant(),  # what the bot said → the context
@@ -74,14 +82,14 @@ def build_pipeline(
     return CallPipeline(pipeline=pipeline, context=context, llm=llm, playback=playback)
 
 
-def _vad(turn: Turn) -> SileroVADAnalyzer:
+def _vad(turn: Turn) -> SharedSileroVADAnalyzer:
     params = VADParams(
         confidence=turn.vad_confidence,
         start_secs=turn.vad_start_secs,
         stop_secs=turn.vad_stop_secs,
         min_volume=turn.vad_min_volume,
     )
-    return SileroVADAnalyzer(sample_rate=SAMPLE_RATE, params=params)
+    return SharedSileroVADAnalyzer(sample_rate=SAMPLE_RATE, params=params)
 
 
 def _turns(turn: Turn) -> UserTurnStrategies:

@@ -1,5 +1,6 @@
 """The FastAPI app: `POST /voice` (TwiML), `WS /media` (one pipeline per call), `GET /health`."""
 
+import asyncio
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, WebSocket
@@ -10,12 +11,15 @@ from twilio.request_validator import RequestValidator
 
 from pipelines.declaration import Declaration
 from pipelines.providers import ProviderAccess
+from processors.openai_llm import shared_tls
 from server.call import Call, run_call
+from server.greetings import GreetingCache
 from server.settings import Settings
 from server.stream_start import StreamStartError, read_stream_start
 from server.twilio_rest import TwilioCalls
 from server.twilio_urls import MEDIA_PATH, VOICE_PATH, media_stream_url, webhook_url
 from server.twiml import connect_stream
+from telephony.shared_vad import shared_model
 
 
 def create_app(settings: Settings, declarations: dict[str, Declaration]) -> FastAPI:
@@ -30,6 +34,7 @@ def create_app(settings: Settings, declarations: dict[str, Declaration]) -> Fast
         openai_base_url=settings.openai_base_url,
     )
     calls: dict[str, Call] = {}
+    greetings = GreetingCache()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -38,6 +43,8 @@ def create_app(settings: Settings, declarations: dict[str, Declaration]) -> Fast
             settings.twilio_auth_token.get_secret_value(),
             base_url=settings.twilio_api_base_url,
         )
+        await asyncio.to_thread(_preload)
+        await greetings.warm(declarations, access)
         yield
         await app.state.twilio.close()
 
@@ -90,6 +97,7 @@ def create_app(settings: Settings, declarations: dict[str, Declaration]) -> Fast
                     declaration=declarations[call.pipeline],
                     access=access,
                     twilio=app.state.twilio,
+                    greeting=greetings.get(declarations[call.pipeline]),
                 )
             except Exception:
                 logger.exception("the call failed")
@@ -98,3 +106,9 @@ def create_app(settings: Settings, declarations: dict[str, Declaration]) -> Fast
                 logger.info("call ended")
 
     return app
+
+
+def _preload() -> None:
+    """Load what every call shares before the first call needs it."""
+    shared_model()
+    shared_tls()

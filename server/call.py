@@ -15,6 +15,7 @@ from pipelines.build import END_CALL, SAMPLE_RATE, build_pipeline
 from pipelines.declaration import Declaration
 from pipelines.providers import ProviderAccess
 from processors.frames import EndCallFrame
+from processors.greeting_player import SpokenSentence
 from processors.twilio_serializer import TwilioSerializer
 from server.stream_start import StreamStart
 from server.twilio_rest import TwilioCalls
@@ -39,11 +40,12 @@ async def run_call(
     declaration: Declaration,
     access: ProviderAccess,
     twilio: TwilioCalls,
+    greeting: list[SpokenSentence] | None = None,
 ) -> None:
     """Run the call's pipeline until either side hangs up; hang up through REST if we ended it."""
     serializer = TwilioSerializer(call.start.stream_sid)
     transport = FastAPIWebsocketTransport(websocket, _transport_params(serializer))
-    built = build_pipeline(declaration, transport, access)
+    built = build_pipeline(declaration, transport, access, greeting)
     worker = PipelineWorker(
         built.pipeline,
         params=PipelineParams(
@@ -59,7 +61,8 @@ async def run_call(
 
     @transport.event_handler("on_client_connected")
     async def greet(_transport, _websocket):
-        await worker.queue_frame(TTSSpeakFrame(declaration.bot.greeting))
+        if not greeting:  # not pre-synthesized: speak it through the TTS
+            await worker.queue_frame(TTSSpeakFrame(declaration.bot.greeting))
 
     @transport.event_handler("on_client_disconnected")
     async def caller_left(_transport, _websocket):

@@ -1,0 +1,84 @@
+"""Each pipeline's greeting, synthesized once at start-up so calls can play it at once."""
+
+import asyncio
+
+from loguru import logger
+from pipecat.frames.frames import (
+    EndFrame,
+    Frame,
+    TTSAudioRawFrame,
+    TTSSpeakFrame,
+    TTSTextFrame,
+)
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.workers.runner import WorkerRunner
+
+from pipelines.build import SAMPLE_RATE
+from pipelines.declaration import Declaration
+from pipelines.providers import ProviderAccess, make_tts
+from processors.frames import SentenceAudioEndFrame
+from processors.greeting_player import SpokenSentence
+
+SYNTHESIS_TIMEOUT_SECS = 15.0
+
+
+class GreetingCache:
+    """Greeting audio by pipeline name; a pipeline missing here greets through its TTS live."""
+
+    def __init__(self) -> None:
+        self._spoken: dict[str, list[SpokenSentence]] = {}
+
+    def get(self, declaration: Declaration) -> list[SpokenSentence] | None:
+        """The cached greeting of this pipeline, if synthesized."""
+        return self._spoken.get(declaration.name)
+
+    async def warm(self, declarations: dict[str, Declaration], access: ProviderAccess) -> None:
+        """Synthesize every pipeline's greeting; a failure is logged and that pipeline goes live."""
+        for declaration in declarations.values():
+            try:
+                async with asyncio.timeout(SYNTHESIS_TIMEOUT_SECS):
+                    sentences = await _synthesize(declaration, access)
+            except Exception:
+                logger.exception(f"could not pre-synthesize the {declaration.name!r} greeting")
+                continue
+            if sentences:
+                self._spoken[declaration.name] = sentences
+                logger.info(f"greeting of {declaration.name!r} cached ({len(sentences)} sentences)")
+
+
+class _Recorder(FrameProcessor):
+    """Collects the TTS output of one utterance, sentence by sentence."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+        self.sentences: list[SpokenSentence] = []
+        self._pcm = bytearray()
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection):
+        await super().process_frame(frame, direction)
+        if isinstance(frame, TTSTextFrame):
+            self.texts.append(frame.text)
+        elif isinstance(frame, TTSAudioRawFrame):
+            self._pcm.extend(frame.audio)
+        elif isinstance(frame, SentenceAudioEndFrame):
+            self.sentences.append(SpokenSentence(frame.text.strip(), bytes(self._pcm)))
+            self._pcm.clear()
+        await self.push_frame(frame, direction)
+
+
+async def _synthesize(declaration: Declaration, access: ProviderAccess) -> list[SpokenSentence]:
+    recorder = _Recorder()
+    worker = PipelineWorker(
+        Pipeline([make_tts(declaration.tts, access), recorder]),
+        params=PipelineParams(audio_in_sample_rate=SAMPLE_RATE, audio_out_sample_rate=SAMPLE_RATE),
+        enable_rtvi=False,
+        enable_turn_tracking=False,
+    )
+    await worker.queue_frames([TTSSpeakFrame(declaration.bot.greeting), EndFrame()])
+    runner = WorkerRunner(handle_sigint=False)
+    await runner.add_workers(worker)
+    await runner.run()
+    return recorder.sentences
