@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.lock | cut -c1-12)
 
-.PHONY: install run test call lint bench
+.PHONY: install run test call barge-in false-barge-in lint
 
 $(STAMP): requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -24,6 +24,14 @@ test: $(STAMP)
 ## a simulated phone call against local stand-ins
 call: $(STAMP)
 	$(PY) bot.py call --offline $(ARGS)
+
+## the barge-in scenarios and the greeting latency, measured at the simulated phone
+barge-in: $(STAMP)
+	$(PY) -m harness.barge_in
+
+## the VAD figures behind the default minimum barge-in
+false-barge-in: $(STAMP)
+	$(PY) -m harness.false_barge_in
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

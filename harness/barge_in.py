@@ -2,7 +2,8 @@
 
     python -m harness.barge_in        (or: make barge-in)
 
-Prints, per offset: barge-in latency (caller speech onset → Twilio `clear`), bot audio sent
+Prints, per offset: when the caller starts speaking and how much of the reply they heard
+(seconds into it), barge-in latency (caller speech onset → Twilio `clear`), bot audio sent
 after the `clear` (must be 0), and the words the caller heard (from the simulated phone's
 playout record) against the words in the next LLM request's assistant message.
 """
@@ -21,8 +22,9 @@ from standins.speech import synthesize
 from standins.stack import ACCOUNT_SID, AUTH_TOKEN, StandIns, running_standins
 
 DATA = Path(__file__).parent.parent / "tests" / "data"
-# The caller starts talking this long before the target offset: about what VAD needs to fire.
-_LEAD_S = 0.25
+# The caller starts talking this long before the target offset: about what the VAD needs to
+# fire (~0.25 s) plus the default minimum barge-in (0.5 s) while the bot is audible.
+_LEAD_S = 0.75
 
 
 def long_reply_to_bookings(messages: list[dict], tools: list[dict] | None) -> Reply:
@@ -49,6 +51,7 @@ class BargeIn:
     """What one barge-in looked like from the caller's phone and in the LLM's context."""
 
     offset: str
+    greeting_ms: float  # stream start → first greeting audio heard
     target_s: float
     heard_s: float
     latency_ms: float
@@ -70,7 +73,7 @@ class BargeIn:
 async def barge_in(bot_url: str, standins: StandIns, offset: str, at_s: float) -> BargeIn:
     """One call: greeting, a booking, the long reply cut at `at_s` s by the caller."""
     call = await SimulatedCall.dial(bot_url, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
-    await call.listen()
+    greeting = await call.listen()
     await call.say(DATA / "book_table.wav")
     reply_start = await call.wait_for_bot_audio(timeout=10)
     await asyncio.sleep(max(0.0, reply_start + at_s - _LEAD_S - call.now()))
@@ -87,6 +90,7 @@ async def barge_in(bot_url: str, standins: StandIns, offset: str, at_s: float) -
     await call.hang_up()
     return BargeIn(
         offset=offset,
+        greeting_ms=greeting.start * 1000,
         target_s=at_s,
         heard_s=heard_s,
         latency_ms=(clear - onset) * 1000,
@@ -130,15 +134,15 @@ def _old_audio_after(call: SimulatedCall, clear: float) -> int:
     return total
 
 
-async def run_all() -> tuple[float, list[BargeIn]]:
-    """Every offset against fresh stand-ins; returns the greeting latency and the results."""
-    results, greeting_ms = [], 0.0
+async def run_all() -> list[BargeIn]:
+    """Every offset, each on a freshly started server and stand-ins."""
+    results = []
     for offset, at_s in offsets().items():
         async with running_standins() as standins:
             standins.openai.responder = long_reply_to_bookings
             async with serve_locally(standins.env(), load_declarations()) as bot:
                 results.append(await barge_in(bot.url, standins, offset, at_s))
-    return greeting_ms, results
+    return results
 
 
 def main() -> None:
@@ -150,15 +154,18 @@ def main() -> None:
 
     logger.remove()
     logger.add(sys.stderr, level=os.environ.get("LOG_LEVEL", "WARNING"))
-    _, results = asyncio.run(run_all())
-    header = f"{'offset':<18} {'cut at':>7} {'heard':>6} {'latency':>8} {'after clear':>11}"
+    results = asyncio.run(run_all())
+    header = f"{'offset':<18} {'speaks':>7} {'heard':>6} {'latency':>8} {'after clear':>11}"
     print(f"{header}  words heard / in context")
     for r in results:
         print(
-            f"{r.offset:<18} {r.target_s:>6.2f}s {r.heard_s:>5.2f}s {r.latency_ms:>6.0f}ms"
+            f"{r.offset:<18} {max(0.0, r.target_s - _LEAD_S):>6.2f}s {r.heard_s:>5.2f}s"
+            f" {r.latency_ms:>6.0f}ms"
             f" {r.audio_after_clear:>9} B  {len(r.heard_words)} / {len(r.context_words)}"
             f" ({r.words_off} off)"
         )
+    greetings = ", ".join(f"{r.greeting_ms:.0f}" for r in results)
+    print(f"\ngreeting: first audio heard {greetings} ms after `start` (first call of a server)")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
 )
 from pipecat.services.llm_service import LLMService
 from pipecat.transports.base_transport import BaseTransport
-from pipecat.turns.user_start import TranscriptionUserTurnStartStrategy, VADUserTurnStartStrategy
+from pipecat.turns.user_start import MinWordsUserTurnStartStrategy
 from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
@@ -22,6 +22,7 @@ from pipelines.providers import ProviderAccess, make_llm, make_stt, make_tts
 from processors.ending_mute import EndingCallMuteStrategy
 from processors.greeting_player import GreetingPlayer, SpokenSentence
 from processors.heard_context import HeardContext
+from processors.min_speech_turn_start import MinSpeechUserTurnStartStrategy
 from processors.playback_state import Playback
 from processors.playback_tracker import PlaybackTracker
 from telephony.shared_vad import SharedSileroVADAnalyzer
@@ -95,6 +96,9 @@ def _vad(turn: Turn) -> SharedSileroVADAnalyzer:
 def _turns(turn: Turn) -> UserTurnStrategies:
     # Explicit stop strategy: the default loads a Smart Turn model per call (~44 MB).
     return UserTurnStrategies(
-        start=[VADUserTurnStartStrategy(), TranscriptionUserTurnStartStrategy()],
+        start=[
+            MinSpeechUserTurnStartStrategy(min_speech_secs=turn.min_barge_in_secs),
+            MinWordsUserTurnStartStrategy(min_words=turn.min_barge_in_words),
+        ],
         stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=turn.user_speech_timeout)],
     )

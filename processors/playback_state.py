@@ -61,7 +61,7 @@ class Reply:
                 words += sentence_words
             elif heard_ms > start:
                 share = (heard_ms - start) / max(end - start, 1.0)
-                words += sentence_words[: int(len(sentence_words) * share + 0.5)]
+                words += _words_within(sentence_words, share)
                 break
             else:
                 break
@@ -79,6 +79,22 @@ class Reply:
         timed = [s for s in self.sentences if s.end_ms is not None]
         chars = sum(len(s.text) for s in timed)
         return timed[-1].end_ms / chars if timed and chars else _DEFAULT_MS_PER_CHAR
+
+
+def _words_within(words: list[str], share: float) -> list[str]:
+    """The words spoken in the first `share` of a sentence's audio.
+
+    Time is shared by letters (speech runs at a roughly even rate of letters, not of words);
+    a word counts as heard once half of it has played.
+    """
+    weights = [len(word) + 1 for word in words]
+    total, done, heard = sum(weights), 0, []
+    for word, weight in zip(words, weights, strict=True):
+        if (done + weight / 2) / total > share:
+            break
+        heard.append(word)
+        done += weight
+    return heard
 
 
 @dataclass

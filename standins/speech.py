@@ -21,6 +21,9 @@ SPEECH_DB = 35.0  # a 20 ms frame louder than this (RMS ~56 of 32767) counts as 
 MATCH_THRESHOLD = 0.92  # a lower score (correlation of band envelopes) is unrecognized speech
 MIN_MATCH_S = 0.4  # less speech than this is too little to recognize: empty transcript
 UNRECOGNIZED = "(unrecognized speech)"
+# A short vocalization that matches nothing ("mm-hm") comes out as one filler word, as a real
+# recognizer transcribes a backchannel; longer unknown speech gets the placeholder above.
+FILLER, FILLER_MAX_S = "Mm-hmm.", 0.8
 
 _MS_PER_CHAR = 55
 _WORD_MS = (150, 600)
@@ -315,8 +318,9 @@ class Recognizer:
             matches = ((*_align(query, e), e) for e in self._entries)
             score, offset, entry = max(matches, key=lambda match: match[0])
         if score < MATCH_THRESHOLD:
-            words = _shift(_place_words(UNRECOGNIZED, level[lo:hi]), lo * _HOP_S)
-            return Recognition(UNRECOGNIZED, words, score)
+            text = FILLER if (hi - lo) * _HOP_S <= FILLER_MAX_S else UNRECOGNIZED
+            words = _shift(_place_words(text, level[lo:hi]), lo * _HOP_S)
+            return Recognition(text, words, score)
         first, last = offset * _HOP_S, (offset + hi - lo) * _HOP_S
         heard = [w for w in entry.words if first <= (w.start_s + w.end_s) / 2 < last]
         words = _shift(heard, (lo - offset) * _HOP_S)

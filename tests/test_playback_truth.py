@@ -8,6 +8,8 @@ from test_call import heard_matches
 from calls import dial
 from harness.barge_in import barge_in, long_reply_to_bookings, offsets
 from processors.playback_state import INTERRUPTED_NOTE
+from standins.openai_replies import LONG_REPLY
+from standins.speech import synthesize
 
 FAREWELL = "Thanks for calling Luigi's. Goodbye!"
 
@@ -64,3 +66,20 @@ async def test_replies_play_one_after_another_never_over_each_other(bot, data):
     await call.hang_up()
     stretches = call.heard
     assert all(a.end <= b.start + 0.001 for a, b in zip(stretches, stretches[1:], strict=False))
+
+
+async def test_an_mm_hm_while_the_bot_talks_does_not_interrupt_it(bot, standins, data):
+    from harness.false_barge_in import mm_hm
+
+    standins.openai.responder = long_reply_to_bookings
+    call = await dial(bot.url)
+    await call.listen()
+    await call.say(data / "book_table.wav")
+    await call.wait_for_bot_audio(timeout=10)
+    await asyncio.sleep(1.0)
+    backchannel_at = await call.say(mm_hm())
+    reply = await call.listen(timeout=30, after=backchannel_at - 1.5)
+    assert not [e for e in call.events("clear") if e.t > backchannel_at], "no barge-in"
+    heard = sum(len(s.ulaw) for s in call.heard if s.start >= reply.start - 1.5) / 8000
+    assert heard >= synthesize(LONG_REPLY).duration_s - 0.1, "the whole reply played"
+    await call.hang_up()
