@@ -1,0 +1,35 @@
+"""SentenceDeepgramTTSService: sentence boundaries in order with the audio, against the stand-in."""
+
+from pipecat.frames.frames import (
+    LLMFullResponseEndFrame,
+    LLMFullResponseStartFrame,
+    LLMTextFrame,
+    TTSAudioRawFrame,
+    TTSStoppedFrame,
+)
+from pipecat.tests.utils import SleepFrame, run_test
+
+from processors.frames import SentenceAudioEndFrame
+from processors.sentence_deepgram_tts import SentenceDeepgramTTSService
+from standins.deepgram_tts import DeepgramTTSStandIn
+from standins.speech import synthesize
+
+
+async def test_each_sentence_ends_with_a_boundary_right_after_its_audio():
+    frames = [LLMFullResponseStartFrame(), LLMTextFrame("Hello there. "), LLMTextFrame("How ")]
+    frames += [LLMTextFrame("are you? "), LLMFullResponseEndFrame(), SleepFrame(1.0)]
+    async with DeepgramTTSStandIn() as stand_in:
+        tts = SentenceDeepgramTTSService(api_key="k", base_url=stand_in.ws_url, sample_rate=8000)
+        down, _ = await run_test(tts, frames_to_send=frames, start_timeout=5)
+    audio_before: list[int] = []
+    total = 0
+    for frame in down:
+        if isinstance(frame, TTSAudioRawFrame):
+            total += len(frame.audio)
+        elif isinstance(frame, SentenceAudioEndFrame):
+            audio_before.append(total)
+    first = len(synthesize("Hello there.").pcm)
+    assert audio_before == [first, first + len(synthesize("How are you?").pcm)]
+    assert [type(f) for f in down if isinstance(f, TTSStoppedFrame)] == [TTSStoppedFrame]
+    (connection,) = stand_in.connections
+    assert connection.flushes == 3  # one per sentence, one for the end of the reply
