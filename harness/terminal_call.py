@@ -54,6 +54,7 @@ class _Transcript:
         self._bot = bot
         self._call_sid = call_sid
         self._shown = 0
+        self._context = None  # kept: the server forgets the call once it has ended
 
     def show(self, latency: str) -> None:
         messages = list(self._messages())
@@ -64,7 +65,8 @@ class _Transcript:
 
     def _messages(self) -> Iterator[tuple[str, str]]:
         call = self._bot.app.state.calls.get(self._call_sid)
-        for message in call.context.get_messages() if call and call.context else []:
+        self._context = self._context or (call.context if call else None)
+        for message in self._context.get_messages() if self._context else []:
             content = message.get("content") if isinstance(message, dict) else None
             if message.get("role") in ("user", "assistant") and isinstance(content, str):
                 yield message["role"], content
