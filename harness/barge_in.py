@@ -94,7 +94,7 @@ async def barge_in(bot_url: str, standins: StandIns, offset: str, at_s: float) -
         target_s=at_s,
         heard_s=heard_s,
         latency_ms=(clear - onset) * 1000,
-        audio_after_clear=_old_audio_after(call, clear),
+        audio_after_clear=old_audio_after(call, clear),
         heard_words=[
             w.word
             for w in synthesize(LONG_REPLY).words
@@ -116,7 +116,7 @@ def _assistant_words(body: dict) -> list[str]:
     return re.sub(r"\s+", " ", said).split()
 
 
-def _old_audio_after(call: SimulatedCall, clear: float) -> int:
+def old_audio_after(call: SimulatedCall, clear: float) -> int:
     """Bytes of media sent after the clear that belong to the interrupted reply.
 
     Each reply's marks carry its id; media is attributed to the id of the next mark.

@@ -3,8 +3,8 @@
 import asyncio
 
 from calls import dial
+from harness.barge_in import old_audio_after
 from standins.openai_replies import LONG_REPLY, Reply, last_user_text
-from standins.speech import synthesize
 
 
 def long_then_short(messages, tools):
@@ -28,9 +28,9 @@ async def test_barge_in_clears_twilio_and_cancels_the_llm_and_tts(bot, standins,
     assert clears, "Twilio got a clear"
     cleared = clears[0].t
     after = await call.listen()
-    # Bot media after the clear: only the short answer to the interruption.
-    media_after = sum(int(e.detail) for e in call.events("media") if e.t > cleared)
-    assert abs(media_after - len(synthesize("Okay.").pcm) // 2) <= 320
+    # No media of the cut reply after the clear (each media is attributed by the reply id
+    # of the mark that follows it); the short answer to the interruption is heard.
+    assert old_audio_after(call, cleared) == 0
     assert after.duration < 2.0
     long_response = standins.openai.responses[0]
     assert long_response.cancelled and long_response.tokens_sent < long_response.tokens_planned
