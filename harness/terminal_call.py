@@ -8,7 +8,7 @@ from pathlib import Path
 from pipelines.declaration import Declaration
 from server.local import LocalBot, serve_locally
 from server.settings import load_settings
-from standins.audio import read_wav, voice_span, write_wav
+from standins.audio import read_wav, ulaw_to_pcm, voice_span, write_wav
 from standins.caller import SimulatedCall
 from standins.playout import Stretch
 from standins.stack import ACCOUNT_SID, AUTH_TOKEN, running_standins
@@ -85,8 +85,6 @@ def _real_providers(standin_env: dict[str, str]) -> dict[str, str]:
 
 def _write_heard(path: Path, stretches: list[Stretch]) -> None:
     """The bot's audio on the caller's timeline, with silence where nothing played."""
-    from standins.audio import ulaw_to_pcm
-
     pcm = bytearray()
     for stretch in stretches:
         pcm.extend(b"\x00\x00" * max(0, int(stretch.start * 8000) - len(pcm) // 2))

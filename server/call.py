@@ -30,7 +30,6 @@ class Call:
     worker: PipelineWorker | None = field(default=None, repr=False)
     context: LLMContext | None = field(default=None, repr=False)
     caller_hung_up: bool = False
-    bot_hung_up: bool = False
 
 
 async def run_call(
@@ -82,7 +81,7 @@ async def run_call(
     await runner.add_workers(worker)
     await runner.run()
     if not (call.caller_hung_up or serializer.stopped):
-        call.bot_hung_up = await twilio.hang_up(call.start.call_sid)
+        await twilio.hang_up(call.start.call_sid)
 
 
 def _transport_params(serializer: TwilioSerializer) -> FastAPIWebsocketParams:
