@@ -7,30 +7,21 @@ python bot.py call [WAV…]             the same call against the real providers
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 
 from loguru import logger
 
 from pipelines.declaration import DeclarationError, load_declarations
+from server.logs import configure_logging
 from server.settings import ConfigError, load_settings
 
 DEFAULT_CALLER_AUDIO = [Path(__file__).parent / "tests" / "data" / "book_table.wav"]
-LOG_FORMAT = (
-    "<green>{time:HH:mm:ss.SSS}</green> <level>{level: <7}</level> "
-    "<cyan>{extra[call_sid]}</cyan> {message}"
-)
-
-
-def configure_logging(level: str) -> None:
-    """Log to stderr; every line of a call carries its call SID."""
-    logger.remove()
-    logger.configure(extra={"call_sid": "-"})
-    logger.add(sys.stderr, level=level, format=LOG_FORMAT)
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Run the server until interrupted."""
+    """Run the server until interrupted: one process, or WORKERS processes on one port."""
     import uvicorn
 
     from server.app import create_app
@@ -41,8 +32,18 @@ def serve(args: argparse.Namespace) -> int:
     except (ConfigError, DeclarationError, ValueError) as e:
         print(e, file=sys.stderr)
         return 2
-    logger.info(f"serving on port {settings.port}; Twilio webhook: {settings.public_url}/voice")
-    uvicorn.run(app, host=args.host, port=settings.port, log_config=None, ws="websockets-sansio")
+    workers = settings.worker_count
+    logger.info(
+        f"serving on port {settings.port} with {workers} worker process(es); "
+        f"Twilio webhook: {settings.public_url}/voice"
+    )
+    options = {"host": args.host, "port": settings.port, "log_config": None}
+    options |= {"ws": "websockets-sansio", "timeout_graceful_shutdown": 5}
+    if workers == 1:
+        uvicorn.run(app, **options)
+    else:  # each worker builds its own app from the same environment
+        os.environ["LOG_LEVEL"] = args.log_level
+        uvicorn.run("server.app:app_from_environment", factory=True, workers=workers, **options)
     return 0
 
 

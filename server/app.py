@@ -1,6 +1,7 @@
 """The FastAPI app: `POST /voice` (TwiML), `WS /media` (one pipeline per call), `GET /health`."""
 
 import asyncio
+import os
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, WebSocket
@@ -9,12 +10,13 @@ from loguru import logger
 from starlette.status import WS_1008_POLICY_VIOLATION
 from twilio.request_validator import RequestValidator
 
-from pipelines.declaration import Declaration
+from pipelines.declaration import Declaration, load_declarations
 from pipelines.providers import ProviderAccess
 from processors.openai_llm import shared_tls
 from server.call import Call, run_call
 from server.greetings import GreetingCache
-from server.settings import Settings
+from server.logs import configure_logging
+from server.settings import Settings, load_settings
 from server.stream_start import StreamStartError, read_stream_start
 from server.twilio_rest import TwilioCalls
 from server.twilio_urls import MEDIA_PATH, VOICE_PATH, media_stream_url, webhook_url
@@ -54,7 +56,9 @@ def create_app(settings: Settings, declarations: dict[str, Declaration]) -> Fast
 
     @app.get("/health")
     async def health() -> dict:
-        return {"status": "ok", "calls": len(calls)}
+        # Per worker process: the pid tells which one answered.
+        tasks = len(asyncio.all_tasks())
+        return {"status": "ok", "calls": len(calls), "tasks": tasks, "pid": os.getpid()}
 
     @app.post(VOICE_PATH)
     async def voice(request: Request) -> Response:
@@ -106,6 +110,12 @@ def create_app(settings: Settings, declarations: dict[str, Declaration]) -> Fast
                 logger.info("call ended")
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process, configured from the environment like its parent."""
+    configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    return create_app(load_settings(), load_declarations())
 
 
 def _preload() -> None:

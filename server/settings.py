@@ -1,5 +1,6 @@
 """Configuration: read once from the environment (and `.env`), validated at start-up."""
 
+import os
 import re
 from urllib.parse import urlsplit
 
@@ -37,6 +38,12 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr = Field(min_length=1)
     twilio_api_base_url: str = "https://api.twilio.com"
     pipeline: str = "default"
+    workers: int = Field(default=0, ge=0)  # 0: one per CPU core
+
+    @property
+    def worker_count(self) -> int:
+        """Server processes to run: WORKERS, or one per CPU core this process may use."""
+        return self.workers or len(os.sched_getaffinity(0))
 
     @field_validator("public_url")
     @classmethod

@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import json
 import re
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -60,7 +61,21 @@ class STTConnection:
     audio_bytes: int = 0
     controls: list[str] = field(default_factory=list)  # "KeepAlive", "Finalize", "CloseStream"
     sent: list[dict] = field(default_factory=list)  # every message sent, in order
+    sent_at: list[float] = field(default_factory=list)  # time.monotonic() of each
     closed: bool = False
+    max_lag: float = 0.0  # how far behind real time the audio arrived, at worst (s)
+    _clock_start: float = field(default=float("inf"), repr=False)
+
+    def received(self, audio_bytes: int, sample_rate: int) -> None:
+        """Count audio in, and how much later than real time it arrives.
+
+        Each chunk implies when the stream started (arrival minus the audio before it); the
+        earliest such start is the real-time schedule, and a chunk later than that lags.
+        """
+        start = time.monotonic() - self.audio_bytes / 2 / sample_rate
+        self._clock_start = min(self._clock_start, start)
+        self.max_lag = max(self.max_lag, start - self._clock_start)
+        self.audio_bytes += audio_bytes
 
     def sent_of(self, kind: str) -> list[dict]:
         """The messages of one type that were sent, e.g. "Results" or "Metadata"."""
@@ -113,7 +128,7 @@ class _Stream:
 
     def audio(self, data: bytes) -> None:
         """Take binary audio and process it 20 ms at a time."""
-        self.conn.audio_bytes += len(data)
+        self.conn.received(len(data), self.rate)
         self.sha.update(data)
         self.pending += data
         size = self.rate // 50 * 2
@@ -220,6 +235,7 @@ class _Stream:
             except ConnectionResetError:
                 return  # the client left; nothing more can reach it
             self.conn.sent.append(message)
+            self.conn.sent_at.append(time.monotonic())
 
 
 class DeepgramSTTStandIn(LocalServer):

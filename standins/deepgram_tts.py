@@ -10,6 +10,7 @@ stops the audio at once, drops queued text and answers `Cleared`; `Close` closes
 import asyncio
 import contextlib
 import json
+import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -31,6 +32,8 @@ class TTSConnection:
     authorization: str
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     speaks: list[str] = field(default_factory=list)  # the text of each Speak, in order
+    speaks_at: list[float] = field(default_factory=list)  # time.monotonic() of each
+    audio_at: list[float] = field(default_factory=list)  # of each synthesis' first audio
     flushes: int = 0
     clears: int = 0
     audio_bytes: int = 0  # of audio sent
@@ -50,11 +53,13 @@ class _Speaker:
         # Text to synthesize, with the sequence id to answer `Flushed` with after it, if any.
         self.flushed: asyncio.Queue[tuple[str, int | None]] = asyncio.Queue()
         self.due = 0.0  # when the audio sent so far is due, at realtime_factor
+        self.first_chunk = True  # the next chunk is the first of its synthesis
         self.task = asyncio.create_task(self._run())
 
     def speak(self, text: str) -> None:
         """Queue text; a finished sentence goes to synthesis at once."""
         self.conn.speaks.append(text)
+        self.conn.speaks_at.append(time.monotonic())
         self.text.append(text)
         if text.rstrip().endswith((".", "!", "?")):
             self.flushed.put_nowait(("".join(self.text), None))
@@ -102,6 +107,7 @@ class _Speaker:
         await asyncio.sleep(self.server.ttfb)
         size = self.rate * self.server.chunk_ms // 1000 * 2
         self.due = asyncio.get_running_loop().time()
+        self.first_chunk = True
         pending = b""
         # Words are synthesized independently, so word by word adds up to synthesize(text),
         # and the first audio leaves without waiting for the whole reply to be synthesized.
@@ -115,6 +121,9 @@ class _Speaker:
     async def _send(self, audio: bytes, size: int) -> None:
         for i in range(0, len(audio), size):
             chunk = audio[i : i + size]
+            if self.first_chunk:
+                self.conn.audio_at.append(time.monotonic())
+                self.first_chunk = False
             await self.ws.send_bytes(chunk)
             self.conn.audio_bytes += len(chunk)
             pace = self.server.realtime_factor

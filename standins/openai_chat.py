@@ -3,7 +3,8 @@
 import asyncio
 import inspect
 import json
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from loguru import logger
@@ -40,6 +41,7 @@ class RecordedRequest:
     authorization: str | None
     body: dict | None = None
     status: int = 0
+    at: float = field(default_factory=time.monotonic)  # when it arrived
 
 
 @dataclass
@@ -51,6 +53,8 @@ class ResponseRecord:
     tokens_sent: int = 0
     completed: bool = False
     cancelled: bool = False
+    first_token_at: float | None = None  # time.monotonic() when the first token was written
+    sentence_at: float | None = None  # ... and the token that ends the first sentence
 
 
 def _error(status: int, message: str, kind: str, code: str | None = None) -> web.Response:
@@ -76,6 +80,14 @@ async def _pause(request: web.Request, seconds: float) -> None:
         if request.transport is None:
             raise ConnectionResetError("client closed the connection")
         await asyncio.sleep(min(left, 0.01))
+
+
+def _time_token(record: ResponseRecord, payload: dict) -> None:
+    now = time.monotonic()
+    record.first_token_at = record.first_token_at or now
+    text = payload["choices"][0]["delta"].get("content") or ""
+    if record.sentence_at is None and text.rstrip().endswith((".", "!", "?")):
+        record.sentence_at = now
 
 
 def _sse(payload: dict | str) -> bytes:
@@ -196,6 +208,8 @@ class OpenAIChatStandIn(LocalServer):
                     await _pause(request, 1 / self.tokens_per_second)
                 await response.write(_sse(payload))
                 record.tokens_sent += is_token
+                if is_token:
+                    _time_token(record, payload)
             await response.write(_sse("[DONE]"))
             await response.write_eof()
             record.completed = True

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import psutil
 
 from calls import dial
 from server.local import free_socket
@@ -24,12 +25,16 @@ async def test_the_run_command_serves_health_and_answers_a_call(standins, tmp_pa
     port = sock.getsockname()[1]
     sock.close()
     url = f"http://127.0.0.1:{port}"
-    env = clean_env(PORT=str(port), PUBLIC_URL=url, **standins.env())
+    env = clean_env(PORT=str(port), PUBLIC_URL=url, WORKERS="2", **standins.env())
     server = await asyncio.create_subprocess_exec(
         sys.executable, str(BOT), cwd=tmp_path, env=env, stderr=asyncio.subprocess.DEVNULL
     )
     try:
-        assert await _health(url) == {"status": "ok", "calls": 0}
+        health = await _health(url)
+        assert health["status"] == "ok" and health["calls"] == 0
+        workers = psutil.Process(server.pid).children()
+        assert health["pid"] in [w.pid for w in workers]
+        assert len([w for w in workers if "python" in w.name()]) >= 2, "two worker processes"
         call = await dial(url)
         greeting = await call.listen()
         assert greeting.duration > 1.0

@@ -1,0 +1,1 @@
+"""Benchmarks measured where the caller is: `python -m bench` (see the README)."""
