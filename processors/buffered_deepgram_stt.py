@@ -1,6 +1,5 @@
-"""Deepgram live STT that keeps the caller's audio while its WebSocket opens or reopens."""
+"""Deepgram live STT that sends audio in batches and keeps it while its WebSocket is down."""
 
-from collections import deque
 from collections.abc import AsyncGenerator
 
 from deepgram.listen.v1.types import ListenV1Finalize
@@ -12,26 +11,31 @@ from pipecat.services.stt_service import STTService
 
 
 class BufferedDeepgramSTTService(DeepgramSTTService):
-    """`DeepgramSTTService` that loses no early audio and does not hold up the call's start.
+    """`DeepgramSTTService` that batches audio, loses none, and does not hold up the start.
 
-    Stock pipecat waits for the Deepgram handshake before the pipeline starts (delaying the
-    greeting) and drops audio whenever the socket is down (e.g. while it reconnects). Here
-    the socket opens in the background and audio is held until it is up:
+    Stock pipecat sends every 20 ms packet as its own message (a socket write each, a tenth
+    of a call's CPU), waits for the Deepgram handshake before the pipeline starts (delaying
+    the greeting), and drops audio whenever the socket is down (e.g. while it reconnects).
+    Here audio collects in one buffer:
 
-    | in                                   | Deepgram socket | out                          |
-    |--------------------------------------|-----------------|------------------------------|
-    | InputAudioRawFrame                   | opening / down  | held (up to `max_buffer_secs`) |
-    | InputAudioRawFrame                   | up              | held audio, then this audio  |
-    | VADUserStoppedSpeakingFrame          | opening / down  | `Finalize` sent after flush  |
+    | in                          | Deepgram socket | out                                    |
+    |-----------------------------|-----------------|----------------------------------------|
+    | InputAudioRawFrame          | up              | the buffer, once it holds `batch_secs` |
+    | InputAudioRawFrame          | opening / down  | kept (up to `max_buffer_secs`)         |
+    | VADUserStoppedSpeakingFrame | up              | the buffer, then `Finalize`            |
+    | VADUserStoppedSpeakingFrame | opening / down  | `Finalize` once the buffer is sent     |
+
+    The turn's last audio always goes out with its `Finalize`, so batching delays only
+    interim results (by up to `batch_secs`), never the final transcript.
     """
 
-    def __init__(self, *, max_buffer_secs: float = 10.0, **kwargs):
-        """Like `DeepgramSTTService`, holding at most `max_buffer_secs` of audio while down."""
+    def __init__(self, *, batch_secs: float = 0.1, max_buffer_secs: float = 10.0, **kwargs):
+        """Like `DeepgramSTTService`; send `batch_secs` at a time, keep `max_buffer_secs`."""
         super().__init__(**kwargs)
+        self._batch_secs = batch_secs
         self._max_buffer_secs = max_buffer_secs
-        self._held: deque[bytes] = deque()
-        self._held_bytes = 0
-        self._finalize_after_flush = False
+        self._buffer = bytearray()
+        self._finalize_after_send = False
         self._overflowed = False
 
     async def setup(self, setup: FrameProcessorSetup):
@@ -40,41 +44,47 @@ class BufferedDeepgramSTTService(DeepgramSTTService):
         self._connection_task = self.create_task(self._connection_handler())
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame | None, None]:
-        """Send the audio, after anything held; hold it while the socket is down."""
+        """Buffer the audio; send the buffer once a batch is full and the socket is up."""
+        self._buffer += audio
         if not self._connection:
-            self._hold(audio)
-            yield None
-            return
-        if self._held:
-            await self._flush_held()
-        async for frame in super().run_stt(audio):
-            yield frame
+            self._trim()
+        elif len(self._buffer) >= self._bytes(self._batch_secs):
+            await self._send_buffer()
+        yield None
 
     async def process_frame(self, frame: Frame, direction: FrameDirection):
-        """Remember a Finalize the socket could not take yet."""
-        if isinstance(frame, VADUserStoppedSpeakingFrame) and not self._connection:
-            self._finalize_after_flush = True
+        """Send the turn's last audio before the `Finalize` that ends it."""
+        if isinstance(frame, VADUserStoppedSpeakingFrame):
+            if self._connection:
+                await self._send_buffer()
+            else:
+                self._finalize_after_send = True
         await super().process_frame(frame, direction)
 
-    def _hold(self, audio: bytes) -> None:
-        self._held.append(audio)
-        self._held_bytes += len(audio)
-        limit = int(self._max_buffer_secs * self.sample_rate * 2)
-        while self._held_bytes > limit:
-            self._held_bytes -= len(self._held.popleft())
+    def _bytes(self, seconds: float) -> int:
+        return int(seconds * self.sample_rate) * 2
+
+    def _trim(self) -> None:
+        excess = len(self._buffer) - self._bytes(self._max_buffer_secs)
+        if excess > 0:
+            del self._buffer[:excess]
             if not self._overflowed:
                 logger.warning(f"{self}: Deepgram still not connected; dropping the oldest audio")
                 self._overflowed = True
 
-    async def _flush_held(self) -> None:
-        held_ms = self._held_bytes / 2 / self.sample_rate * 1000
-        logger.debug(f"{self}: sending {held_ms:.0f} ms of audio held while connecting")
-        connection = self._connection
-        while self._held and connection:
-            await connection.send_media(self._held.popleft())
-        self._held.clear()
-        self._held_bytes = 0
-        if self._finalize_after_flush and connection:
-            self._finalize_after_flush = False
-            self.request_finalize()
-            await connection.send_finalize(ListenV1Finalize(type="Finalize"))
+    async def _send_buffer(self) -> None:
+        connection, batch = self._connection, self._bytes(self._batch_secs)
+        if len(self._buffer) > batch:
+            kept_ms = len(self._buffer) / 2 / self.sample_rate * 1000
+            logger.debug(f"{self}: sending {kept_ms:.0f} ms of audio kept while down")
+        try:
+            while self._buffer:
+                await connection.send_media(bytes(self._buffer[:batch]))
+                del self._buffer[:batch]
+            if self._finalize_after_send:
+                self._finalize_after_send = False
+                self.request_finalize()
+                await connection.send_finalize(ListenV1Finalize(type="Finalize"))
+        except Exception as e:  # what is not sent stays buffered for the next connection
+            logger.warning(f"{self}: sending to Deepgram failed, reconnecting: {e}")
+            self._connection = None

@@ -163,18 +163,20 @@ class SimulatedCall:
     # -- the caller's side: speaking ----------------------------------------------------
 
     async def say(self, audio: bytes | str | Path) -> float:
-        """Speak 16-bit 8 kHz PCM (or a WAV file) in real time; returns when the speech started."""
+        """Speak 16-bit 8 kHz PCM (or a WAV file) in real time.
+
+        Returns when its first packet was sent; the timeline's `sent_speech` event says the same.
+        """
         pcm = read_wav(audio) if isinstance(audio, (str, Path)) else audio
         frames = frames_of(pcm_to_ulaw(pcm))
-        done = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._speech_started, self._speech_done = loop.create_future(), loop.create_future()
+        self._utterance_ms = len(frames) * FRAME_MS
         for frame in frames:
             self._mic.put_nowait(frame)
         self._mic.put_nowait(b"")  # end marker
-        self._speech_done = done
-        started = self.now()
-        self.timeline.append(Event(started, "sent_speech", f"{len(frames) * FRAME_MS} ms"))
-        await done
-        return started
+        await self._speech_done
+        return self._speech_started.result()
 
     async def _clock(self) -> None:
         """Every 20 ms: send one packet of the caller's audio and play 20 ms of the bot's."""
@@ -195,6 +197,9 @@ class SimulatedCall:
             return _SILENT_FRAME
         frame = self._mic.get_nowait()
         if frame:
+            if not self._speech_started.done():
+                self._speech_started.set_result(self.now())
+                self.timeline.append(Event(self.now(), "sent_speech", f"{self._utterance_ms} ms"))
             return frame
         self._spoke_until = self.now()
         self.timeline.append(Event(self._spoke_until, "sent_speech_end"))

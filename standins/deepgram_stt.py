@@ -59,23 +59,29 @@ class STTConnection:
     authorization: str
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     audio_bytes: int = 0
+    audio_messages: int = 0
     controls: list[str] = field(default_factory=list)  # "KeepAlive", "Finalize", "CloseStream"
     sent: list[dict] = field(default_factory=list)  # every message sent, in order
     sent_at: list[float] = field(default_factory=list)  # time.monotonic() of each
     closed: bool = False
     max_lag: float = 0.0  # how far behind real time the audio arrived, at worst (s)
-    _clock_start: float = field(default=float("inf"), repr=False)
+    _schedule: float = field(default=float("inf"), repr=False)
 
     def received(self, audio_bytes: int, sample_rate: int) -> None:
         """Count audio in, and how much later than real time it arrives.
 
-        Each chunk implies when the stream started (arrival minus the audio before it); the
-        earliest such start is the real-time schedule, and a chunk later than that lags.
+        Live audio cannot arrive before its last sample was spoken, so each message implies
+        when the stream started at the latest (arrival minus the audio up to its end). The
+        earliest such start is the real-time schedule; a message later than it lags. The
+        first second is left out: audio kept while the socket opened arrives in a burst.
         """
-        start = time.monotonic() - self.audio_bytes / 2 / sample_rate
-        self._clock_start = min(self._clock_start, start)
-        self.max_lag = max(self.max_lag, start - self._clock_start)
         self.audio_bytes += audio_bytes
+        spoken = self.audio_bytes / 2 / sample_rate
+        start = time.monotonic() - spoken
+        self._schedule = min(self._schedule, start)
+        if spoken > 1.0:
+            self.max_lag = max(self.max_lag, start - self._schedule)
+        self.audio_messages += 1
 
     def sent_of(self, kind: str) -> list[dict]:
         """The messages of one type that were sent, e.g. "Results" or "Metadata"."""

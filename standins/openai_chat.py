@@ -203,9 +203,11 @@ class OpenAIChatStandIn(LocalServer):
         await response.prepare(request)
         try:
             await _pause(request, self.ttft)
+            first_token = asyncio.get_running_loop().time()
             for payload, is_token in completion.chunks():
                 if is_token and record.tokens_sent and self.tokens_per_second:
-                    await _pause(request, 1 / self.tokens_per_second)
+                    due = first_token + record.tokens_sent / self.tokens_per_second
+                    await _pause(request, due - asyncio.get_running_loop().time())
                 await response.write(_sse(payload))
                 record.tokens_sent += is_token
                 if is_token:

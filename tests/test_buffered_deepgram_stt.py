@@ -32,11 +32,11 @@ async def test_audio_sent_before_the_socket_opens_is_held_and_transcribed(data):
     async with DeepgramSTTStandIn(connect_delay=1.0) as stand_in:
         # All the speech and the end of the turn arrive while the handshake is still pending.
         frames = [VADUserStartedSpeakingFrame(), *audio_frames(pcm), VADUserStoppedSpeakingFrame()]
-        frames += [SleepFrame(1.2), *audio_frames(bytes(640)), SleepFrame(0.5)]
+        frames += [SleepFrame(1.2), *audio_frames(bytes(1920)), SleepFrame(0.5)]
         down, _ = await run_test(stt(stand_in), frames_to_send=frames, start_timeout=5)
     assert [f.text for f in down if type(f) is TranscriptionFrame] == [OPENING_HOURS]
     (connection,) = stand_in.connections
-    assert connection.audio_bytes == len(pcm) + 640
+    assert connection.audio_bytes == len(pcm) + 1920  # then 100 ms batches
     assert connection.controls[0] == "Finalize"  # sent once the held audio was flushed
 
 
@@ -64,4 +64,16 @@ async def test_a_socket_that_never_opens_holds_at_most_the_configured_audio(data
     async with DeepgramSTTStandIn(connect_delay=5.0) as stand_in:
         service = stt(stand_in, max_buffer_secs=1.0)
         await run_test(service, frames_to_send=audio_frames(pcm), start_timeout=5)
-        assert service._held_bytes <= 8000 * 2
+        assert len(service._buffer) <= 8000 * 2
+
+
+async def test_audio_goes_in_100_ms_batches_and_the_turn_end_flushes_the_rest(data):
+    pcm = read_wav(data / "opening_hours.wav")
+    async with DeepgramSTTStandIn() as stand_in:
+        frames = [SleepFrame(0.3), *audio_frames(pcm), VADUserStoppedSpeakingFrame()]
+        down, _ = await run_test(stt(stand_in), frames_to_send=[*frames, SleepFrame(0.5)])
+    assert [f.text for f in down if type(f) is TranscriptionFrame] == [OPENING_HOURS]
+    (connection,) = stand_in.connections
+    assert connection.audio_bytes == len(pcm), "the tail went out before the Finalize"
+    assert connection.audio_messages == -(-len(pcm) // 1600)  # 100 ms each, the last shorter
+    assert connection.controls == ["Finalize", "CloseStream"]

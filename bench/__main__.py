@@ -1,0 +1,172 @@
+"""Benchmarks at the caller's end of the line, our bot and stock Pipecat side by side.
+
+    python -m bench                   (or: make bench)  → BENCHMARKS.md
+    python -m bench --smoke --out F   one short pass of everything (CI runs it)
+
+Starts the stand-ins with the service latencies given, starts each bot as its own server
+process pointed at them, and drives simulated Twilio callers with recorded speech.
+"""
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loguru import logger
+
+from bench import capacity, report
+from bench.capacity import Level
+from bench.conversation import (
+    CALLER_TURNS,
+    BargeIn,
+    CallResult,
+    Expectation,
+    ServiceLatencies,
+    barge_in,
+    conversation,
+    long_reply_to_bookings,
+    receptionist,
+)
+from bench.profile import record, summarize
+from bench.servers import Bot, BotServer, ours, running, stock
+from bench.soak import Soak, soak
+from pipelines.declaration import load_declarations
+from standins.openai_replies import LONG_REPLY
+from standins.speech import synthesize
+from standins.stack import StandIns, running_standins
+
+CORES = len(os.sched_getaffinity(0))
+PROFILED_CALLS = 16  # per worker process (or the knee, if lower) while one worker is sampled
+
+
+@dataclass
+class BotFigures:
+    """Everything measured of one bot."""
+
+    bot: Bot
+    cores: int  # cores its processes can use
+    calls: list[CallResult] = field(default_factory=list)
+    barge_ins: list[BargeIn] = field(default_factory=list)
+    levels: list[Level] = field(default_factory=list)
+    soak: Soak | None = None
+    profile: tuple[list, list] | None = None
+    profiled_calls: int = 0
+
+
+def parse() -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    defaults = ServiceLatencies()
+    parser.add_argument("--stt-final", type=float, default=defaults.stt_final_s)
+    parser.add_argument("--llm-ttft", type=float, default=defaults.llm_ttft_s)
+    parser.add_argument("--llm-rate", type=float, default=defaults.llm_tokens_per_s)
+    parser.add_argument("--tts-ttfb", type=float, default=defaults.tts_ttfb_s)
+    parser.add_argument("--calls", type=int, default=8, help="sequential measured calls")
+    parser.add_argument("--barge-ins", type=int, default=10)
+    parser.add_argument("--levels", default="1,4,8,12,16,24,32,40,48,64,80,96")
+    parser.add_argument("--spread", type=float, default=5.0, help="seconds to spread starts")
+    parser.add_argument("--soak-calls", type=int, default=200)
+    parser.add_argument("--bots", default="ours,stock")
+    parser.add_argument("--smoke", action="store_true", help="one short pass of everything")
+    parser.add_argument("--out", default="BENCHMARKS.md")
+    args = parser.parse_args()
+    if args.smoke:
+        args.calls, args.barge_ins, args.levels, args.soak_calls = 1, 1, "1,2", 2
+    args.latencies = ServiceLatencies(args.stt_final, args.llm_ttft, args.llm_rate, args.tts_ttfb)
+    return args
+
+
+def bots(args: argparse.Namespace) -> list[tuple[Bot, Bot]]:
+    """Each bot as benchmarked, and as soaked (one process, so tasks are one process's)."""
+    turn = load_declarations()["default"].turn
+    ours_turn = turn.vad_stop_secs + turn.user_speech_timeout
+    chosen = {
+        "ours": (ours(CORES, ours_turn), ours(1, ours_turn)),
+        "stock": (stock(0.2), stock(0.2)),  # VADParams' default stop_secs, then Smart Turn
+    }
+    return [chosen[name] for name in args.bots.split(",")]
+
+
+async def measure(bot: Bot, soak_bot: Bot, args: argparse.Namespace) -> BotFigures:
+    """Every figure for one bot, on freshly started stand-ins."""
+    figures = BotFigures(bot, cores=min(bot.workers, CORES))
+    utterances = CALLER_TURNS[:1] if args.smoke else CALLER_TURNS
+    async with running_standins(**args.latencies.standins()) as standins:
+        expected = Expectation(bot.turn_end_s, 0.2, args.latencies)
+        async with running(bot, standins.env()) as server:
+            log(f"{bot.name}: {args.calls} calls one at a time")
+            for _ in range(args.calls):
+                figures.calls.append(await conversation(server.url, expected, standins, utterances))
+            log(f"{bot.name}: {args.barge_ins} barge-ins")
+            figures.barge_ins = await _barge_ins(server, standins, args.barge_ins)
+            log(f"{bot.name}: capacity")
+            levels = [int(n) for n in args.levels.split(",")]
+            figures.levels = await capacity.find_knee(
+                server, standins, expected, levels, args.spread, log=log
+            )
+            if not args.smoke:
+                knee = capacity.knee(figures.levels).calls
+                figures.profiled_calls = min(knee, PROFILED_CALLS * bot.workers)
+                log(f"{bot.name}: profiling {figures.profiled_calls} calls")
+                figures.profile = await _profile(server, standins, expected, figures, args)
+        async with running(soak_bot, standins.env()) as server:
+            log(f"{bot.name}: soak, {args.soak_calls} calls one after another")
+            figures.soak = await soak(server, args.soak_calls, warm_up=1 if args.smoke else 3)
+    return figures
+
+
+async def _barge_ins(server: BotServer, standins: StandIns, count: int) -> list[BargeIn]:
+    """Cut LONG_REPLY at `count` points spread over it."""
+    standins.openai.responder = long_reply_to_bookings
+    length = synthesize(LONG_REPLY).duration_s
+    cuts = [0.6 + i * (length - 2.0) / max(count - 1, 1) for i in range(count)]
+    try:
+        return [await barge_in(server.url, cut) for cut in cuts]
+    finally:
+        standins.openai.responder = receptionist
+
+
+async def _profile(
+    server: BotServer,
+    standins: StandIns,
+    expected: Expectation,
+    figures: BotFigures,
+    args: argparse.Namespace,
+) -> tuple[list, list] | None:
+    """Sample one worker process for 20 s while `figures.profiled_calls` calls run."""
+    worker = server.processes()[-1]  # the server itself, or its last worker
+    out = Path(tempfile.mkstemp(suffix=".raw")[1])
+    calls = figures.profiled_calls  # the kernel shares them out among the workers
+    level = asyncio.create_task(capacity.run_level(server, standins, expected, calls, args.spread))
+    await asyncio.sleep(args.spread)
+    await record(worker.pid, 20, out)
+    await level
+    return await asyncio.to_thread(summarize, out)
+
+
+def log(line: str) -> None:
+    """Progress, to stderr."""
+    print(line, file=sys.stderr, flush=True)
+
+
+async def run(args: argparse.Namespace) -> list[BotFigures]:
+    """Measure each bot in turn."""
+    return [await measure(bot, soak_bot, args) for bot, soak_bot in bots(args)]
+
+
+def main() -> None:
+    """Run the benchmarks and write the report."""
+    args = parse()
+    logger.remove()
+    logger.add(sys.stderr, level=os.environ.get("LOG_LEVEL", "ERROR"))
+    figures = asyncio.run(run(args))
+    command = "python -m bench " + " ".join(sys.argv[1:])
+    Path(args.out).write_text(report.markdown(figures, args, command.strip()))
+    log(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""Many calls one after another: does anything pile up in the server?"""
+
+import asyncio
+from dataclasses import dataclass
+
+from bench.conversation import short_call
+from bench.servers import BotServer, Usage
+
+
+@dataclass
+class Soak:
+    """A server's resources before and after `calls` sequential calls."""
+
+    calls: int
+    failures: int
+    before: Usage
+    after: Usage
+    tasks_before: int
+    tasks_after: int
+
+
+async def soak(server: BotServer, calls: int, warm_up: int = 3, log=print) -> Soak:
+    """`warm_up` calls (first-call costs are not leaks), a reading, `calls` calls, a reading."""
+    for _ in range(warm_up):
+        await short_call(server.url)
+    before, tasks_before = await _reading(server)
+    failures = 0
+    for n in range(1, calls + 1):
+        try:
+            await short_call(server.url)
+        except (TimeoutError, OSError) as e:
+            failures += 1
+            log(f"  soak call {n} failed: {e!r}")
+        if n % 50 == 0:
+            log(f"  {server.bot.name}: {n} soak calls")
+    after, tasks_after = await _reading(server)
+    return Soak(calls, failures, before, after, tasks_before, tasks_after)
+
+
+async def _reading(server: BotServer) -> tuple[Usage, int]:
+    while (health := await server.health())["calls"]:  # the last call is still closing
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1.0)
+    return server.usage(), health["tasks"]
