@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.lock | cut -c1-12)
 
-.PHONY: install run test call barge-in false-barge-in lint
+.PHONY: install run test call barge-in false-barge-in bench lint
 
 $(STAMP): requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -32,6 +32,10 @@ barge-in: $(STAMP)
 ## the VAD figures behind the default minimum barge-in
 false-barge-in: $(STAMP)
 	$(PY) -m harness.false_barge_in
+
+## caller-side benchmarks, ours and stock Pipecat side by side → BENCHMARKS.md
+bench: $(STAMP)
+	$(PY) -m bench $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -55,6 +55,16 @@ class BotFigures:
     profile: tuple[list, list] | None = None
     profiled_calls: int = 0
 
+    @property
+    def lone_p95(self) -> float:
+        """p95 reply overhead of the calls made one at a time: the capacity baseline."""
+        return capacity.p95([t.overhead_s for c in self.calls for t in c.turns])
+
+    @property
+    def knee(self) -> Level:
+        """The capacity knee."""
+        return capacity.knee(self.levels, self.lone_p95)
+
 
 def parse() -> argparse.Namespace:
     """The command line."""
@@ -90,7 +100,7 @@ def bots(args: argparse.Namespace) -> list[tuple[Bot, Bot]]:
     return [chosen[name] for name in args.bots.split(",")]
 
 
-async def measure(bot: Bot, soak_bot: Bot, args: argparse.Namespace) -> BotFigures:
+async def measure(bot: Bot, args: argparse.Namespace) -> BotFigures:
     """Every figure for one bot, on freshly started stand-ins."""
     figures = BotFigures(bot, cores=min(bot.workers, CORES))
     utterances = CALLER_TURNS[:1] if args.smoke else CALLER_TURNS
@@ -105,17 +115,23 @@ async def measure(bot: Bot, soak_bot: Bot, args: argparse.Namespace) -> BotFigur
             log(f"{bot.name}: capacity")
             levels = [int(n) for n in args.levels.split(",")]
             figures.levels = await capacity.find_knee(
-                server, standins, expected, levels, args.spread, log=log
+                server, standins, expected, levels, args.spread, figures.lone_p95, log=log
             )
             if not args.smoke:
-                knee = capacity.knee(figures.levels).calls
-                figures.profiled_calls = min(knee, PROFILED_CALLS * bot.workers)
+                figures.profiled_calls = min(figures.knee.calls, PROFILED_CALLS * bot.workers)
                 log(f"{bot.name}: profiling {figures.profiled_calls} calls")
                 figures.profile = await _profile(server, standins, expected, figures, args)
-        async with running(soak_bot, standins.env()) as server:
-            log(f"{bot.name}: soak, {args.soak_calls} calls one after another")
-            figures.soak = await soak(server, args.soak_calls, warm_up=1 if args.smoke else 3)
     return figures
+
+
+async def soak_one(soak_bot: Bot, figures: BotFigures, args: argparse.Namespace) -> None:
+    """The soak of one bot, on its own stand-ins."""
+    async with (
+        running_standins(**args.latencies.standins()) as standins,
+        running(soak_bot, standins.env()) as server,
+    ):
+        log(f"{soak_bot.name}: soak, {args.soak_calls} calls one after another")
+        figures.soak = await soak(server, args.soak_calls, warm_up=1 if args.smoke else 3, log=log)
 
 
 async def _barge_ins(server: BotServer, standins: StandIns, count: int) -> list[BargeIn]:
@@ -153,8 +169,11 @@ def log(line: str) -> None:
 
 
 async def run(args: argparse.Namespace) -> list[BotFigures]:
-    """Measure each bot in turn."""
-    return [await measure(bot, soak_bot, args) for bot, soak_bot in bots(args)]
+    """Measure each bot in turn, then soak them side by side (one call at a time each)."""
+    chosen = bots(args)
+    figures = [await measure(bot, args) for bot, _ in chosen]
+    await asyncio.gather(*(soak_one(s, f, args) for (_, s), f in zip(chosen, figures, strict=True)))
+    return figures
 
 
 def main() -> None:

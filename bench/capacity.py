@@ -60,9 +60,9 @@ class Level:
         """95th percentile of the pipeline's own reply latency."""
         return p95(self.overheads) if self.overheads else float("inf")
 
-    def within(self, single: "Level") -> bool:
-        """Whether callers at this level fare as well as a lone caller."""
-        limit = max(single.p95_overhead * (1 + GROWTH_LIMIT), single.p95_overhead + NOISE_FLOOR_S)
+    def within(self, lone_p95: float) -> bool:
+        """Whether callers at this level fare as well as a lone caller (p95 overhead given)."""
+        limit = max(lone_p95 * (1 + GROWTH_LIMIT), lone_p95 + NOISE_FLOOR_S)
         return not self.failures and self.p95_overhead <= limit and self.max_lag_s <= LAG_LIMIT_S
 
 
@@ -117,9 +117,10 @@ async def find_knee(
     expected: Expectation,
     levels: list[int],
     spread_s: float,
+    lone_p95: float,
     log=print,
 ) -> list[Level]:
-    """Run levels in order until one falls short of the lone caller; returns all run."""
+    """Run levels in order until one falls short of a lone caller; returns all run."""
     done: list[Level] = []
     for calls in levels:
         level = await run_level(server, standins, expected, calls, spread_s)
@@ -131,15 +132,15 @@ async def find_knee(
             f"  {level.cpu_per_call_minute:.2f} CPU s/call-min  {level.mb_per_call:.1f} MB/call"
             f"  failures {len(level.failures)}"
         )
-        if not level.within(done[0]):
+        if not level.within(lone_p95):
             break
         await asyncio.sleep(2.0)  # let the last calls' teardown finish
     return done
 
 
-def knee(levels: list[Level]) -> Level:
+def knee(levels: list[Level], lone_p95: float) -> Level:
     """The busiest level that still served callers like a lone caller."""
-    good = [lv for lv in levels if lv.within(levels[0])]
+    good = [lv for lv in levels if lv.within(lone_p95)]
     return good[-1] if good else levels[0]
 
 

@@ -154,7 +154,11 @@ def stages(call: SimulatedCall, standins: StandIns, ended: float, heard: float) 
     speaks = [t(at) for c in standins.tts.connections for at in c.speaks_at]
     speak = min(at for at in speaks if at >= sentence - 0.001)
     audio = min(t(at) for c in standins.tts.connections for at in c.audio_at if t(at) >= speak)
+    vad_stop = min(
+        t(at) for c in standins.stt.connections for at in c.finalized_at if t(at) > ended
+    )
     return {
+        "vad stop": vad_stop - ended,
         "stt final": min(at for at in finals if at > ended) - ended,
         "turn end": t(request.at) - ended,
         "llm": sentence - t(request.at),

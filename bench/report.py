@@ -8,9 +8,9 @@ from importlib.metadata import version
 
 import psutil
 
-from bench.capacity import knee, p95
+from bench.capacity import p95
 
-STAGES = ["stt final", "turn end", "llm", "llm → tts", "tts", "tts → heard"]
+STAGES = ["vad stop", "stt final", "turn end", "llm", "llm → tts", "tts", "tts → heard"]
 
 
 def ms(seconds: float) -> str:
@@ -132,10 +132,10 @@ _METRICS = [
     ("greeting: `start` → first audio p95 (ms)", lambda f: _pct(_greetings(f), "p95"), "low"),
     ("greeting on a server's first call (ms)", lambda f: f.calls[0].greeting_s * 1000, "low"),
     ("server processes", lambda f: f.bot.workers, ""),
-    ("calls at the knee (this machine)", lambda f: knee(f.levels).calls, "high"),
-    ("calls per core at the knee", lambda f: knee(f.levels).calls / f.cores, "high"),
-    ("CPU seconds per call-minute", lambda f: knee(f.levels).cpu_per_call_minute, "low"),
-    ("resident memory per call (MB, PSS)", lambda f: knee(f.levels).mb_per_call, "low"),
+    ("calls at the knee (this machine)", lambda f: f.knee.calls, "high"),
+    ("calls per core at the knee", lambda f: f.knee.calls / f.cores, "high"),
+    ("CPU seconds per call-minute", lambda f: f.knee.cpu_per_call_minute, "low"),
+    ("resident memory per call (MB, PSS)", lambda f: f.knee.mb_per_call, "low"),
     ("soak: memory growth", lambda f: _growth(f.soak.before.pss_mb, f.soak.after.pss_mb), ""),
     ("soak: open files", lambda f: f"{f.soak.before.fds} → {f.soak.after.fds}", ""),
     ("soak: asyncio tasks", lambda f: f"{f.soak.tasks_before} → {f.soak.tasks_after}", ""),
@@ -147,10 +147,10 @@ _NOTES = """\
   the STT's final transcript, if later), the LLM's time to the end of its first sentence and
   the TTS's first-audio time.
 - *knee*: the most concurrent calls whose p95 reply overhead stays within 20% (or one 20 ms
-  playout tick) of a lone call's, with no failed call and the inbound audio never more than
-  100 ms behind real time at the STT. Memory and CPU are read at the knee: PSS of every
-  server process (shared pages counted once) at its peak minus before, per call; CPU seconds
-  of every server process per minute of call.
+  playout tick) of the calls made one at a time, with no failed call and the inbound audio
+  never more than 100 ms behind real time at the STT. Memory and CPU are read at the knee:
+  PSS of every server process (shared pages counted once) at its peak minus before, per
+  call; CPU seconds of every server process per minute of call.
 - *calls per core*: calls at the knee over the cores the bot's processes can use (one
   process uses one core)."""
 
@@ -162,8 +162,9 @@ def _growth(before: float, after: float) -> str:
 def _stages(figures: list, args) -> str:
     lat = args.latencies
     configured = {
+        "vad stop": "200 ms silence (both)",
         "stt final": f"VAD stop + {ms(lat.stt_final_s)}",
-        "turn end": " / ".join(f"{ms(f.bot.turn_end_s)} silence" for f in figures),
+        "turn end": " / ".join(f"{ms(f.bot.turn_end_s)}" for f in figures) + " silence",
         "llm": f"{ms(lat.llm_ttft_s)} + tokens of the first sentence",
         "tts": ms(lat.tts_ttfb_s),
     }
@@ -179,7 +180,10 @@ def _stages(figures: list, args) -> str:
         lines.append(f"| {stage} | {configured.get(stage, '0')} | {' | '.join(cells)} |")
     lines += [
         "",
-        "Stages: *stt final* runs alongside *turn end* (speech end → the LLM request);"
+        "Stages: *vad stop* is the end of the voice → the bot's VAD deciding the caller stopped"
+        " (seen as the `Finalize` it sends Deepgram): the configured silence plus the time"
+        " Silero's confidence takes to fall after the voice ends;"
+        " *stt final* runs alongside *turn end* (speech end → the LLM request);"
         " *llm* is request → the token that ends the first sentence; *llm → tts* is that token"
         " → the sentence reaching the TTS; *tts* → its first audio; *tts → heard* is the bot's"
         " audio path to the caller's ear (pipeline, WebSocket, playout tick).",

@@ -3,9 +3,10 @@
     python -m harness.barge_in        (or: make barge-in)
 
 Prints, per offset: when the caller starts speaking and how much of the reply they heard
-(seconds into it), barge-in latency (caller speech onset → Twilio `clear`), bot audio sent
-after the `clear` (must be 0), and the words the caller heard (from the simulated phone's
-playout record) against the words in the next LLM request's assistant message.
+(seconds into it), barge-in latency (caller speech onset → the first Twilio `clear`: the
+playout pause), bot audio sent after that `clear` (must be 0), and the words the caller heard
+(from the simulated phone's playout record) against the words in the next LLM request's
+assistant message.
 """
 
 import asyncio
@@ -23,8 +24,8 @@ from standins.stack import ACCOUNT_SID, AUTH_TOKEN, StandIns, running_standins
 
 DATA = Path(__file__).parent.parent / "tests" / "data"
 # The caller starts talking this long before the target offset: about what the VAD needs to
-# fire (~0.25 s) plus the default minimum barge-in (0.5 s) while the bot is audible.
-_LEAD_S = 0.75
+# fire on cancel.wav, when the bot's playout pauses (the barge-in is confirmed later).
+_LEAD_S = 0.22
 
 
 def long_reply_to_bookings(messages: list[dict], tools: list[dict] | None) -> Reply:
@@ -77,9 +78,7 @@ async def barge_in(bot_url: str, standins: StandIns, offset: str, at_s: float) -
     await call.say(DATA / "book_table.wav")
     reply_start = await call.wait_for_bot_audio(timeout=10)
     await asyncio.sleep(max(0.0, reply_start + at_s - _LEAD_S - call.now()))
-    speaking = asyncio.create_task(call.say(DATA / "cancel.wav"))
-    onset = call.now()
-    await speaking
+    onset = await call.say(DATA / "cancel.wav")  # when its first packet was sent
     await call.listen(timeout=15)  # the answer to the interruption
     clears = [e.t for e in call.events("clear") if e.t > onset]
     if not clears:

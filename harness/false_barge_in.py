@@ -3,8 +3,10 @@
     python -m harness.false_barge_in      (or: make false-barge-in)
 
 For each recording in tests/data and a few synthetic non-interruptions (a cough: decaying
-noise; "mm-hm": two short hums), prints the VAD's speech segments (VAD start → VAD stop, so
-including its `stop_secs` hang-over) with the default VAD parameters at 8 kHz.
+noise; "mm-hm": two short hums), prints the longest of the VAD's speech segments (VAD start →
+VAD stop, so including its `stop_secs` hang-over) with the default VAD parameters, heard as a
+call hears it: μ-law, in 20 ms frames. Those frames line up with the VAD's 32 ms windows in
+eight ways, which can move a segment's ends by a window or split it: each way is measured.
 """
 
 import asyncio
@@ -15,6 +17,7 @@ from pipecat.audio.vad.vad_analyzer import VADParams, VADState
 
 from pipelines.declaration import load_declarations
 from standins.audio import read_wav
+from telephony.mulaw import pcm_to_ulaw, ulaw_to_pcm
 from telephony.shared_vad import SharedSileroVADAnalyzer
 
 DATA = Path(__file__).parent.parent / "tests" / "data"
@@ -47,11 +50,14 @@ def samples() -> dict[str, bytes]:
     return found | {"cough 250 ms": cough(250), "cough 400 ms": cough(400), "mm-hm": mm_hm()}
 
 
-async def vad_segments(pcm: bytes, params: VADParams) -> list[float]:
-    """Durations (s) from each VAD start to the following stop, with 1 s of silence around."""
+async def vad_segments(pcm: bytes, params: VADParams, lead_frames: int = 0) -> list[float]:
+    """Durations (s) from each VAD start to the following stop, as a call hears `pcm`.
+
+    μ-law coded, in 20 ms frames, after 1 s and `lead_frames` frames of silence; 1 s after.
+    """
     vad = SharedSileroVADAnalyzer(sample_rate=8000, params=params)
     vad.set_sample_rate(8000)
-    padded = bytes(16000) + pcm + bytes(16000)
+    padded = ulaw_to_pcm(pcm_to_ulaw(bytes(16000 + 320 * lead_frames) + pcm + bytes(16000)))
     segments, started = [], None
     for i in range(0, len(padded) - 320, 320):
         state, now = await vad.analyze_audio(padded[i : i + 320]), i / 16000
@@ -63,8 +69,8 @@ async def vad_segments(pcm: bytes, params: VADParams) -> list[float]:
     return segments
 
 
-async def measure() -> dict[str, list[float]]:
-    """VAD segments of every sample, with the default pipeline's VAD parameters."""
+async def measure() -> dict[str, list[list[float]]]:
+    """VAD segments of every sample, each frame alignment, with the default VAD parameters."""
     turn = load_declarations()["default"].turn
     params = VADParams(
         confidence=turn.vad_confidence,
@@ -72,7 +78,10 @@ async def measure() -> dict[str, list[float]]:
         stop_secs=turn.vad_stop_secs,
         min_volume=turn.vad_min_volume,
     )
-    return {name: await vad_segments(pcm, params) for name, pcm in samples().items()}
+    return {
+        name: [await vad_segments(pcm, params, lead) for lead in range(8)]
+        for name, pcm in samples().items()
+    }
 
 
 def main() -> None:
@@ -85,10 +94,13 @@ def main() -> None:
     logger.add(sys.stderr, level="WARNING")
     threshold = load_declarations()["default"].turn.min_barge_in_secs
     print(f"min_barge_in_secs = {threshold}: a segment must outlast it to cut the bot off\n")
-    for name, segments in asyncio.run(measure()).items():
-        cuts = sum(s > threshold for s in segments)
-        shown = ", ".join(f"{s:.2f}" for s in segments[:10]) + (" …" if len(segments) > 10 else "")
-        print(f"{name:<16} {len(segments):>2} segment(s), {cuts} would interrupt: {shown or '-'}")
+    print(f"{'sample':<16} {'longest segment':>15}  would interrupt")
+    for name, alignments in asyncio.run(measure()).items():
+        longest = [max(segments, default=0.0) for segments in alignments]
+        low, high = min(longest), max(longest)
+        span = f"{low:.2f}–{high:.2f} s" if high else "-"
+        verdict = "yes" if low > threshold else "no" if high <= threshold else "sometimes"
+        print(f"{name:<16} {span:>15}  {verdict}")
 
 
 if __name__ == "__main__":

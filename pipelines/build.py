@@ -14,17 +14,19 @@ from pipecat.processors.aggregators.llm_response_universal import (
 from pipecat.services.llm_service import LLMService
 from pipecat.transports.base_transport import BaseTransport
 from pipecat.turns.user_start import MinWordsUserTurnStartStrategy
-from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from pipelines.declaration import Declaration, Turn
 from pipelines.providers import ProviderAccess, make_llm, make_stt, make_tts
+from processors.caller_audio_sink import CallerAudioSink
 from processors.ending_mute import EndingCallMuteStrategy
 from processors.greeting_player import GreetingPlayer, SpokenSentence
 from processors.heard_context import HeardContext
 from processors.min_speech_turn_start import MinSpeechUserTurnStartStrategy
+from processors.pause_filter import PlayoutPauseFilter
 from processors.playback_state import Playback
 from processors.playback_tracker import PlaybackTracker
+from processors.silence_turn_stop import SilenceTimedTurnStopStrategy
 from telephony.shared_vad import SharedSileroVADAnalyzer
 
 SAMPLE_RATE = 8000  # the phone network's rate, end to end: nothing resamples
@@ -71,12 +73,14 @@ def build_pipeline(
             transport.input(),  # Twilio media → 8 kHz PCM frames; mark echoes
             make_stt(declaration.stt, access),  # PCM → interim and final transcripts
             aggregators.user(),  # VAD + turn strategy → the caller's turn into the context
+            CallerAudioSink(),  # the caller's audio goes no further
             HeardContext(playback),  # an interrupted reply → what the caller heard of it
             llm,  # context → streamed tokens
             make_tts(declaration.tts, access),  # sentences → 8 kHz PCM, sentence boundaries
             *([GreetingPlayer(greeting)] if greeting else []),  # cached greeting on start
             PlaybackTracker(playback),  # marks out, echoes in: what the caller has heard
             transport.output(),  # PCM → Twilio media, interruptions → Twilio clear
+            PlayoutPauseFilter(playback),  # a pause (maybe a barge-in) stops here
             aggregators.assistant(),  # what the bot said → the context
         ]
     )
@@ -100,5 +104,5 @@ def _turns(turn: Turn) -> UserTurnStrategies:
             MinSpeechUserTurnStartStrategy(min_speech_secs=turn.min_barge_in_secs),
             MinWordsUserTurnStartStrategy(min_words=turn.min_barge_in_words),
         ],
-        stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=turn.user_speech_timeout)],
+        stop=[SilenceTimedTurnStopStrategy(user_speech_timeout=turn.user_speech_timeout)],
     )

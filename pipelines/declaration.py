@@ -29,13 +29,13 @@ class Turn(_Section):
     """When the caller's turn starts (Silero VAD) and ends (VAD silence + speech timeout)."""
 
     vad_confidence: float = Field(default=0.7, gt=0, le=1)
-    vad_start_secs: float = Field(default=0.2, ge=0, le=2)
+    vad_start_secs: float = Field(default=0.06, ge=0, le=2)
     vad_stop_secs: float = Field(default=0.2, ge=0, le=2)
     vad_min_volume: float = Field(default=0.6, ge=0, le=1)
     user_speech_timeout: float = Field(default=0.4, ge=0, le=5)
     # While the bot is audible, a barge-in needs this much speech after the VAD fires, or
     # this many transcribed words: a cough or an "mm-hm" does not cut the bot off.
-    min_barge_in_secs: float = Field(default=0.5, ge=0, le=5)
+    min_barge_in_secs: float = Field(default=0.7, ge=0, le=5)
     min_barge_in_words: int = Field(default=2, ge=1, le=20)
 
 

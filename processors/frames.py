@@ -1,10 +1,11 @@
-"""Frames of our own: Twilio playout marks, sentence boundaries in TTS audio, ending a call."""
+"""Frames of our own: Twilio playout marks and pauses, sentence boundaries, ending a call."""
 
 from dataclasses import dataclass
 
 from pipecat.frames.frames import (
     ControlFrame,
     DataFrame,
+    InterruptionFrame,
     OutputTransportMessageFrame,
     SystemFrame,
 )
@@ -24,6 +25,16 @@ class PlaybackEchoFrame(SystemFrame):
     """Twilio echoed `mark`: the caller has heard the audio sent before it."""
 
     mark: str
+
+
+@dataclass
+class PlayoutPauseFrame(InterruptionFrame):
+    """The caller may be barging in: stop the bot's audio at the phone now; it may resume.
+
+    As an interruption, it makes the output transport drop its queued audio and marks and the
+    serializer send Twilio `clear`; `PlayoutPauseFilter` stops it there, so the rest of the
+    graph (the assistant aggregator) does not end the reply.
+    """
 
 
 @dataclass

@@ -23,25 +23,41 @@ class Reply:
 
     id: int
     sentences: list[Sentence] = field(default_factory=list)
-    sent_ms: float = 0.0
+    audio_ms: float = 0.0  # audio received from the TTS: sent, or held while paused
     heard_ms: float = 0.0
     echoed_at: float = 0.0
     pending: deque[float] = field(default_factory=deque)  # marks sent, not yet echoed (ms)
     synthesized: bool = False
+    paused_ms: float | None = None  # where playout stopped for a possible barge-in
 
     @property
     def playing(self) -> bool:
-        """Audio of this reply is still to be heard (sent and unechoed, or still coming)."""
-        return bool(self.pending) or not self.synthesized
+        """Audio of this reply is still to be heard (paused, sent and unechoed, or coming)."""
+        return self.paused_ms is not None or bool(self.pending) or not self.synthesized
 
     def heard_at(self, now: float) -> float:
         """Audio heard by `now` (ms), between Twilio's echoes.
 
-        The last echo plus real-time playout since, but not past the next unechoed mark.
+        The last echo plus real-time playout since, but not past the next unechoed mark;
+        while paused, where the pause stopped it.
         """
+        if self.paused_ms is not None:
+            return self.paused_ms
         if not self.pending:
             return self.heard_ms
         return min(self.heard_ms + (now - self.echoed_at) * 1000, self.pending[0])
+
+    def pause(self, now: float) -> float:
+        """Playout stops at `now`; returns where (ms), which is what the caller has heard."""
+        self.paused_ms = self.heard_at(now)
+        return self.paused_ms
+
+    def resume(self, now: float) -> float:
+        """Playout restarts at `now` from where it paused (returned); no mark is pending."""
+        start, self.paused_ms = self.paused_ms or 0.0, None
+        self.heard_ms, self.echoed_at = start, now
+        self.pending.clear()
+        return start
 
     def spoken_text(self) -> str:
         """Every sentence sent to the caller's phone, heard or not."""
@@ -72,8 +88,8 @@ class Reply:
         if sentence.end_ms is not None:
             return sentence.end_ms
         if self.synthesized and sentence is self.sentences[-1]:
-            return self.sent_ms
-        return max(self.sent_ms, start + len(sentence.text) * self._ms_per_char())
+            return self.audio_ms
+        return max(self.audio_ms, start + len(sentence.text) * self._ms_per_char())
 
     def _ms_per_char(self) -> float:
         timed = [s for s in self.sentences if s.end_ms is not None]
@@ -119,6 +135,9 @@ class Playback:
         self.correction: Correction | None = None
         self.ending = False
         self.history: list[Correction] = []
+        # Ids of frames passed to the output transport that have not come out of it yet (a
+        # pause makes it drop them): the tracker adds, the pause filter removes.
+        self.in_transport: set[int] = set()
         self._next_id = 0
 
     def start_reply(self) -> Reply:

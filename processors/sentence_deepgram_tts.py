@@ -1,10 +1,12 @@
-"""Deepgram WebSocket TTS that marks where each sentence's audio ends."""
+"""Deepgram WebSocket TTS that marks where each sentence's audio ends and starts at once."""
 
+import asyncio
 import json
 from collections import deque
 from collections.abc import AsyncGenerator
 
 from pipecat.frames.frames import Frame, TTSStoppedFrame
+from pipecat.processors.frame_processor import FrameProcessorSetup
 from pipecat.services.deepgram.tts import DeepgramTTSService
 
 from processors.frames import SentenceAudioEndFrame
@@ -22,6 +24,10 @@ class SentenceDeepgramTTSService(DeepgramTTSService):
     |------------------------|---------------------------------------------------------|
     | sentence 1, sentence 2 | TTSStarted, audio…, SentenceAudioEnd(1), audio…,        |
     | end of reply           |   SentenceAudioEnd(2), TTSStopped                       |
+
+    Stock pipecat also opens the WebSocket in `setup`, so no call starts (and no cached
+    greeting plays) until Deepgram's handshake is done; here it opens in the background and
+    the first sentence waits for it instead.
     """
 
     def __init__(self, **kwargs):
@@ -30,9 +36,18 @@ class SentenceDeepgramTTSService(DeepgramTTSService):
         # One entry per Flush sent, in order: the sentence it ends, or None for a reply's end.
         self._flushes: deque[str | None] = deque()
         self._swallow_remove = False
+        self._connecting: asyncio.Task | None = None
+
+    async def setup(self, setup: FrameProcessorSetup):
+        """Start connecting without waiting for the handshake."""
+        await super(DeepgramTTSService, self).setup(setup)
+        self._connecting = self.create_task(self._connect(), name="deepgram-tts-connect")
 
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame | None, None]:
-        """Speak the sentence, then flush so its end shows in the audio stream."""
+        """Speak the sentence (once connected), then flush so its end shows in the audio."""
+        if self._connecting:
+            connecting, self._connecting = self._connecting, None
+            await connecting
         async for frame in super().run_tts(text, context_id):
             yield frame
         if self._websocket:

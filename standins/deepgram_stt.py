@@ -61,6 +61,7 @@ class STTConnection:
     audio_bytes: int = 0
     audio_messages: int = 0
     controls: list[str] = field(default_factory=list)  # "KeepAlive", "Finalize", "CloseStream"
+    finalized_at: list[float] = field(default_factory=list)  # time.monotonic() of each Finalize
     sent: list[dict] = field(default_factory=list)  # every message sent, in order
     sent_at: list[float] = field(default_factory=list)  # time.monotonic() of each
     closed: bool = False
@@ -324,6 +325,8 @@ class DeepgramSTTStandIn(LocalServer):
                 return "client"
             elif (kind := _control(message.data)) is not None:
                 stream.conn.controls.append(kind)
+                if kind == "Finalize":
+                    stream.conn.finalized_at.append(time.monotonic())
                 if kind in ("Finalize", "CloseStream"):
                     stream.flush(from_finalize=kind == "Finalize")
                 if kind == "CloseStream":

@@ -135,7 +135,8 @@ class _Speaker:
 class DeepgramTTSStandIn(LocalServer):
     """Deepgram's streaming text-to-speech WebSocket, served on 127.0.0.1.
 
-    Knobs: `ttfb` seconds from a flush to its first audio; `chunk_ms` of audio per binary frame;
+    Knobs: `ttfb` seconds from a flush to its first audio; `connect_delay` seconds before the
+    handshake completes; `chunk_ms` of audio per binary frame;
     `realtime_factor` (None: as fast as possible; 1.0: real time; 2.0: twice as fast);
     `api_key` to accept only that key. Tests read `connections` (one `TTSConnection` each) and
     `refused` (HTTP statuses of refused upgrades).
@@ -145,6 +146,7 @@ class DeepgramTTSStandIn(LocalServer):
         self,
         *,
         ttfb: float = 0.0,
+        connect_delay: float = 0.0,
         chunk_ms: int = 50,
         realtime_factor: float | None = None,
         api_key: str | None = None,
@@ -152,6 +154,7 @@ class DeepgramTTSStandIn(LocalServer):
     ) -> None:
         super().__init__(port=port)
         self.ttfb, self.chunk_ms, self.realtime_factor = ttfb, chunk_ms, realtime_factor
+        self.connect_delay = connect_delay
         self.api_key = api_key
         self.connections: list[TTSConnection] = []
         self.refused: list[int] = []
@@ -167,6 +170,7 @@ class DeepgramTTSStandIn(LocalServer):
         if answer is not None:
             self.refused.append(answer.status)
             return answer
+        await asyncio.sleep(self.connect_delay)
         conn = TTSConnection(dict(request.query), request.headers["Authorization"])
         ws = web.WebSocketResponse(compress=False)  # cancelling a compressed send is not safe
         ws.headers["dg-request-id"] = conn.request_id

@@ -1,14 +1,18 @@
-"""PlaybackTracker: marks out with the audio, echoes in, what was heard, held bot-stopped."""
+"""PlaybackTracker: marks out, echoes in, what was heard, held bot-stopped, pause and resume."""
 
 from pipecat.frames.frames import (
     BotStoppedSpeakingFrame,
     EndWorkerFrame,
     InterruptionFrame,
+    OutputAudioRawFrame,
     TTSAudioRawFrame,
     TTSStartedFrame,
     TTSStoppedFrame,
     TTSTextFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
 )
+from pipecat.pipeline.pipeline import Pipeline
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.tests.utils import SleepFrame, run_test
 from pipecat.utils.text.base_text_aggregator import TextType
@@ -17,8 +21,10 @@ from processors.frames import (
     EndCallFrame,
     PlaybackEchoFrame,
     PlaybackMarkFrame,
+    PlayoutPauseFrame,
     SentenceAudioEndFrame,
 )
+from processors.pause_filter import PlayoutPauseFilter
 from processors.playback_state import Playback
 from processors.playback_tracker import PlaybackTracker
 
@@ -90,3 +96,82 @@ async def test_ending_the_call_waits_until_the_farewell_has_played():
     frames += [PlaybackEchoFrame(mark="1:600"), SleepFrame(0.05)]
     down, _ = await run_test(PlaybackTracker(Playback()), frames_to_send=frames, start_timeout=5)
     assert any(isinstance(f, EndWorkerFrame) for f in down)
+
+
+def first_half_then_speech() -> list:
+    """The first sentence's audio sent, half of it heard, then the caller starts speaking."""
+    frames = reply()
+    return [*frames[:5], SleepFrame(0.05), PlaybackEchoFrame(mark="1:100")] + [
+        VADUserStartedSpeakingFrame(),
+        SleepFrame(0.05),
+        *frames[5:],  # the rest of the reply arrives while paused
+        SleepFrame(0.05),
+        PlaybackEchoFrame(mark="1:200"),  # echoed by the pause's `clear`: not heard
+    ]
+
+
+def after(frames, kind: type) -> list:
+    """The frames after the first one of `kind`."""
+    index = next(i for i, f in enumerate(frames) if isinstance(f, kind))
+    return list(frames[index + 1 :])
+
+
+async def test_caller_speech_pauses_the_reply_and_holds_the_rest_of_it():
+    playback = Playback()
+    tracker = PlaybackTracker(playback)
+    down, _ = await run_test(tracker, frames_to_send=first_half_then_speech(), start_timeout=5)
+    held = after(down, PlayoutPauseFrame)
+    assert not [f for f in held if isinstance(f, (OutputAudioRawFrame, PlaybackMarkFrame))]
+    assert not [f for f in held if isinstance(f, TTSStoppedFrame)]
+    assert 100 <= playback.reply.paused_ms < 150  # the last echo, plus playout since
+    assert playback.reply.playing
+
+
+async def test_when_the_caller_stops_the_reply_resumes_from_where_it_paused():
+    playback = Playback()
+    # After the output transport: what the transport lets out is not sent again.
+    tracker = Pipeline(
+        [PlaybackTracker(playback, resume_after_secs=0), PlayoutPauseFilter(playback)]
+    )
+    frames = [*first_half_then_speech(), VADUserStoppedSpeakingFrame(), SleepFrame(0.1)]
+    down, _ = await run_test(tracker, frames_to_send=frames, start_timeout=5)
+    resumed = after(down, VADUserStoppedSpeakingFrame)
+    marks = [f.message for f in resumed if isinstance(f, PlaybackMarkFrame)]
+    assert marks == ["1:200", "1:400", "1:600"]  # the same positions as before the pause
+    audio_ms = [len(f.audio) / 16 for f in resumed if isinstance(f, OutputAudioRawFrame)]
+    assert 50 < audio_ms[0] <= 100 and audio_ms[1:] == [200, 200]  # from the pause on
+    assert isinstance(resumed[-1], TTSStoppedFrame)  # held, and after the audio
+    assert not [f for f in resumed if isinstance(f, (TTSStartedFrame, TTSTextFrame))]
+    assert playback.reply.paused_ms is None and list(playback.reply.pending) == [200, 400, 600]
+
+
+async def test_a_barge_in_while_paused_counts_what_was_heard_until_the_pause():
+    playback = Playback()
+    frames = [*first_half_then_speech(), InterruptionFrame(), SleepFrame(0.05)]
+    down, _ = await run_test(PlaybackTracker(playback), frames_to_send=frames, start_timeout=5)
+    (correction,) = playback.history
+    assert correction.heard == "Hello"  # half of the first sentence, not the `clear`'s echo
+    sent = after(down, PlayoutPauseFrame)
+    assert not [f for f in sent if isinstance(f, (OutputAudioRawFrame, PlaybackMarkFrame))]
+
+
+async def test_no_pause_while_the_bot_is_silent_or_saying_goodbye():
+    heard = [*reply(), SleepFrame(0.05), PlaybackEchoFrame(mark="1:600")]
+    farewell = [*reply(), EndCallFrame(reason="bye"), SleepFrame(0.05)]
+    for before in ([], heard, farewell):
+        frames = [*before, VADUserStartedSpeakingFrame(), SleepFrame(0.05)]
+        down, _ = await run_test(
+            PlaybackTracker(Playback()), frames_to_send=frames, start_timeout=5
+        )
+        assert not [f for f in down if isinstance(f, PlayoutPauseFrame)]
+
+
+async def test_a_farewell_while_paused_waits_its_turn_and_ending_the_call_resumes_the_reply():
+    farewell = [TTSStartedFrame(), TTSTextFrame("Goodbye!", text_type=TextType.SENTENCE)]
+    farewell += [audio(100), TTSStoppedFrame(), EndCallFrame(reason="bye"), SleepFrame(0.05)]
+    frames = [*first_half_then_speech(), *farewell, PlaybackEchoFrame(mark="1:700")]
+    playback = Playback()
+    down, _ = await run_test(PlaybackTracker(playback), frames_to_send=frames, start_timeout=5)
+    marks = [f.message for f in after(down, PlayoutPauseFrame) if isinstance(f, PlaybackMarkFrame)]
+    assert marks == ["1:200", "1:400", "1:600", "1:700"]  # the reply, then the farewell
+    assert isinstance(down[-1], EndWorkerFrame)

@@ -68,7 +68,9 @@ async def test_replies_play_one_after_another_never_over_each_other(bot, data):
     assert all(a.end <= b.start + 0.001 for a, b in zip(stretches, stretches[1:], strict=False))
 
 
-async def test_an_mm_hm_while_the_bot_talks_does_not_interrupt_it(bot, standins, data):
+async def test_an_mm_hm_while_the_bot_talks_pauses_it_then_the_whole_reply_plays(
+    bot, standins, data
+):
     from harness.false_barge_in import mm_hm
 
     standins.openai.responder = long_reply_to_bookings
@@ -78,8 +80,13 @@ async def test_an_mm_hm_while_the_bot_talks_does_not_interrupt_it(bot, standins,
     await call.wait_for_bot_audio(timeout=10)
     await asyncio.sleep(1.0)
     backchannel_at = await call.say(mm_hm())
-    reply = await call.listen(timeout=30, after=backchannel_at - 1.5)
-    assert not [e for e in call.events("clear") if e.t > backchannel_at], "no barge-in"
+    reply = await call.listen(timeout=30, quiet=1.5, after=backchannel_at - 1.5)
+    assert [e for e in call.events("clear") if e.t > backchannel_at], "the bot paused at once"
     heard = sum(len(s.ulaw) for s in call.heard if s.start >= reply.start - 1.5) / 8000
-    assert heard >= synthesize(LONG_REPLY).duration_s - 0.1, "the whole reply played"
+    assert heard >= synthesize(LONG_REPLY).duration_s - 0.1, "then every word played"
+    await call.say(data / "opening_hours.wav")
+    await call.listen()
+    request = standins.openai.requests[-1].body
+    said = [m for m in request["messages"] if m["role"] == "assistant"][-1]["content"]
+    assert " ".join(said.split()) == " ".join(LONG_REPLY.split()), "no interruption in context"
     await call.hang_up()

@@ -11,6 +11,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameProcessorSetup
 
+from processors.frames import PlayoutPauseFrame
 from processors.twilio_serializer import TwilioSerializer
 from telephony.mulaw import pcm_to_ulaw
 
@@ -34,8 +35,9 @@ async def test_bot_audio_becomes_a_media_message_for_the_stream():
     assert base64.b64decode(message["media"]["payload"]) == pcm_to_ulaw(pcm)
 
 
-async def test_interruption_becomes_clear():
-    text = await TwilioSerializer("MZ9").serialize(InterruptionFrame())
+@pytest.mark.parametrize("frame", [InterruptionFrame(), PlayoutPauseFrame()])
+async def test_an_interruption_or_a_playout_pause_becomes_clear(frame):
+    text = await TwilioSerializer("MZ9").serialize(frame)
     assert json.loads(text) == {"event": "clear", "streamSid": "MZ9"}
 
 
