@@ -39,6 +39,7 @@ from standins.speech import synthesize
 from standins.stack import StandIns, running_standins
 
 CORES = len(os.sched_getaffinity(0))
+WARM_UP = 2  # first calls of a server (one per worker, likely): not counted but the greeting
 PROFILED_CALLS = 16  # per worker process (or the knee, if lower) while one worker is sampled
 
 
@@ -54,6 +55,7 @@ class BotFigures:
     soak: Soak | None = None
     profile: tuple[list, list] | None = None
     profiled_calls: int = 0
+    first_greeting_s: float = 0.0  # on the server's very first call
 
     @property
     def lone_p95(self) -> float:
@@ -107,7 +109,11 @@ async def measure(bot: Bot, args: argparse.Namespace) -> BotFigures:
     async with running_standins(**args.latencies.standins()) as standins:
         expected = Expectation(bot.turn_end_s, 0.2, args.latencies)
         async with running(bot, standins.env()) as server:
-            log(f"{bot.name}: {args.calls} calls one at a time")
+            warm = 1 if args.smoke else WARM_UP
+            log(f"{bot.name}: {args.calls} calls one at a time, after {warm} to warm up")
+            for _ in range(warm):
+                warm_up = await conversation(server.url, expected, standins, utterances)
+                figures.first_greeting_s = figures.first_greeting_s or warm_up.greeting_s
             for _ in range(args.calls):
                 figures.calls.append(await conversation(server.url, expected, standins, utterances))
             log(f"{bot.name}: {args.barge_ins} barge-ins")

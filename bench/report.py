@@ -104,7 +104,7 @@ def _pct(values: list[float], q: str) -> float:
 
 
 def _greetings(f) -> list[float]:
-    return [c.greeting_s for c in f.calls[1:]] or [c.greeting_s for c in f.calls]
+    return [c.greeting_s for c in f.calls]
 
 
 _METRICS = [
@@ -130,12 +130,16 @@ _METRICS = [
     ),
     ("greeting: `start` → first audio p50 (ms)", lambda f: _pct(_greetings(f), "p50"), "low"),
     ("greeting: `start` → first audio p95 (ms)", lambda f: _pct(_greetings(f), "p95"), "low"),
-    ("greeting on a server's first call (ms)", lambda f: f.calls[0].greeting_s * 1000, "low"),
+    ("greeting on a server's first call (ms)", lambda f: f.first_greeting_s * 1000, "low"),
     ("server processes", lambda f: f.bot.workers, ""),
     ("calls at the knee (this machine)", lambda f: f.knee.calls, "high"),
     ("calls per core at the knee", lambda f: f.knee.calls / f.cores, "high"),
     ("CPU seconds per call-minute", lambda f: f.knee.cpu_per_call_minute, "low"),
-    ("resident memory per call (MB, PSS)", lambda f: f.knee.mb_per_call, "low"),
+    (
+        "resident memory per call (MB, PSS), worst level",
+        lambda f: max(lv.mb_per_call for lv in f.levels),
+        "low",
+    ),
     ("soak: memory growth", lambda f: _growth(f.soak.before.pss_mb, f.soak.after.pss_mb), ""),
     ("soak: open files", lambda f: f"{f.soak.before.fds} → {f.soak.after.fds}", ""),
     ("soak: asyncio tasks", lambda f: f"{f.soak.tasks_before} → {f.soak.tasks_after}", ""),
@@ -148,9 +152,12 @@ _NOTES = """\
   the TTS's first-audio time.
 - *knee*: the most concurrent calls whose p95 reply overhead stays within 20% (or one 20 ms
   playout tick) of the calls made one at a time, with no failed call and the inbound audio
-  never more than 100 ms behind real time at the STT. Memory and CPU are read at the knee:
-  PSS of every server process (shared pages counted once) at its peak minus before, per
-  call; CPU seconds of every server process per minute of call.
+  never more than 100 ms behind real time at the STT. CPU is read at the knee: CPU seconds
+  of every server process per minute of call. Memory per call: PSS of every server process
+  (shared pages counted once) at its peak during a level minus before it, over the level's
+  calls; the worst level is shown.
+- The calls made one at a time follow two warm-up calls (not counted: a worker's first call
+  pays for lazy imports and first connections); the first call's greeting is shown apart.
 - *calls per core*: calls at the knee over the cores the bot's processes can use (one
   process uses one core)."""
 
@@ -220,14 +227,15 @@ def _levels(figures: list) -> str:
 
 def _soak(figures: list) -> str:
     lines = [
-        "| bot | calls | failed | PSS | open files | asyncio tasks |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| bot | calls | failed | PSS | PSS every 50 calls | open files | asyncio tasks |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for f in figures:
         s = f.soak
+        steps = " → ".join(f"{mb:.0f}" for mb in s.pss_steps_mb)
         lines.append(
             f"| {f.bot.name} | {s.calls} | {s.failures}"
-            f" | {_growth(s.before.pss_mb, s.after.pss_mb)}"
+            f" | {_growth(s.before.pss_mb, s.after.pss_mb)} | {steps} MB"
             f" | {s.before.fds} → {s.after.fds} | {s.tasks_before} → {s.tasks_after} |"
         )
     lines.append(

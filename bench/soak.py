@@ -17,6 +17,7 @@ class Soak:
     after: Usage
     tasks_before: int
     tasks_after: int
+    pss_steps_mb: list[float]  # after every 50 calls: does it level off?
 
 
 async def soak(server: BotServer, calls: int, warm_up: int = 3, log=print) -> Soak:
@@ -24,17 +25,18 @@ async def soak(server: BotServer, calls: int, warm_up: int = 3, log=print) -> So
     for _ in range(warm_up):
         await short_call(server.url)
     before, tasks_before = await _reading(server)
-    failures = 0
+    failures, steps = 0, []
     for n in range(1, calls + 1):
         try:
             await short_call(server.url)
         except (TimeoutError, OSError) as e:
             failures += 1
-            log(f"  soak call {n} failed: {e!r}")
+            log(f"  {server.bot.name}: soak call {n} failed: {e!r}")
         if n % 50 == 0:
+            steps.append(server.usage().pss_mb)
             log(f"  {server.bot.name}: {n} soak calls")
     after, tasks_after = await _reading(server)
-    return Soak(calls, failures, before, after, tasks_before, tasks_after)
+    return Soak(calls, failures, before, after, tasks_before, tasks_after, steps)
 
 
 async def _reading(server: BotServer) -> tuple[Usage, int]:

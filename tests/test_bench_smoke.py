@@ -37,7 +37,7 @@ def test_the_benchmark_smoke_run_reports_every_figure_for_both_bots(tmp_path):
         "greeting: `start` → first audio p50 (ms)",
         "calls at the knee (this machine)",
         "CPU seconds per call-minute",
-        "resident memory per call (MB, PSS)",
+        "resident memory per call (MB, PSS), worst level",
         "soak: asyncio tasks",
     ):
         cells = [c.strip() for c in rows[figure].split("|")[2:4]]
