@@ -51,6 +51,7 @@ class TwilioSerializer(FrameSerializer):
         self._stream_sid = stream_sid
         self._max_message_bytes = max_message_bytes
         self._problems: Counter[str] = Counter()
+        self._cleared_at_id = 0  # the id of the last interruption sent as `clear`
         self.stopped = False
 
     async def setup(self, setup: FrameProcessorSetup):
@@ -62,8 +63,11 @@ class TwilioSerializer(FrameSerializer):
     async def serialize(self, frame: Frame) -> str | None:
         """Frame → Twilio message, or None for frames Twilio has no message for."""
         if isinstance(frame, OutputAudioRawFrame):
-            return self._media(frame)
+            # Pipecat still writes the chunk its output task had taken when an interruption
+            # came; that audio was made before the interruption (frame ids only grow).
+            return None if frame.id < self._cleared_at_id else self._media(frame)
         if isinstance(frame, InterruptionFrame):
+            self._cleared_at_id = frame.id
             return json.dumps({"event": "clear", "streamSid": self._stream_sid})
         if isinstance(frame, PlaybackMarkFrame):
             mark = {"name": str(frame.message)}

@@ -35,6 +35,15 @@ async def test_bot_audio_becomes_a_media_message_for_the_stream():
     assert base64.b64decode(message["media"]["payload"]) == pcm_to_ulaw(pcm)
 
 
+async def test_audio_made_before_a_clear_is_not_sent_after_it():
+    serializer = TwilioSerializer("MZ9")
+    stale = OutputAudioRawFrame(bytes(320), 8000, 1)
+    await serializer.serialize(PlayoutPauseFrame())
+    fresh = OutputAudioRawFrame(bytes(320), 8000, 1)
+    assert await serializer.serialize(stale) is None
+    assert json.loads(await serializer.serialize(fresh))["event"] == "media"
+
+
 @pytest.mark.parametrize("frame", [InterruptionFrame(), PlayoutPauseFrame()])
 async def test_an_interruption_or_a_playout_pause_becomes_clear(frame):
     text = await TwilioSerializer("MZ9").serialize(frame)
