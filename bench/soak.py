@@ -22,21 +22,27 @@ class Soak:
 
 async def soak(server: BotServer, calls: int, warm_up: int = 3, log=print) -> Soak:
     """`warm_up` calls (first-call costs are not leaks), a reading, `calls` calls, a reading."""
-    for _ in range(warm_up):
-        await short_call(server.url)
+    for n in range(warm_up):
+        await _call(server, f"warm-up call {n + 1}", log)
     before, tasks_before = await _reading(server)
     failures, steps = 0, []
     for n in range(1, calls + 1):
-        try:
-            await short_call(server.url)
-        except (TimeoutError, OSError) as e:
-            failures += 1
-            log(f"  {server.bot.name}: soak call {n} failed: {e!r}")
+        failures += not await _call(server, f"soak call {n}", log)
         if n % 50 == 0:
             steps.append(server.usage().pss_mb)
             log(f"  {server.bot.name}: {n} soak calls")
     after, tasks_after = await _reading(server)
     return Soak(calls, failures, before, after, tasks_before, tasks_after, steps)
+
+
+async def _call(server: BotServer, name: str, log) -> bool:
+    """One short call; whether the caller heard the reply (a failure is logged, not raised)."""
+    try:
+        await short_call(server.url)
+        return True
+    except (TimeoutError, OSError) as e:
+        log(f"  {server.bot.name}: {name} failed: {e!r}")
+        return False
 
 
 async def _reading(server: BotServer) -> tuple[Usage, int]:
