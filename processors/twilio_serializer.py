@@ -3,6 +3,7 @@
 import base64
 import binascii
 import json
+import time
 from collections import Counter
 
 from loguru import logger
@@ -24,6 +25,7 @@ from telephony.mulaw import pcm_to_ulaw, ulaw_to_pcm
 
 TWILIO_SAMPLE_RATE = 8000
 # A Twilio media message is ~300 bytes; anything near this is not Twilio.
+CLEAR_GUARD_SECS = 0.1  # bot audio this soon after a `clear` belongs to before it
 MAX_MESSAGE_BYTES = 64 * 1024
 # Per kind of problem, log the first few occurrences, then one in every hundred.
 _LOG_FIRST = 3
@@ -51,7 +53,7 @@ class TwilioSerializer(FrameSerializer):
         self._stream_sid = stream_sid
         self._max_message_bytes = max_message_bytes
         self._problems: Counter[str] = Counter()
-        self._cleared_at_id = 0  # the id of the last interruption sent as `clear`
+        self._cleared_at_id, self._cleared_at = 0, 0.0  # the last interruption sent as `clear`
         self.stopped = False
 
     async def setup(self, setup: FrameProcessorSetup):
@@ -63,11 +65,9 @@ class TwilioSerializer(FrameSerializer):
     async def serialize(self, frame: Frame) -> str | None:
         """Frame → Twilio message, or None for frames Twilio has no message for."""
         if isinstance(frame, OutputAudioRawFrame):
-            # Pipecat still writes the chunk its output task had taken when an interruption
-            # came; that audio was made before the interruption (frame ids only grow).
-            return None if frame.id < self._cleared_at_id else self._media(frame)
+            return None if self._stale(frame) else self._media(frame)
         if isinstance(frame, InterruptionFrame):
-            self._cleared_at_id = frame.id
+            self._cleared_at_id, self._cleared_at = frame.id, time.monotonic()
             return json.dumps({"event": "clear", "streamSid": self._stream_sid})
         if isinstance(frame, PlaybackMarkFrame):
             mark = {"name": str(frame.message)}
@@ -75,6 +75,17 @@ class TwilioSerializer(FrameSerializer):
         if isinstance(frame, (OutputTransportMessageFrame, OutputTransportMessageUrgentFrame)):
             return json.dumps(frame.message)
         return None
+
+    def _stale(self, frame: OutputAudioRawFrame) -> bool:
+        """Audio of before the last `clear` that pipecat's output still writes after it.
+
+        Its output task finishes the chunk it had taken, and chunks the frame it was cutting,
+        when an interruption comes. Nothing new can follow a `clear` that soon: a paused
+        reply resumes only after the caller is quiet, a new one only after their turn.
+        """
+        return (
+            frame.id < self._cleared_at_id or time.monotonic() - self._cleared_at < CLEAR_GUARD_SECS
+        )
 
     def _media(self, frame: OutputAudioRawFrame) -> str | None:
         if frame.sample_rate != TWILIO_SAMPLE_RATE or frame.num_channels != 1:

@@ -1,3 +1,4 @@
+import asyncio
 import base64
 import json
 
@@ -35,12 +36,15 @@ async def test_bot_audio_becomes_a_media_message_for_the_stream():
     assert base64.b64decode(message["media"]["payload"]) == pcm_to_ulaw(pcm)
 
 
-async def test_audio_made_before_a_clear_is_not_sent_after_it():
+async def test_audio_of_before_a_clear_is_not_sent_after_it():
     serializer = TwilioSerializer("MZ9")
     stale = OutputAudioRawFrame(bytes(320), 8000, 1)
     await serializer.serialize(PlayoutPauseFrame())
-    fresh = OutputAudioRawFrame(bytes(320), 8000, 1)
+    just_cut = OutputAudioRawFrame(bytes(320), 8000, 1)  # cut by the output as the clear went
     assert await serializer.serialize(stale) is None
+    assert await serializer.serialize(just_cut) is None
+    await asyncio.sleep(0.12)
+    fresh = OutputAudioRawFrame(bytes(320), 8000, 1)
     assert json.loads(await serializer.serialize(fresh))["event"] == "media"
 
 
