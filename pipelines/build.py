@@ -4,6 +4,8 @@ from dataclasses import dataclass
 
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
+from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
+from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.processors.aggregators.llm_context import LLMContext
@@ -14,10 +16,11 @@ from pipecat.processors.aggregators.llm_response_universal import (
 from pipecat.services.llm_service import LLMService
 from pipecat.transports.base_transport import BaseTransport
 from pipecat.turns.user_start import MinWordsUserTurnStartStrategy
-from pipecat.turns.user_turn_strategies import UserTurnStrategies
+from pipecat.turns.user_stop import BaseUserTurnStopStrategy, TurnAnalyzerUserTurnStopStrategy
+from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies, UserTurnStrategies
 
-from pipelines.declaration import Declaration, Turn
-from pipelines.providers import ProviderAccess, make_llm, make_stt, make_tts
+from pipelines.declaration import Declaration, Stage, Turn
+from pipelines.provider import ProviderAccess, ProviderContext
 from processors.caller_audio_sink import CallerAudioSink
 from processors.ending_mute import EndingCallMuteStrategy
 from processors.greeting_player import GreetingPlayer, SpokenSentence
@@ -59,24 +62,25 @@ def build_pipeline(
 
     With `greeting` (pre-synthesized), the greeting plays the moment the pipeline starts.
     """
+    assert declaration.stt and declaration.llm and declaration.tts, "a cascaded pipeline"
     context = LLMContext(tools=ToolsSchema(standard_tools=[END_CALL]))
     playback = Playback()
     user_params = LLMUserAggregatorParams(
         vad_analyzer=_vad(declaration.turn),
-        user_turn_strategies=_turns(declaration.turn),
+        user_turn_strategies=_turns(declaration),
         user_mute_strategies=[EndingCallMuteStrategy(playback)],
     )
     aggregators = LLMContextAggregatorPair(context, user_params=user_params)
-    llm = make_llm(declaration.llm, declaration.bot, access)
+    llm = make_service(declaration.llm, declaration, access)
     pipeline = Pipeline(
         [
             transport.input(),  # Twilio media → 8 kHz PCM frames; mark echoes
-            make_stt(declaration.stt, access),  # PCM → interim and final transcripts
+            make_service(declaration.stt, declaration, access),  # PCM → transcripts
             aggregators.user(),  # VAD + turn strategy → the caller's turn into the context
             CallerAudioSink(),  # the caller's audio goes no further
             HeardContext(playback),  # an interrupted reply → what the caller heard of it
             llm,  # context → streamed tokens
-            make_tts(declaration.tts, access),  # sentences → 8 kHz PCM, sentence boundaries
+            make_service(declaration.tts, declaration, access),  # sentences → 8 kHz PCM
             *([GreetingPlayer(greeting)] if greeting else []),  # cached greeting on start
             PlaybackTracker(playback),  # marks out, echoes in: what the caller has heard
             transport.output(),  # PCM → Twilio media, interruptions → Twilio clear
@@ -85,6 +89,17 @@ def build_pipeline(
         ]
     )
     return CallPipeline(pipeline=pipeline, context=context, llm=llm, playback=playback)
+
+
+def make_service(stage: Stage, declaration: Declaration, access: ProviderAccess):
+    """The declared provider of `stage`, configured for this bot."""
+    context = ProviderContext(
+        access=access,
+        system_prompt=declaration.bot.system_prompt,
+        language=declaration.bot.language,
+        sample_rate=SAMPLE_RATE,
+    )
+    return stage.provider.make(stage.options, context)
 
 
 def _vad(turn: Turn) -> SharedSileroVADAnalyzer:
@@ -97,12 +112,24 @@ def _vad(turn: Turn) -> SharedSileroVADAnalyzer:
     return SharedSileroVADAnalyzer(sample_rate=SAMPLE_RATE, params=params)
 
 
-def _turns(turn: Turn) -> UserTurnStrategies:
+def _turns(declaration: Declaration) -> UserTurnStrategies:
+    turn = declaration.turn
+    if declaration.turn_end == "provider":
+        return ExternalUserTurnStrategies()
     # Explicit stop strategy: the default loads a Smart Turn model per call (~44 MB).
     return UserTurnStrategies(
         start=[
             MinSpeechUserTurnStartStrategy(min_speech_secs=turn.min_barge_in_secs),
             MinWordsUserTurnStartStrategy(min_words=turn.min_barge_in_words),
         ],
-        stop=[SilenceTimedTurnStopStrategy(user_speech_timeout=turn.user_speech_timeout)],
+        stop=[_turn_stop(turn, declaration.turn_end)],
     )
+
+
+def _turn_stop(turn: Turn, end: str) -> BaseUserTurnStopStrategy:
+    if end == "smart-turn":
+        params = SmartTurnParams(stop_secs=turn.smart_turn_max_secs)
+        return TurnAnalyzerUserTurnStopStrategy(
+            turn_analyzer=LocalSmartTurnAnalyzerV3(sample_rate=SAMPLE_RATE, params=params)
+        )
+    return SilenceTimedTurnStopStrategy(user_speech_timeout=turn.user_speech_timeout)

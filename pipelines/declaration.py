@@ -1,12 +1,20 @@
 """A bot's pipeline as a person writes it: a TOML file, validated into typed settings."""
 
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pipelines.provider import Options, Provider
+from pipelines.registry import STAGES
+
 PIPELINES_DIR = Path(__file__).parent
+ROUTES_FILE = "routes.toml"  # not a pipeline: the routing table (pipelines/routing.py)
+CASCADE = ("stt", "llm", "tts")
+SECTIONS = ("bot", "turn", *CASCADE, "speech_to_speech")
+STAGE_NAMES = {"stt": "STT", "llm": "LLM", "tts": "TTS", "speech_to_speech": "speech-to-speech"}
 
 
 class DeclarationError(Exception):
@@ -18,59 +26,89 @@ class _Section(BaseModel):
 
 
 class Bot(_Section):
-    """What the bot says."""
+    """What the bot says, and in which language."""
 
     system_prompt: str = Field(min_length=1)
     greeting: str = Field(min_length=1)
     farewell: str = Field(min_length=1)
+    language: str = Field(default="en", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 
 
 class Turn(_Section):
-    """When the caller's turn starts (Silero VAD) and ends (VAD silence + speech timeout)."""
+    """When the caller's turn starts (Silero VAD) and ends.
 
+    `end`: "speech-timeout" (the VAD's silence plus `user_speech_timeout`), "smart-turn"
+    (Smart Turn v3 judges the VAD's silences, `smart_turn_max_secs` at most), or "provider"
+    (the STT or speech-to-speech service decides, e.g. Deepgram Flux). Unset: "provider" for
+    a service that always decides, "speech-timeout" otherwise.
+    """
+
+    end: Literal["speech-timeout", "smart-turn", "provider"] | None = None
     vad_confidence: float = Field(default=0.7, gt=0, le=1)
     vad_start_secs: float = Field(default=0.06, ge=0, le=2)
     vad_stop_secs: float = Field(default=0.2, ge=0, le=2)
     vad_min_volume: float = Field(default=0.6, ge=0, le=1)
     user_speech_timeout: float = Field(default=0.4, ge=0, le=5)
+    smart_turn_max_secs: float = Field(default=3.0, gt=0, le=10)
     # While the bot is audible, a barge-in needs this much speech after the VAD fires, or
     # this many transcribed words: a cough or an "mm-hm" does not cut the bot off.
     min_barge_in_secs: float = Field(default=0.7, ge=0, le=5)
     min_barge_in_words: int = Field(default=2, ge=1, le=20)
 
 
-class STT(_Section):
-    """Speech to text."""
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a pipeline: the provider named in the file and its validated options."""
 
-    provider: Literal["deepgram"]
-    model: str = "nova-3-general"
-    language: str = "en"
+    provider: Provider
+    options: Options
 
-
-class LLM(_Section):
-    """The language model."""
-
-    provider: Literal["openai"]
-    model: str = "gpt-4.1-mini"
-    temperature: float | None = Field(default=None, ge=0, le=2)
+    def needs(self) -> tuple[str, ...]:
+        """The environment variables this stage cannot run without."""
+        return self.provider.needs(self.options)
 
 
-class TTS(_Section):
-    """Text to speech."""
+@dataclass(frozen=True)
+class Declaration:
+    """One bot: what it says, how turns end, and the provider of each stage.
 
-    provider: Literal["deepgram"]
-    voice: str = "aura-2-thalia-en"
-
-
-class Declaration(_Section):
-    """One bot: what it says and the providers of each stage."""
+    Either `stt`, `llm` and `tts` (a cascade) or `speech_to_speech` alone.
+    """
 
     name: str
+    path: Path
     bot: Bot
-    turn: Turn = Turn()
-    stt: STT
-    llm: LLM
-    tts: TTS
+    turn: Turn
+    stt: Stage | None = None
+    llm: Stage | None = None
+    tts: Stage | None = None
+    speech_to_speech: Stage | None = None
+
+    @property
+    def stages(self) -> dict[str, Stage]:
+        """The declared stages by section name."""
+        named = {s: getattr(self, s) for s in (*CASCADE, "speech_to_speech")}
+        return {section: stage for section, stage in named.items() if stage}
+
+    @property
+    def turn_end(self) -> str:
+        """How the caller's turn ends (`Turn.end`, its default resolved)."""
+        return self.turn.end or (
+            "provider" if self._turn_owner().turn_ends == "own" else "speech-timeout"
+        )
+
+    def needs(self) -> set[str]:
+        """The environment variables its providers need."""
+        return {name for stage in self.stages.values() for name in stage.needs()}
+
+    def summary(self) -> str:
+        """e.g. `stt=deepgram llm=openai tts=cartesia`."""
+        return " ".join(f"{s}={stage.provider.name}" for s, stage in self.stages.items())
+
+    def _turn_owner(self) -> Provider:
+        stage = self.speech_to_speech or self.stt
+        assert stage is not None
+        return stage.provider
 
 
 def load_declaration(path: Path) -> Declaration:
@@ -81,28 +119,120 @@ def load_declaration(path: Path) -> Declaration:
         raise DeclarationError(f"{path}: cannot read: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
         raise DeclarationError(f"{path}: not valid TOML: {e}") from None
-    try:
-        return Declaration(name=path.stem, **data)
-    except ValidationError as e:
-        raise DeclarationError(_describe(path, e)) from None
+    problems: list[str] = []
+    declaration = _declaration(path, data, problems)
+    if problems or declaration is None:
+        raise DeclarationError("\n".join([f"{path}: invalid pipeline declaration", *problems]))
+    return declaration
 
 
 def load_declarations(directory: Path = PIPELINES_DIR) -> dict[str, Declaration]:
-    """Every `*.toml` pipeline in `directory`, by name."""
-    paths = sorted(directory.glob("*.toml"))
+    """Every pipeline file (`*.toml` but the routing table) in `directory`, by name."""
+    paths = sorted(p for p in directory.glob("*.toml") if p.name != ROUTES_FILE)
     if not paths:
         raise DeclarationError(f"{directory}: no pipeline files (*.toml)")
     return {path.stem: load_declaration(path) for path in paths}
 
 
-def _describe(path: Path, error: ValidationError) -> str:
-    lines = [f"{path}: invalid pipeline declaration"]
+def _declaration(path: Path, data: dict[str, Any], problems: list[str]) -> Declaration | None:
+    for key in data:
+        if key not in SECTIONS:
+            problems.append(f"  {key}: unknown section; the sections are: {', '.join(SECTIONS)}")
+    bot = _section(Bot, "bot", data.get("bot"), problems, required=True)
+    turn = _section(Turn, "turn", data.get("turn", {}), problems)
+    stages = {s: _stage(s, data[s], problems) for s in (*CASCADE, "speech_to_speech") if s in data}
+    _check_shape(data, problems)
+    if problems or bot is None or turn is None:
+        return None
+    declaration = Declaration(name=path.stem, path=path, bot=bot, turn=turn, **stages)
+    _check_turn(declaration, problems)
+    return declaration
+
+
+def _section(model: type[BaseModel], key: str, raw: Any, problems: list[str], *, required=False):
+    if raw is None and required:
+        problems.append(f"  [{key}]: required, but missing")
+        return None
+    if not isinstance(raw, dict):
+        problems.append(f"  {key}: must be a table ([{key}]), got {raw!r}")
+        return None
+    try:
+        return model(**raw)
+    except ValidationError as e:
+        problems.extend(_describe(key, e, model))
+        return None
+
+
+def _stage(section: str, raw: Any, problems: list[str]) -> Stage | None:
+    choices = STAGES[section]
+    kind = STAGE_NAMES[section]
+    if not isinstance(raw, dict):
+        problems.append(f"  {section}: must be a table ([{section}]), got {raw!r}")
+        return None
+    name = raw.get("provider")
+    if name not in choices:
+        said = "required, but missing" if name is None else f"{name!r} is not a {kind} provider"
+        problems.append(f"  {section}.provider: {said}; choose one of: {', '.join(choices)}")
+        return None
+    provider = choices[name]
+    options = {k: v for k, v in raw.items() if k != "provider"}
+    try:
+        return Stage(provider, provider.options(**options))
+    except ValidationError as e:
+        problems.extend(_describe(section, e, provider.options, f"{kind} provider {name!r}"))
+        return None
+
+
+def _check_shape(data: dict[str, Any], problems: list[str]) -> None:
+    cascade = [s for s in CASCADE if s in data]
+    if "speech_to_speech" in data:
+        if cascade:
+            problems.append(
+                f"  speech_to_speech: declare either [speech_to_speech] or [stt], [llm] and "
+                f"[tts], not both (found {', '.join(f'[{s}]' for s in cascade)})"
+            )
+        return
+    for section in CASCADE:
+        if section not in data:
+            problems.append(
+                f"  [{section}]: required, but missing (or declare [speech_to_speech] instead "
+                "of [stt], [llm] and [tts])"
+            )
+
+
+def _check_turn(declaration: Declaration, problems: list[str]) -> None:
+    section = "speech_to_speech" if declaration.speech_to_speech else "stt"
+    owner = declaration._turn_owner()
+    end = declaration.turn.end
+    if owner.turn_ends == "own" and end not in (None, "provider"):
+        problems.append(
+            f"  turn.end: {section}.provider {owner.name!r} decides when turns end itself; "
+            f'set turn.end = "provider" or leave it out (got {end!r})'
+        )
+    if owner.turn_ends == "local" and end == "provider":
+        can = [p.name for p in STAGES[section].values() if p.turn_ends != "local"]
+        problems.append(
+            f"  turn.end: {section}.provider {owner.name!r} does not detect turn ends; "
+            f'"provider" needs one of: {", ".join(can) or "none"}; '
+            'or choose "speech-timeout" or "smart-turn"'
+        )
+
+
+def _describe(
+    section: str, error: ValidationError, model: type[BaseModel], owner: str = ""
+) -> list[str]:
+    lines = []
     for issue in error.errors():
-        key = ".".join(str(part) for part in issue["loc"])
+        key = ".".join([section, *(str(part) for part in issue["loc"])])
         if issue["type"] == "missing":
             lines.append(f"  {key}: required, but missing")
         elif issue["type"] == "extra_forbidden":
-            lines.append(f"  {key}: unknown key")
+            of = f" of {owner}" if owner else f" in [{section}]"
+            lines.append(f"  {key}: unknown option{of}; valid options: {_options(model)}")
         else:
             lines.append(f"  {key}: {issue['msg']} (got {issue.get('input')!r})")
-    return "\n".join(lines)
+    return lines
+
+
+def _options(model: type[BaseModel]) -> str:
+    return ", ".join(model.model_fields) or "none"

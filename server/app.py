@@ -3,6 +3,8 @@
 import asyncio
 import os
 from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
 
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
@@ -10,12 +12,13 @@ from loguru import logger
 from starlette.status import WS_1008_POLICY_VIOLATION
 from twilio.request_validator import RequestValidator
 
-from pipelines.declaration import Declaration, load_declarations
-from pipelines.providers import ProviderAccess
+from pipelines.declaration import PIPELINES_DIR, ROUTES_FILE, Declaration, load_declarations
+from pipelines.routing import PIPELINE_PARAMETER, load_routes
 from processors.openai_llm import shared_tls
 from server.call import Call, run_call
 from server.greetings import GreetingCache
 from server.logs import configure_logging
+from server.served_pipelines import served_pipelines
 from server.settings import Settings, load_settings
 from server.stream_start import StreamStartError, read_stream_start
 from server.twilio_rest import TwilioCalls
@@ -24,17 +27,22 @@ from server.twiml import connect_stream
 from telephony.shared_vad import shared_model
 
 
-def create_app(settings: Settings, declarations: dict[str, Declaration]) -> FastAPI:
-    """The bot server for `settings`, serving the pipelines in `declarations`."""
-    if settings.pipeline not in declarations:
-        raise ValueError(f"PIPELINE={settings.pipeline!r} is not one of {sorted(declarations)}")
-    validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
-    access = ProviderAccess(
-        deepgram_api_key=settings.deepgram_api_key.get_secret_value(),
-        deepgram_base_url=settings.deepgram_base_url,
-        openai_api_key=settings.openai_api_key.get_secret_value(),
-        openai_base_url=settings.openai_base_url,
+def create_app(
+    settings: Settings,
+    declarations: dict[str, Declaration],
+    routes_file: Path = PIPELINES_DIR / ROUTES_FILE,
+) -> FastAPI:
+    """The bot server for `settings`, serving the pipelines in `declarations`.
+
+    Raises `ConfigError` or `DeclarationError` naming what stops it from serving them.
+    """
+    routes = load_routes(settings.pipeline, set(declarations), routes_file)
+    access = settings.provider_access(
+        {name for declaration in declarations.values() for name in declaration.needs()}
     )
+    routes = replace(routes, served=frozenset(served_pipelines(declarations, access, routes)))
+    declarations = {name: declarations[name] for name in routes.served}
+    validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
     calls: dict[str, Call] = {}
     greetings = GreetingCache()
 
@@ -72,7 +80,12 @@ def create_app(settings: Settings, declarations: dict[str, Declaration]) -> Fast
             "called": form.get("To", ""),
             "call_sid": form.get("CallSid", ""),
         }
-        logger.info(f"incoming call {parameters['call_sid']} from {parameters['caller']}")
+        pipeline, why = routes.choose(request.query_params.get(PIPELINE_PARAMETER), form.get("To"))
+        parameters[PIPELINE_PARAMETER] = pipeline
+        logger.info(
+            f"incoming call {parameters['call_sid']} from {parameters['caller']}: "
+            f"pipeline {pipeline!r} ({why})"
+        )
         twiml = connect_stream(media_stream_url(settings.public_url), parameters)
         return Response(content=twiml, media_type="application/xml")
 
@@ -90,10 +103,13 @@ def create_app(settings: Settings, declarations: dict[str, Declaration]) -> Fast
             logger.warning(f"closing a media stream that did not start: {e}")
             await websocket.close(code=WS_1008_POLICY_VIOLATION)
             return
-        call = Call(start=start, pipeline=settings.pipeline)
+        pipeline, why = routes.choose(
+            start.parameters.get(PIPELINE_PARAMETER), start.parameters.get("called")
+        )
+        call = Call(start=start, pipeline=pipeline)
         with logger.contextualize(call_sid=start.call_sid, stream_sid=start.stream_sid):
             calls[start.call_sid] = call
-            logger.info(f"call started with pipeline {call.pipeline!r}")
+            logger.info(f"call started with pipeline {pipeline!r} ({why})")
             try:
                 await run_call(
                     websocket,

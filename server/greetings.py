@@ -15,9 +15,9 @@ from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.workers.runner import WorkerRunner
 
-from pipelines.build import SAMPLE_RATE
+from pipelines.build import SAMPLE_RATE, make_service
 from pipelines.declaration import Declaration
-from pipelines.providers import ProviderAccess, make_tts
+from pipelines.provider import ProviderAccess
 from processors.frames import SentenceAudioEndFrame
 from processors.greeting_player import SpokenSentence
 
@@ -37,6 +37,8 @@ class GreetingCache:
     async def warm(self, declarations: dict[str, Declaration], access: ProviderAccess) -> None:
         """Synthesize every pipeline's greeting; a failure is logged and that pipeline goes live."""
         for declaration in declarations.values():
+            if not declaration.tts:  # speech to speech: the service speaks the greeting
+                continue
             try:
                 async with asyncio.timeout(SYNTHESIS_TIMEOUT_SECS):
                     sentences = await _synthesize(declaration, access)
@@ -70,9 +72,10 @@ class _Recorder(FrameProcessor):
 
 
 async def _synthesize(declaration: Declaration, access: ProviderAccess) -> list[SpokenSentence]:
+    assert declaration.tts
     recorder = _Recorder()
     worker = PipelineWorker(
-        Pipeline([make_tts(declaration.tts, access), recorder]),
+        Pipeline([make_service(declaration.tts, declaration, access), recorder]),
         params=PipelineParams(audio_in_sample_rate=SAMPLE_RATE, audio_out_sample_rate=SAMPLE_RATE),
         enable_rtvi=False,
         enable_turn_tracking=False,

@@ -2,18 +2,21 @@
 
 import os
 import re
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipelines.provider import ProviderAccess
+
+PROVIDER_PREFIXES = ("deepgram_", "openai_", "cartesia_")
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 
 # What to do about each variable when it is missing or malformed.
 _HINTS = {
     "PUBLIC_URL": "set it to the https URL Twilio reaches this server at, e.g. https://bot.example.com",
-    "DEEPGRAM_API_KEY": "create a key in the Deepgram console",
-    "OPENAI_API_KEY": "create a key in the OpenAI dashboard; any value for a local server",
     "TWILIO_ACCOUNT_SID": "copy it from the Twilio console: AC followed by 32 hex digits",
     "TWILIO_AUTH_TOKEN": "copy it from the Twilio console; it validates X-Twilio-Signature",
 }
@@ -30,10 +33,13 @@ class Settings(BaseSettings):
 
     port: int = Field(default=8765, ge=1, le=65535)
     public_url: str
-    deepgram_api_key: SecretStr = Field(min_length=1)
+    # Provider keys are optional here: the pipelines say which ones this server needs.
+    deepgram_api_key: SecretStr | None = None
     deepgram_base_url: str = "wss://api.deepgram.com"
-    openai_api_key: SecretStr = Field(min_length=1)
+    openai_api_key: SecretStr | None = None
     openai_base_url: str = "https://api.openai.com/v1"
+    cartesia_api_key: SecretStr | None = None
+    cartesia_base_url: str = "wss://api.cartesia.ai"
     twilio_account_sid: str
     twilio_auth_token: SecretStr = Field(min_length=1)
     twilio_api_base_url: str = "https://api.twilio.com"
@@ -50,9 +56,26 @@ class Settings(BaseSettings):
     def _public_url(cls, value: str) -> str:
         return _base_url(value, ("http", "https"))
 
-    @field_validator("deepgram_base_url")
+    def provider_access(self, others: Iterable[str] = ()) -> ProviderAccess:
+        """Provider credentials and base URLs by variable name.
+
+        Plus the `others` pipelines name themselves (an OpenAI-compatible server's key).
+        """
+        values = {
+            name.upper(): value.get_secret_value() if isinstance(value, SecretStr) else value
+            for name, value in self
+            if name.startswith(PROVIDER_PREFIXES) and value
+        }
+        dotenv = dotenv_values(self.model_config["env_file"]) if others else {}
+        for name in others:
+            value = os.environ.get(name) or dotenv.get(name)
+            if value:
+                values.setdefault(name, value)
+        return ProviderAccess(values)
+
+    @field_validator("deepgram_base_url", "cartesia_base_url")
     @classmethod
-    def _deepgram_url(cls, value: str) -> str:
+    def _websocket_url(cls, value: str) -> str:
         return _base_url(value, ("ws", "wss"))
 
     @field_validator("openai_base_url", "twilio_api_base_url")

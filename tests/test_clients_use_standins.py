@@ -1,8 +1,9 @@
 """Every client the bot builds talks to the stand-ins, never to Deepgram, OpenAI or Twilio."""
 
 from calls import dial
+from pipelines.build import make_service
 from pipelines.declaration import load_declarations
-from pipelines.providers import ProviderAccess, make_llm, make_stt, make_tts
+from pipelines.provider import ProviderAccess
 from standins.stack import ACCOUNT_SID, DEEPGRAM_KEY, OPENAI_KEY
 
 
@@ -34,10 +35,17 @@ async def test_a_call_reaches_each_standin_with_the_configured_credentials(bot, 
 
 def test_provider_clients_keep_the_configured_base_urls():
     declaration = load_declarations()["default"]
-    access = ProviderAccess("dg", "ws://127.0.0.1:9", "sk", "http://127.0.0.1:8/v1")
-    stt = make_stt(declaration.stt, access)
+    access = ProviderAccess(
+        {
+            "DEEPGRAM_API_KEY": "dg",
+            "DEEPGRAM_BASE_URL": "ws://127.0.0.1:9",
+            "OPENAI_API_KEY": "sk",
+            "OPENAI_BASE_URL": "http://127.0.0.1:8/v1",
+        }
+    )
+    stt = make_service(declaration.stt, declaration, access)
     environment = stt._client._client_wrapper.get_environment()
     assert environment.production == "ws://127.0.0.1:9"  # no silent fallback to Deepgram
-    assert make_tts(declaration.tts, access)._base_url == "ws://127.0.0.1:9"
-    llm = make_llm(declaration.llm, declaration.bot, access)
+    assert make_service(declaration.tts, declaration, access)._base_url == "ws://127.0.0.1:9"
+    llm = make_service(declaration.llm, declaration, access)
     assert str(llm._client.base_url) == "http://127.0.0.1:8/v1/"

@@ -1,0 +1,1 @@
+"""One module per vendor service: each lists the providers it offers, by stage."""

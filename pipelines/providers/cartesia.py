@@ -1,0 +1,5 @@
+"""Being written."""
+
+from pipelines.provider import Provider
+
+TTS: list[Provider] = []

@@ -1,0 +1,5 @@
+"""Being written."""
+
+from pipelines.provider import Provider
+
+SPEECH_TO_SPEECH: list[Provider] = []

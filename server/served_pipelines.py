@@ -1,0 +1,49 @@
+"""Which declared pipelines this server can run, given the provider keys it was given."""
+
+from loguru import logger
+
+from pipelines.declaration import Declaration
+from pipelines.provider import ProviderAccess
+from pipelines.routing import Routes
+from server.settings import ConfigError
+
+_HINTS = {
+    "DEEPGRAM_API_KEY": "create a key in the Deepgram console",
+    "OPENAI_API_KEY": "create a key in the OpenAI dashboard; any value for a local server",
+    "CARTESIA_API_KEY": "create a key in the Cartesia console",
+}
+
+
+def served_pipelines(
+    declarations: dict[str, Declaration], access: ProviderAccess, routes: Routes
+) -> set[str]:
+    """The pipelines whose providers' variables are all set.
+
+    A pipeline calls are routed to (the default, a routed number's) that lacks one stops the
+    server; any other is left out with a warning, and a call that asks for it gets the default.
+    """
+    served, problems = set(), []
+    for name, declaration in sorted(declarations.items()):
+        missing = sorted(v for v in declaration.needs() if not access.get(v))
+        if not missing:
+            served.add(name)
+            continue
+        for variable in missing:
+            uses = _users(declaration, variable)
+            line = f"{variable} is not set ({_HINTS.get(variable, 'see .env.example')}); "
+            line += f"pipeline {name!r} ({declaration.path.name}) needs it for {uses}"
+            if name in routes.required:
+                problems.append(f"  {line}")
+            else:
+                logger.warning(f"{line}: calls cannot use {name!r}")
+    if problems:
+        raise ConfigError("\n".join(["configuration error:", *problems]))
+    return served
+
+
+def _users(declaration: Declaration, variable: str) -> str:
+    return ", ".join(
+        f"{section}.provider {stage.provider.name!r}"
+        for section, stage in declaration.stages.items()
+        if variable in stage.needs()
+    )
