@@ -13,7 +13,7 @@ from pipecat.workers.runner import WorkerRunner
 
 from pipelines.build import END_CALL, SAMPLE_RATE, build_pipeline
 from pipelines.declaration import Declaration
-from pipelines.providers import ProviderAccess
+from pipelines.provider import ProviderAccess
 from processors.frames import EndCallFrame
 from processors.greeting_player import SpokenSentence
 from processors.twilio_serializer import TwilioSerializer

@@ -18,44 +18,39 @@ DEEPGRAM_KEY = "standin-deepgram-key"
 OPENAI_KEY = "standin-openai-key"
 
 
-class DeepgramStandIn(LocalServer):
-    """Deepgram's STT and TTS WebSockets on one host, as DEEPGRAM_BASE_URL expects."""
+class SharedHost(LocalServer):
+    """Several stand-ins of one vendor on one host, as the vendor's one base URL expects.
 
-    def __init__(self, stt: DeepgramSTTStandIn, tts: DeepgramTTSStandIn) -> None:
+    Each part is a stand-in whose `routes()` are served here; it is not started on its own.
+    """
+
+    def __init__(self, *parts: LocalServer) -> None:
         super().__init__()
-        self.stt = stt
-        self.tts = tts
+        self.parts = parts
 
     def routes(self) -> list[web.RouteDef]:
-        """`/v1/listen` and `/v1/speak`."""
-        return [*self.stt.routes(), *self.tts.routes()]
+        """Every part's routes."""
+        return [route for part in self.parts for route in part.routes()]
 
 
 @dataclass
 class StandIns:
     """The running stand-ins; their recordings are what tests assert on."""
 
-    deepgram: DeepgramStandIn
-    openai: OpenAIChatStandIn
+    deepgram_host: SharedHost
+    openai_host: SharedHost
     twilio: TwilioRestStandIn
-
-    @property
-    def stt(self) -> DeepgramSTTStandIn:
-        """The Deepgram speech-to-text stand-in."""
-        return self.deepgram.stt
-
-    @property
-    def tts(self) -> DeepgramTTSStandIn:
-        """The Deepgram text-to-speech stand-in."""
-        return self.deepgram.tts
+    stt: DeepgramSTTStandIn  # Deepgram /v1/listen
+    tts: DeepgramTTSStandIn  # Deepgram /v1/speak
+    openai: OpenAIChatStandIn  # OpenAI /v1/chat/completions
 
     def env(self) -> dict[str, str]:
         """The bot's environment (the DESIGN contract) pointing at these stand-ins."""
         return {
             "DEEPGRAM_API_KEY": DEEPGRAM_KEY,
-            "DEEPGRAM_BASE_URL": self.deepgram.ws_url,
+            "DEEPGRAM_BASE_URL": self.deepgram_host.ws_url,
             "OPENAI_API_KEY": OPENAI_KEY,
-            "OPENAI_BASE_URL": f"{self.openai.http_url}/v1",
+            "OPENAI_BASE_URL": f"{self.openai_host.http_url}/v1",
             "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
             "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
             "TWILIO_API_BASE_URL": self.twilio.http_url,
@@ -70,13 +65,20 @@ async def running_standins(
     openai: OpenAIChatStandIn | None = None,
 ) -> AsyncIterator[StandIns]:
     """Start every stand-in (pass configured ones to set their knobs); stop them on exit."""
+    stt, tts, openai = (
+        stt or DeepgramSTTStandIn(),
+        tts or DeepgramTTSStandIn(),
+        openai or OpenAIChatStandIn(),
+    )
     async with AsyncExitStack() as stack:
-        deepgram = DeepgramStandIn(stt or DeepgramSTTStandIn(), tts or DeepgramTTSStandIn())
         standins = StandIns(
-            deepgram=await stack.enter_async_context(deepgram),
-            openai=await stack.enter_async_context(openai or OpenAIChatStandIn()),
+            deepgram_host=await stack.enter_async_context(SharedHost(stt, tts)),
+            openai_host=await stack.enter_async_context(SharedHost(openai)),
             twilio=await stack.enter_async_context(
                 TwilioRestStandIn(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
             ),
+            stt=stt,
+            tts=tts,
+            openai=openai,
         )
         yield standins
