@@ -17,7 +17,9 @@ from pipelines.declaration import DeclarationError, load_declarations
 from server.logs import configure_logging
 from server.settings import ConfigError, load_settings
 
-DEFAULT_CALLER_AUDIO = [Path(__file__).parent / "tests" / "data" / "book_table.wav"]
+DATA = Path(__file__).parent / "tests" / "data"
+# What the simulated caller says when no WAV is given, by the pipeline's language.
+DEFAULT_CALLER_AUDIO = {"en": [DATA / "book_table.wav"], "es": [DATA / "es" / "reservar_mesa.wav"]}
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -59,7 +61,11 @@ def call(args: argparse.Namespace) -> int:
     if args.pipeline not in declarations:
         print(f"unknown pipeline {args.pipeline!r}; choose from {sorted(declarations)}")
         return 2
-    wavs = [Path(p) for p in args.wav] or DEFAULT_CALLER_AUDIO
+    language = declarations[args.pipeline].bot.language.split("-")[0]
+    wavs = [Path(p) for p in args.wav] or DEFAULT_CALLER_AUDIO.get(language, [])
+    if not wavs:
+        print(f"no recording in {language!r} ships with the bot: give WAV files to say")
+        return 2
     return asyncio.run(place_call(args, declarations, wavs))
 
 

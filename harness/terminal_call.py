@@ -35,7 +35,7 @@ async def place_call(
             if call.closed.is_set():
                 break
             spoken_end = started + voice_span(pcm)[1]
-            turn = await call.listen(timeout=20)
+            turn = await call.listen(timeout=20, after=spoken_end)  # may start in the WAV's tail
             printed.show(f"reply heard {(turn.start - spoken_end) * 1000:.0f} ms after speech end")
         if call.closed.is_set():
             hung_up = await standins.twilio.wait_for_hangup(call.call_sid, timeout=5)

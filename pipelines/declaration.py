@@ -171,7 +171,7 @@ def _stage(section: str, raw: Any, problems: list[str]) -> Stage | None:
         return None
     name = raw.get("provider")
     if name not in choices:
-        said = "required, but missing" if name is None else f"{name!r} is not a {kind} provider"
+        said = f"{name!r} is not a known {kind} provider" if name else "required, but missing"
         problems.append(f"  {section}.provider: {said}; choose one of: {', '.join(choices)}")
         return None
     provider = choices[name]

@@ -30,15 +30,18 @@ from telephony.shared_vad import shared_model
 def create_app(
     settings: Settings,
     declarations: dict[str, Declaration],
+    *,
     routes_file: Path = PIPELINES_DIR / ROUTES_FILE,
+    environ: dict[str, str] | None = None,
 ) -> FastAPI:
     """The bot server for `settings`, serving the pipelines in `declarations`.
 
+    Variables that pipelines name themselves come from `environ` (default: the process's).
     Raises `ConfigError` or `DeclarationError` naming what stops it from serving them.
     """
     routes = load_routes(settings.pipeline, set(declarations), routes_file)
     access = settings.provider_access(
-        {name for declaration in declarations.values() for name in declaration.needs()}
+        {name for declaration in declarations.values() for name in declaration.needs()}, environ
     )
     routes = replace(routes, served=frozenset(served_pipelines(declarations, access, routes)))
     declarations = {name: declarations[name] for name in routes.served}

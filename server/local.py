@@ -5,11 +5,12 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
 
-from pipelines.declaration import Declaration
+from pipelines.declaration import PIPELINES_DIR, ROUTES_FILE, Declaration
 from server.app import create_app
 from server.settings import Settings
 
@@ -33,14 +34,19 @@ def free_socket() -> socket.socket:
 
 @asynccontextmanager
 async def serve_locally(
-    env: dict[str, str], declarations: dict[str, Declaration]
+    env: dict[str, str],
+    declarations: dict[str, Declaration],
+    routes_file: Path = PIPELINES_DIR / ROUTES_FILE,
 ) -> AsyncIterator[LocalBot]:
-    """Run the real server with `env` as its environment (PUBLIC_URL is set to where it listens)."""
+    """Run the real server with `env` as its environment (PUBLIC_URL is set to where it listens).
+
+    `routes_file`: the routing table (default: pipelines/routes.toml).
+    """
     sock = free_socket()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     overrides = {key.lower(): value for key, value in env.items()} | {"public_url": url}
     settings = Settings(_env_file=None, **overrides)
-    app = create_app(settings, declarations)
+    app = create_app(settings, declarations, routes_file=routes_file, environ=env)
     config = uvicorn.Config(app, log_config=None, access_log=False, ws="websockets-sansio")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="bot-server")

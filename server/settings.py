@@ -2,7 +2,7 @@
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
@@ -56,21 +56,24 @@ class Settings(BaseSettings):
     def _public_url(cls, value: str) -> str:
         return _base_url(value, ("http", "https"))
 
-    def provider_access(self, others: Iterable[str] = ()) -> ProviderAccess:
+    def provider_access(
+        self, others: Iterable[str] = (), environ: Mapping[str, str] | None = None
+    ) -> ProviderAccess:
         """Provider credentials and base URLs by variable name.
 
-        Plus the `others` pipelines name themselves (an OpenAI-compatible server's key).
+        Plus the `others` that pipelines name themselves (an OpenAI-compatible server's key),
+        from `environ`, or else from the process's environment and `.env`.
         """
         values = {
             name.upper(): value.get_secret_value() if isinstance(value, SecretStr) else value
             for name, value in self
             if name.startswith(PROVIDER_PREFIXES) and value
         }
-        dotenv = dotenv_values(self.model_config["env_file"]) if others else {}
+        if environ is None:
+            environ = dotenv_values(self.model_config["env_file"]) | dict(os.environ)
         for name in others:
-            value = os.environ.get(name) or dotenv.get(name)
-            if value:
-                values.setdefault(name, value)
+            if environ.get(name):
+                values.setdefault(name, str(environ[name]))
         return ProviderAccess(values)
 
     @field_validator("deepgram_base_url", "cartesia_base_url")

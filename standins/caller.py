@@ -92,8 +92,14 @@ class SimulatedCall:
         caller: str = "+15551230000",
         called: str = "+15557650000",
         signature: str | None = None,
+        webhook_query: str = "",
+        parameters: dict[str, str] | None = None,
     ) -> "SimulatedCall":
-        """Call the bot at `base_url` (its PUBLIC_URL) and start streaming."""
+        """Call the bot at `base_url` (its PUBLIC_URL) and start streaming.
+
+        `webhook_query` is added to the /voice URL (as configured on a Twilio number);
+        `parameters` override the TwiML's stream `<Parameter>`s (as a TwiML author would).
+        """
         call_sid = _sid("CA")
         form = {
             "AccountSid": account_sid,
@@ -107,9 +113,10 @@ class SimulatedCall:
             "To": called,
         }
         validator = RequestValidator(auth_token)
-        url = f"{base_url.rstrip('/')}/voice"
+        url = f"{base_url.rstrip('/')}/voice" + (f"?{webhook_query}" if webhook_query else "")
         twiml = await _post_webhook(url, form, signature or validator.compute_signature(url, form))
         stream_url, params = _parse_stream(twiml)
+        params |= parameters or {}
         ws = await connect(
             stream_url,
             additional_headers={"X-Twilio-Signature": validator.compute_signature(stream_url, {})},

@@ -13,15 +13,15 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 from aiohttp import WSMsgType, web
 from loguru import logger
 
 from standins.http_server import LocalServer
-from standins.speech import Recognizer, WordTiming, is_speech
+from standins.speech import DATA, Recognizer, WordTiming, is_speech, recognizer_for
 
-DEFAULT_TRANSCRIPTS = Path(__file__).resolve().parent.parent / "tests" / "data" / "transcripts.txt"
+DEFAULT_TRANSCRIPTS = DATA / "transcripts.txt"  # the English recordings
+
 DEFAULT_ENDPOINT_MS = 300  # the stand-in's endpoint when the client sends no `endpointing`
 INTERIM_EVERY_S = 0.3
 # A pause shorter than this continues the caller's utterance (unless it was complete): its next
@@ -251,7 +251,8 @@ class DeepgramSTTStandIn(LocalServer):
     Knobs: `final_delay` seconds before each final result; `connect_delay` seconds before the
     handshake completes; `reject_connections` upgrades refused with 503 before serving again;
     `idle_timeout` seconds with neither audio nor a text message before closing (1011);
-    `api_key` to accept only that key; `recognizer` (default: tests/data/transcripts.txt).
+    `api_key` to accept only that key; `recognizer` (default: the recordings in the language
+    the client asks for, `recognizer_for(language)`).
     Tests read `connections` (one `STTConnection` each) and `refused` (HTTP statuses).
     """
 
@@ -267,7 +268,7 @@ class DeepgramSTTStandIn(LocalServer):
         port: int = 0,
     ) -> None:
         super().__init__(port=port)
-        self.recognizer = recognizer or Recognizer.from_transcripts(DEFAULT_TRANSCRIPTS)
+        self.recognizer = recognizer
         self.api_key, self.final_delay, self.connect_delay = api_key, final_delay, connect_delay
         self.reject_connections, self.idle_timeout = reject_connections, idle_timeout
         self.connections: list[STTConnection] = []
@@ -296,7 +297,8 @@ class DeepgramSTTStandIn(LocalServer):
         ws.headers["dg-request-id"] = conn.request_id
         await ws.prepare(request)
         self.connections.append(conn)
-        stream = _Stream(conn, self.recognizer, self.final_delay)
+        recognizer = self.recognizer or recognizer_for(request.query.get("language", "en"))
+        stream = _Stream(conn, recognizer, self.final_delay)
         sender = asyncio.create_task(stream.send_all(ws))
         logger.debug(f"Deepgram STT stand-in: connection {conn.request_id} opened")
         try:

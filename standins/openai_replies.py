@@ -25,8 +25,11 @@ _SCRIPT = [
     (r"\bopen", "We open at nine on Saturday and close at eleven."),
     (r"\bcancel", "No problem. Which reservation would you like to change?"),
     (r"\byes\b", "Great, you're all set."),
+    # The Spanish receptionist (tests/data/es).
+    (r"reservar una mesa", "Claro. Una mesa para dos mañana a las siete. ¿A nombre de quién?"),
+    (r"\babren\b", "Abrimos a las nueve el sábado y cerramos a las once."),
 ]
-_GOODBYE = re.compile(r"\bgoodbye\b|\bthat's all\b")
+_GOODBYE = re.compile(r"\bgoodbye\b|\bthat's all\b|\badiós\b|\beso es todo\b")
 
 
 @dataclass
@@ -64,8 +67,8 @@ def scripted_reply(messages: list[dict], tools: list[dict] | None) -> Reply:
     """A tiny restaurant-booking receptionist keyed on the last user message.
 
     Keywords are matched case-insensitively, first match wins: "book a table", "open", "cancel",
-    "yes", then "goodbye"/"that's all", which calls the `end_call` tool when it is offered and
-    says "Goodbye!" otherwise. Anything else asks the caller to repeat.
+    "yes" (and two in Spanish), then "goodbye"/"that's all"/"adiós", which calls the `end_call`
+    tool when it is offered and says "Goodbye!" otherwise. Anything else asks the caller to repeat.
     """
     said = last_user_text(messages).lower().replace("\u2019", "'")
     for pattern, answer in _SCRIPT:

@@ -10,12 +10,14 @@ import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 
 from standins.audio import read_wav
 
+DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 FRAME_S = 0.02
 SPEECH_DB = 35.0  # a 20 ms frame louder than this (RMS ~56 of 32767) counts as speech
 MATCH_THRESHOLD = 0.92  # a lower score (correlation of band envelopes) is unrecognized speech
@@ -333,3 +335,15 @@ def _shift(words: list[WordTiming], seconds: float) -> list[WordTiming]:
         WordTiming(w.word, round(max(w.start_s + seconds, 0.0), 3), round(w.end_s + seconds, 3))
         for w in words
     ]
+
+
+@cache
+def recognizer_for(language: str) -> Recognizer:
+    """A recognizer of the recordings in `language` ("en", "es", "es-419": Spanish, …).
+
+    English recordings are `tests/data/transcripts.txt`, others `tests/data/<lang>/`; a
+    language with none recognizes nothing, as a model would not understand the words.
+    """
+    base = language.split("-")[0].lower()
+    path = DATA / ("transcripts.txt" if base == "en" else f"{base}/transcripts.txt")
+    return Recognizer.from_transcripts(path) if path.exists() else Recognizer([])

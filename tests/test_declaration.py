@@ -1,6 +1,9 @@
+"""Pipeline files: what a valid one gives, and what a bad one says (file, key, valid choices)."""
+
 import pytest
 
 from pipelines.declaration import DeclarationError, load_declaration, load_declarations
+from pipelines.registry import STAGES
 
 MINIMAL = """
 [bot]
@@ -16,34 +19,116 @@ provider = "deepgram"
 """
 
 
+def write(tmp_path, text: str, name: str = "bad"):
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
 def test_every_shipped_pipeline_is_valid():
     declarations = load_declarations()
-    assert "default" in declarations
-    assert declarations["default"].bot.greeting
+    assert {"default", "spanish"} <= set(declarations)
+    assert "routes" not in declarations  # the routing table is not a pipeline
+    for declaration in declarations.values():
+        assert declaration.bot.greeting and declaration.stages
 
 
 def test_a_minimal_file_gets_defaults(tmp_path):
-    path = tmp_path / "mini.toml"
-    path.write_text(MINIMAL)
-    declaration = load_declaration(path)
+    declaration = load_declaration(write(tmp_path, MINIMAL, "mini"))
     assert declaration.name == "mini"
+    assert declaration.bot.language == "en"
     assert declaration.turn.user_speech_timeout == 0.4
-    assert declaration.stt.model == "nova-3-general"
+    assert declaration.turn_end == "speech-timeout"
+    assert declaration.stt.provider.name == "deepgram"
+    assert declaration.stt.options.model == "nova-3-general"
+    assert declaration.summary() == "stt=deepgram llm=openai tts=deepgram"
+    assert declaration.needs() == {"DEEPGRAM_API_KEY", "OPENAI_API_KEY"}
+
+
+def test_each_stage_offers_its_providers():
+    assert set(STAGES) == {"stt", "llm", "tts", "speech_to_speech"}
+    assert {"deepgram", "openai-compatible", "openai"} <= {
+        name for stage in STAGES.values() for name in stage
+    }
 
 
 @pytest.mark.parametrize(
     ("edit", "complaint"),
     [
-        (('provider = "deepgram"\n[llm]', 'provider = "whisper"\n[llm]'), "stt.provider: Input"),
-        (("[tts]", "[tts]\nspeed = 2"), "tts.speed: unknown key"),
+        (
+            ('provider = "deepgram"\n[llm]', 'provider = "whisper"\n[llm]'),
+            "stt.provider: 'whisper' is not a known STT provider; choose one of: deepgram",
+        ),
+        (
+            ("[tts]\n", "[tts]\nspeed = 2\n"),
+            "tts.speed: unknown option of TTS provider 'deepgram'; valid options: voice",
+        ),
+        (
+            ("[stt]\n", '[stt]\nmodle = "nova-2"\n'),
+            "stt.modle: unknown option of STT provider 'deepgram'; valid options: model, language",
+        ),
         (('greeting = "Hello."\n', ""), "bot.greeting: required, but missing"),
         (("[stt]", "[turn]\nvad_confidence = 3\n[stt]"), "turn.vad_confidence: Input should"),
+        (
+            ("[stt]", '[turn]\nend = "magic"\n[stt]'),
+            "turn.end: Input should be 'speech-timeout', 'smart-turn' or 'provider'",
+        ),
+        (
+            ("[stt]", '[turn]\nend = "provider"\n[stt]'),
+            "turn.end: stt.provider 'deepgram' does not detect turn ends",
+        ),
+        (("[bot]", "[bots]\n[bot]"), "bots: unknown section; the sections are: bot, turn, stt"),
+        (('[tts]\nprovider = "deepgram"', ""), "[tts]: required, but missing (or declare"),
+        (('[llm]\nprovider = "openai"', '[llm]\nprovider = "openai"\nmodel = ""'), "llm.model:"),
+        (
+            ('[llm]\nprovider = "openai"', '[llm]\nprovider = "openai-compatible"\nmodel = "m"'),
+            "llm.base_url: required, but missing",
+        ),
+        (
+            ("[stt]", '[speech_to_speech]\nprovider = "openai-realtime"\n[stt]'),
+            "speech_to_speech: declare either [speech_to_speech] or [stt], [llm] and [tts]",
+        ),
         (("[bot]", "[bot"), "not valid TOML"),
     ],
 )
-def test_a_bad_file_names_itself_and_the_key(tmp_path, edit, complaint):
-    path = tmp_path / "bad.toml"
-    path.write_text(MINIMAL.replace(*edit, 1))
+def test_a_bad_file_names_itself_the_key_and_the_choices(tmp_path, edit, complaint):
+    path = write(tmp_path, MINIMAL.replace(*edit, 1))
     with pytest.raises(DeclarationError) as e:
         load_declaration(path)
-    assert str(path) in str(e.value) and complaint in str(e.value)
+    assert str(path) in str(e.value)
+    assert complaint in str(e.value)
+
+
+def test_every_problem_in_a_file_is_reported_at_once(tmp_path):
+    text = MINIMAL.replace('provider = "openai"', 'provider = "gpt"').replace(
+        "[tts]\n", "[tts]\nx=1\n"
+    )
+    with pytest.raises(DeclarationError) as e:
+        load_declaration(write(tmp_path, text))
+    assert "llm.provider: 'gpt'" in str(e.value) and "tts.x: unknown option" in str(e.value)
+
+
+def test_an_openai_compatible_llm_needs_the_key_variable_it_names(tmp_path):
+    text = MINIMAL.replace(
+        '[llm]\nprovider = "openai"',
+        '[llm]\nprovider = "openai-compatible"\nmodel = "llama-3.1-8b-instant"\n'
+        'base_url = "https://api.groq.com/openai/v1/"\napi_key_env = "GROQ_API_KEY"',
+    )
+    declaration = load_declaration(write(tmp_path, text, "groq"))
+    assert declaration.llm.options.base_url == "https://api.groq.com/openai/v1"
+    assert declaration.needs() == {"DEEPGRAM_API_KEY", "GROQ_API_KEY"}
+
+
+def test_the_language_is_the_bots_unless_a_stage_sets_its_own(tmp_path):
+    declaration = load_declaration(
+        write(tmp_path, MINIMAL.replace("[bot]\n", '[bot]\nlanguage = "es"\n'), "es")
+    )
+    assert declaration.bot.language == "es"
+    assert declaration.stt.options.language is None  # the factory uses the bot's
+
+
+def test_a_missing_file_and_an_empty_directory_are_named(tmp_path):
+    with pytest.raises(DeclarationError, match="nowhere.toml: cannot read"):
+        load_declaration(tmp_path / "nowhere.toml")
+    with pytest.raises(DeclarationError, match="no pipeline files"):
+        load_declarations(tmp_path)

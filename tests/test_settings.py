@@ -1,5 +1,6 @@
 import pytest
 
+from pipelines.provider import MissingVariable
 from server.settings import ConfigError, load_settings
 
 VALID = {
@@ -21,7 +22,7 @@ def test_defaults_fill_in_what_is_optional():
 def test_every_missing_variable_is_named_with_what_to_do():
     with pytest.raises(ConfigError) as e:
         load_settings(_env_file=None)
-    for name in ("PUBLIC_URL", "DEEPGRAM_API_KEY", "OPENAI_API_KEY", "TWILIO_ACCOUNT_SID"):
+    for name in ("PUBLIC_URL", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
         assert f"{name} is not set (" in str(e.value)
 
 
@@ -50,3 +51,14 @@ def test_variables_come_from_the_environment(monkeypatch):
     assert settings.port == 9000
     assert settings.openai_base_url == "http://127.0.0.1:1234/v1"
     assert "sk" not in repr(settings)  # secrets never print
+
+
+def test_provider_variables_reach_the_providers_by_name_and_others_come_from_the_environment():
+    settings = load_settings(_env_file=None, **VALID, cartesia_api_key="ck")
+    access = settings.provider_access({"GROQ_API_KEY"}, {"GROQ_API_KEY": "gsk", "OTHER": "x"})
+    assert access["DEEPGRAM_API_KEY"] == "dg" and access["CARTESIA_API_KEY"] == "ck"
+    assert access["DEEPGRAM_BASE_URL"] == "wss://api.deepgram.com"
+    assert access["GROQ_API_KEY"] == "gsk"
+    assert "OTHER" not in access.values  # only what a pipeline names
+    with pytest.raises(MissingVariable, match="TWILIO_AUTH_TOKEN is not set"):
+        access["TWILIO_AUTH_TOKEN"]  # not a provider's
