@@ -3,6 +3,7 @@
 python bot.py [serve]                 run the bot server (configuration: environment / .env)
 python bot.py call --offline [WAV…]   a phone call from the terminal against local stand-ins
 python bot.py call [WAV…]             the same call against the real providers (keys in .env)
+python bot.py providers               the providers a pipeline file may name, with their options
 """
 
 import argparse
@@ -81,7 +82,13 @@ def main() -> int:
     call_parser.add_argument("--offline", action="store_true", help="use local stand-ins")
     call_parser.add_argument("--pipeline", default="default", help="pipeline to call")
     call_parser.add_argument("--out", default="bot_audio.wav", help="where to write bot audio")
+    commands.add_parser("providers", help="list the providers pipeline files may name")
     args = parser.parse_args()
+    if args.command == "providers":
+        from pipelines.catalogue import describe_providers
+
+        print(describe_providers(), end="")
+        return 0
     configure_logging(args.log_level if args.command != "call" else "WARNING")
     if args.command == "call":
         return call(args)

@@ -6,16 +6,22 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from standins.cartesia_tts import CartesiaTTSStandIn
+from standins.deepgram_flux import DeepgramFluxStandIn
 from standins.deepgram_stt import DeepgramSTTStandIn
 from standins.deepgram_tts import DeepgramTTSStandIn
 from standins.http_server import LocalServer
 from standins.openai_chat import OpenAIChatStandIn
+from standins.openai_realtime import OpenAIRealtimeStandIn
+from standins.openai_speech import OpenAISpeechStandIn
+from standins.openai_transcription import OpenAITranscriptionStandIn
 from standins.twilio_rest import TwilioRestStandIn
 
 ACCOUNT_SID = "AC" + "5a" * 16
 AUTH_TOKEN = "standin-twilio-auth-token"
 DEEPGRAM_KEY = "standin-deepgram-key"
 OPENAI_KEY = "standin-openai-key"
+CARTESIA_KEY = "standin-cartesia-key"
 
 
 class SharedHost(LocalServer):
@@ -43,6 +49,12 @@ class StandIns:
     stt: DeepgramSTTStandIn  # Deepgram /v1/listen
     tts: DeepgramTTSStandIn  # Deepgram /v1/speak
     openai: OpenAIChatStandIn  # OpenAI /v1/chat/completions
+    flux: DeepgramFluxStandIn  # Deepgram /v2/listen
+    openai_stt: OpenAITranscriptionStandIn  # OpenAI /v1/audio/transcriptions
+    openai_tts: OpenAISpeechStandIn  # OpenAI /v1/audio/speech
+    realtime: OpenAIRealtimeStandIn  # OpenAI /v1/realtime (WebSocket)
+    cartesia_host: SharedHost
+    cartesia: CartesiaTTSStandIn  # Cartesia /tts/websocket
 
     def env(self) -> dict[str, str]:
         """The bot's environment (the DESIGN contract) pointing at these stand-ins."""
@@ -54,6 +66,8 @@ class StandIns:
             "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
             "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
             "TWILIO_API_BASE_URL": self.twilio.http_url,
+            "CARTESIA_API_KEY": CARTESIA_KEY,
+            "CARTESIA_BASE_URL": self.cartesia_host.ws_url,
         }
 
 
@@ -63,6 +77,11 @@ async def running_standins(
     stt: DeepgramSTTStandIn | None = None,
     tts: DeepgramTTSStandIn | None = None,
     openai: OpenAIChatStandIn | None = None,
+    flux: DeepgramFluxStandIn | None = None,
+    openai_stt: OpenAITranscriptionStandIn | None = None,
+    openai_tts: OpenAISpeechStandIn | None = None,
+    realtime: OpenAIRealtimeStandIn | None = None,
+    cartesia: CartesiaTTSStandIn | None = None,
 ) -> AsyncIterator[StandIns]:
     """Start every stand-in (pass configured ones to set their knobs); stop them on exit."""
     stt, tts, openai = (
@@ -70,15 +89,26 @@ async def running_standins(
         tts or DeepgramTTSStandIn(),
         openai or OpenAIChatStandIn(),
     )
+    flux, openai_stt = flux or DeepgramFluxStandIn(), openai_stt or OpenAITranscriptionStandIn()
+    openai_tts, cartesia = openai_tts or OpenAISpeechStandIn(), cartesia or CartesiaTTSStandIn()
+    realtime = realtime or OpenAIRealtimeStandIn()
     async with AsyncExitStack() as stack:
         standins = StandIns(
-            deepgram_host=await stack.enter_async_context(SharedHost(stt, tts)),
-            openai_host=await stack.enter_async_context(SharedHost(openai)),
+            deepgram_host=await stack.enter_async_context(SharedHost(stt, tts, flux)),
+            openai_host=await stack.enter_async_context(
+                SharedHost(openai, openai_stt, openai_tts, realtime)
+            ),
             twilio=await stack.enter_async_context(
                 TwilioRestStandIn(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
             ),
             stt=stt,
             tts=tts,
             openai=openai,
+            flux=flux,
+            openai_stt=openai_stt,
+            openai_tts=openai_tts,
+            realtime=realtime,
+            cartesia_host=await stack.enter_async_context(SharedHost(cartesia)),
+            cartesia=cartesia,
         )
         yield standins

@@ -10,7 +10,11 @@ DATA = Path(__file__).parent / "data"
 
 # Tests never read a developer's .env or real credentials.
 for _name in list(os.environ):
-    if _name.startswith(("DEEPGRAM_", "OPENAI_", "TWILIO_")) or _name in ("PUBLIC_URL", "PORT"):
+    if _name.startswith(("DEEPGRAM_", "OPENAI_", "TWILIO_", "CARTESIA_")) or _name in (
+        "PUBLIC_URL",
+        "PORT",
+        "PIPELINE",
+    ):
         del os.environ[_name]
 
 

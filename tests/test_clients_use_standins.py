@@ -18,11 +18,12 @@ async def test_a_call_reaches_each_standin_with_the_configured_credentials(bot, 
     assert stt.authorization == f"Token {DEEPGRAM_KEY}"
     assert stt.query["encoding"] == "linear16" and stt.query["sample_rate"] == "8000"
     assert stt.query["model"] == "nova-3-general" and stt.query["language"] == "en"
-    assert len(standins.tts.connections) == 2  # the greeting synthesized at start-up, the call
+    voices = [tts.query["model"] for tts in standins.tts.connections]
+    # Each pipeline's greeting is synthesized at start-up; then the call's own connection.
+    assert sorted(voices) == ["aura-2-celeste-es", "aura-2-thalia-en", "aura-2-thalia-en"]
     for tts in standins.tts.connections:
         assert tts.authorization == f"Token {DEEPGRAM_KEY}"
         assert tts.query["encoding"] == "linear16" and tts.query["sample_rate"] == "8000"
-        assert tts.query["model"] == "aura-2-thalia-en"
     assert standins.openai.requests
     for request in standins.openai.requests:
         assert request.authorization == f"Bearer {OPENAI_KEY}"

@@ -1,0 +1,109 @@
+"""The same phone call passes with every combination of providers the registry offers.
+
+Each case writes a pipeline file naming its providers, serves it, and places one call: the
+greeting, a booking question and its answer, a goodbye that makes the bot hang up. It checks
+that each stage's traffic went to the chosen provider's stand-in and to no other.
+"""
+
+import itertools
+
+import pytest
+
+from calls import dial, user_texts
+from pipelines.declaration import load_declaration
+from pipelines.registry import STAGES
+from server.local import serve_locally
+from standins.openai_chat import OpenAIChatStandIn
+from standins.stack import running_standins
+
+BOOK_TABLE = "Hi, I'd like to book a table for two tomorrow at seven."
+BOOKING_REPLY = "Of course. A table for two tomorrow at seven. May I have a name for the booking?"
+COMPATIBLE_KEY = "standin-compatible-key"
+
+BOT = """
+[bot]
+system_prompt = "You are the receptionist of Luigi's."
+greeting = "Thanks for calling Luigi's. How can I help you today?"
+farewell = "Thanks for calling Luigi's. Goodbye!"
+"""
+
+# What each provider's stand-in saw of the call: transcription traffic, requests, text spoken.
+STT_TRAFFIC = {
+    "deepgram": lambda s: [c for c in s.stt.connections if c.audio_bytes],
+    "deepgram-flux": lambda s: [c for c in s.flux.connections if c.audio_bytes],
+    "openai": lambda s: [r for r in s.openai_stt.requests if r.audio],
+}
+TTS_TEXT = {
+    "deepgram": lambda s: [text for c in s.tts.connections for text in c.speaks],
+    "openai": lambda s: [r.body["input"] for r in s.openai_tts.requests if r.body],
+    "cartesia": lambda s: [text for ctx in s.cartesia.contexts for text in ctx.transcripts],
+}
+EXTRA_OPTIONS = {
+    ("llm", "openai-compatible"): 'model = "llama-3.1-8b-instant"\nbase_url = "{compatible}"\n'
+    'api_key_env = "COMPATIBLE_API_KEY"\n',
+    ("tts", "cartesia"): 'voice = "a0e99841-438c-4a64-b679-ae501e7d6091"\n',
+}
+CASCADES = list(itertools.product(STAGES["stt"], STAGES["llm"], STAGES["tts"]))
+
+
+def pipeline_file(tmp_path, compatible_url: str, **providers: str):
+    """A pipeline file declaring `providers` by stage, the rest from BOT."""
+    text = BOT
+    for stage, name in providers.items():
+        extra = EXTRA_OPTIONS.get((stage, name), "").format(compatible=compatible_url)
+        text += f'\n[{stage}]\nprovider = "{name}"\n{extra}'
+    path = tmp_path / "combination.toml"
+    path.write_text(text)
+    return load_declaration(path)
+
+
+async def place_the_call(standins, compatible, declaration, data, tmp_path):
+    """Greeting, a question, a goodbye; returns the three bot turns the caller heard."""
+    env = standins.env() | {"PIPELINE": declaration.name, "COMPATIBLE_API_KEY": COMPATIBLE_KEY}
+    declarations = {declaration.name: declaration}
+    async with serve_locally(env, declarations, tmp_path / "no-routes.toml") as bot:
+        call = await dial(bot.url)
+        greeting = await call.listen(timeout=15)
+        await call.say(data / "book_table.wav")
+        reply = await call.listen(timeout=15)
+        await call.say(data / "goodbye.wav")
+        farewell = await call.listen(timeout=15)
+        await call.wait_closed()
+    assert await standins.twilio.wait_for_hangup(call.call_sid, timeout=5), "REST hang-up made"
+    return greeting, reply, farewell
+
+
+@pytest.mark.parametrize(("stt", "llm", "tts"), CASCADES, ids=["-".join(c) for c in CASCADES])
+async def test_the_same_call_passes_with_every_cascade(stt, llm, tts, data, tmp_path):
+    compatible = OpenAIChatStandIn(api_key=COMPATIBLE_KEY)
+    async with running_standins() as standins, compatible:
+        declaration = pipeline_file(
+            tmp_path, f"{compatible.http_url}/v1", stt=stt, llm=llm, tts=tts
+        )
+        turns = await place_the_call(standins, compatible, declaration, data, tmp_path)
+
+    for turn in turns:
+        assert turn.duration > 0.8, "the caller heard each bot turn"
+    for name, traffic in STT_TRAFFIC.items():
+        assert bool(traffic(standins)) == (name == stt), f"STT traffic at {name}'s stand-in"
+    chosen, other = (
+        (compatible, standins.openai) if llm != "openai" else (standins.openai, compatible)
+    )
+    assert not other.requests, "no request reached the other LLM"
+    assert user_texts(chosen.requests[0].body) == [BOOK_TABLE]
+    assert chosen.requests[0].body["model"] == declaration.llm.options.model
+    for name, spoken in TTS_TEXT.items():
+        text = " ".join(spoken(standins))
+        assert (BOOKING_REPLY.split()[-1] in text) == (name == tts), f"reply spoken by {name}"
+
+
+async def test_the_same_call_passes_speech_to_speech(data, tmp_path):
+    async with running_standins() as standins:
+        declaration = pipeline_file(tmp_path, "", speech_to_speech="openai-realtime")
+        turns = await place_the_call(standins, None, declaration, data, tmp_path)
+
+    for turn in turns:
+        assert turn.duration > 0.8, "the caller heard each bot turn"
+    (connection,) = standins.realtime.connections
+    assert BOOK_TABLE in [commit.transcript for commit in connection.commits]
+    assert not (standins.stt.connections or standins.openai.requests or standins.tts.connections)

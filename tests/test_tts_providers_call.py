@@ -1,0 +1,232 @@
+"""Whole phone calls over the real server with OpenAI's and Cartesia's TTS (their stand-ins).
+
+Each pipeline is declared in a TOML file written here; the greeting is pre-synthesized through
+the TTS at start-up, the reply is synthesized live, and a barge-in must stop the TTS (OpenAI:
+the HTTP stream abandoned; Cartesia: `cancel` for the context) and leave in the LLM's context
+the words the caller heard, not the ones they did not.
+"""
+
+import asyncio
+
+import pytest
+
+from calls import dial, final_transcripts
+from harness.barge_in import barge_in, long_reply_to_bookings, offsets
+from pipelines.declaration import DeclarationError, load_declaration
+from pipelines.provider import ProviderAccess, ProviderContext
+from processors.openai_tts_downsampler import Downsampler
+from processors.playback_state import INTERRUPTED_NOTE
+from server.greetings import GreetingCache
+from server.local import serve_locally
+from standins.audio import pcm_to_ulaw
+from standins.cartesia_tts import CartesiaTTSStandIn
+from standins.openai_replies import LONG_REPLY
+from standins.openai_speech import OpenAISpeechStandIn
+from standins.speech import synthesize
+from standins.stack import CARTESIA_KEY, OPENAI_KEY, running_standins
+
+BOOK_TABLE = "Hi, I'd like to book a table for two tomorrow at seven."
+GREETING = "Thanks for calling Luigi's. How can I help you today?"
+BOOKING_REPLY = "Of course. A table for two tomorrow at seven. May I have a name for the booking?"
+VOICE = "a0e99841-438c-4a64-b679-ae501e7d6091"
+PIPELINE = f"""
+[bot]
+greeting = "{GREETING}"
+farewell = "Thanks for calling Luigi's. Goodbye!"
+system_prompt = "You are the phone receptionist of Luigi's, an Italian restaurant."
+
+[stt]
+provider = "deepgram"
+
+[llm]
+provider = "openai"
+
+[tts]
+"""
+TTS = {
+    "openai": 'provider = "openai"\nvoice = "coral"\ninstructions = "Warm and unhurried."\n',
+    "cartesia": f'provider = "cartesia"\nvoice = "{VOICE}"\nspeed = 1.1\n',
+}
+
+
+@pytest.fixture(params=list(TTS))
+def provider(request) -> str:
+    """Each TTS provider in turn."""
+    return request.param
+
+
+@pytest.fixture
+def declaration(provider, tmp_path):
+    """A pipeline whose TTS is `provider`, from a TOML file."""
+    path = tmp_path / f"with_{provider}.toml"
+    path.write_text(PIPELINE + TTS[provider])
+    return load_declaration(path)
+
+
+@pytest.fixture
+async def standins():
+    """Every stand-in; the TTSs stream as real ones do, a little faster than real time."""
+    tts = {
+        "openai_tts": OpenAISpeechStandIn(realtime_factor=2.0),
+        "cartesia": CartesiaTTSStandIn(realtime_factor=1.5),
+    }
+    async with running_standins(**tts) as running:
+        yield running
+
+
+@pytest.fixture
+async def bot(standins, declaration):
+    """The real bot server, answering every call with the declared pipeline."""
+    env = standins.env() | {"PIPELINE": declaration.name}
+    async with serve_locally(env, {declaration.name: declaration}) as running:
+        yield running
+
+
+def expected_pcm(provider: str, sentences: list[str]) -> bytes:
+    """What the caller should hear of these sentences (as the TTS stand-in was asked)."""
+    if provider == "cartesia":
+        return synthesize(" ".join(sentences)).pcm
+    pcm = b""
+    for sentence in sentences:  # one request each, resampled to 8 kHz in the service
+        downsampler = Downsampler()
+        pcm += downsampler.process(synthesize(sentence, 24000).pcm) + downsampler.flush()
+    return pcm
+
+
+def heard_exactly(heard_ulaw: bytes, pcm: bytes) -> bool:
+    """The caller heard exactly this audio (to within one 40 ms chunk at the end)."""
+    expected = pcm_to_ulaw(pcm)
+    return abs(len(heard_ulaw) - len(expected)) <= 320 and expected.startswith(heard_ulaw[:-320])
+
+
+def spoken_texts(standins, provider: str) -> list[str]:
+    """What the TTS stand-in was asked to say, in order (per request / per context)."""
+    if provider == "openai":
+        return [r.text for r in standins.openai_tts.requests]
+    return [ctx.text for ctx in standins.cartesia.contexts]
+
+
+async def test_the_greeting_is_pre_synthesized_in_units_the_playback_tracker_can_time(
+    standins, provider, declaration
+):
+    cache = GreetingCache()
+    await cache.warm({declaration.name: declaration}, ProviderAccess(standins.env()))
+    sentences = cache.get(declaration)
+    assert sentences, "cached"
+    assert b"".join(s.pcm for s in sentences) == expected_pcm(provider, [GREETING])
+    if provider == "openai":  # one request, one sentence
+        assert [s.text for s in sentences] == [GREETING]
+    else:  # Cartesia's word timestamps cut it word by word, each with its own audio
+        words = synthesize(GREETING).words
+        assert [s.text for s in sentences] == [w.word for w in words]
+        assert [len(s.pcm) for s in sentences[:-1]] == [
+            (round(b.start_s * 8000) - round(a.start_s * 8000)) * 2
+            for a, b in zip(words, words[1:], strict=False)
+        ]
+
+
+async def test_the_caller_hears_the_greeting_and_a_reply_spoken_by_the_tts(
+    bot, standins, provider, data
+):
+    call = await dial(bot.url)
+    greeting = await call.listen()
+    assert heard_exactly(greeting.ulaw, expected_pcm(provider, [GREETING]))
+    await call.say(data / "book_table.wav")
+    reply = await call.listen()
+    await call.hang_up()
+    async with asyncio.timeout(2):
+        while bot.app.state.calls:
+            await asyncio.sleep(0.01)
+
+    assert " ".join(final_transcripts(standins)) == BOOK_TABLE
+    said = spoken_texts(standins, provider)
+    # The greeting was synthesized once, at start-up; the reply live, sentence by sentence.
+    assert said[0].strip() == GREETING and all(GREETING not in text for text in said[1:])
+    reply_sentences = [text.strip() for text in said[1:]]
+    assert " ".join(reply_sentences) == BOOKING_REPLY
+    assert heard_exactly(reply.ulaw, expected_pcm(provider, reply_sentences))
+    if provider == "openai":
+        requests = standins.openai_tts.requests
+        assert {r.authorization for r in requests} == {f"Bearer {OPENAI_KEY}"}
+        assert {(r.model, r.voice, r.instructions) for r in requests} == {
+            ("gpt-4o-mini-tts", "coral", "Warm and unhurried.")
+        }
+        assert {r.body["response_format"] for r in requests} == {"pcm"}
+    else:
+        connections = standins.cartesia.connections
+        assert {(c.api_key, c.version) for c in connections} == {(CARTESIA_KEY, "2026-03-01")}
+        (request, *_) = connections[-1].requests
+        assert request["voice"] == {"mode": "id", "id": VOICE}
+        assert request["output_format"]["sample_rate"] == 8000
+        assert request["generation_config"] == {"speed": 1.1}
+        assert request["language"] == "en"
+        await asyncio.sleep(0.2)  # the sockets' close handshakes
+        assert all(connection.closed for connection in connections), "no socket left open"
+
+
+# Cartesia is timed word by word, so a sentence boundary is nothing special to it; OpenAI is
+# timed by sentence, and a cut between two sentences must find the first one whole.
+@pytest.mark.parametrize(
+    ("provider", "offset"),
+    [("openai", "mid-sentence"), ("openai", "between sentences"), ("cartesia", "mid-sentence")],
+)
+async def test_a_barge_in_stops_the_tts_and_the_context_holds_what_was_heard(
+    bot, standins, provider, offset
+):
+    standins.openai.responder = long_reply_to_bookings
+    result = await barge_in(bot.url, standins, offset, offsets()[offset])
+
+    assert result.audio_after_clear == 0
+    assert result.heard_words, "the caller heard some of the reply"
+    assert result.words_off <= 1, (result.heard_words, result.context_words)
+    request = standins.openai.requests[-1].body
+    assistant = [m for m in request["messages"] if m["role"] == "assistant"][-1]["content"]
+    assert INTERRUPTED_NOTE in assistant
+    last_sentence = LONG_REPLY.split(". ")[-1]
+    if provider == "openai":  # the sentence being fetched was abandoned, later ones never asked
+        cut = [r for r in standins.openai_tts.requests if r.cancelled]
+        assert len(cut) == 1 and cut[0].text.strip() in LONG_REPLY
+        assert not [r for r in standins.openai_tts.requests if last_sentence in r.text]
+    else:  # Cartesia was told to cancel the reply's context, and stopped
+        (reply,) = [ctx for ctx in standins.cartesia.contexts if LONG_REPLY[:40] in ctx.text]
+        assert reply.context_id in [
+            c for conn in standins.cartesia.connections for c in conn.cancels
+        ]
+        assert reply.cancelled and not reply.done
+        assert reply.audio_bytes < len(synthesize(LONG_REPLY).pcm)
+
+
+@pytest.mark.parametrize(
+    ("tts", "problem"),
+    [
+        ('provider = "cartesia"\n', "tts.voice: required, but missing"),
+        ('provider = "cartesia"\nvoice = "v"\nspeed = 2.0\n', "tts.speed"),
+        ('provider = "openai"\nvoice = "thalia"\n', "tts.voice"),
+        ('provider = "openai"\nsample_rate = 24000\n', "tts.sample_rate: unknown option"),
+    ],
+)
+def test_a_bad_tts_option_stops_the_declaration_naming_the_key(tmp_path, tts, problem):
+    path = tmp_path / "bad.toml"
+    path.write_text(PIPELINE + tts)
+    with pytest.raises(DeclarationError, match=problem):
+        load_declaration(path)
+
+
+def test_each_tts_needs_its_key_and_reaches_its_base_url(declaration, provider):
+    key = {"openai": "OPENAI_API_KEY", "cartesia": "CARTESIA_API_KEY"}[provider]
+    assert declaration.tts.needs() == (key,)
+    assert declaration.needs() == {"DEEPGRAM_API_KEY", "OPENAI_API_KEY", key}
+    keys = {"OPENAI_API_KEY": "sk", "CARTESIA_API_KEY": "ck"}
+    urls = {"OPENAI_BASE_URL": "http://127.0.0.1:8/v1", "CARTESIA_BASE_URL": "ws://127.0.0.1:9"}
+    default, configured = (
+        declaration.tts.provider.make(
+            declaration.tts.options, ProviderContext(ProviderAccess(access), "prompt", "en")
+        )
+        for access in (keys, keys | urls)
+    )
+    if provider == "openai":
+        assert str(default._client.base_url) == "https://api.openai.com/v1/"
+        assert str(configured._client.base_url) == "http://127.0.0.1:8/v1/"
+    else:
+        assert default._url == "wss://api.cartesia.ai/tts/websocket"
+        assert configured._url == "ws://127.0.0.1:9/tts/websocket"
