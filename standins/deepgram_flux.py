@@ -29,7 +29,7 @@ from standins.speech import Recognition, Recognizer, is_speech, recognizer_for
 MODELS = ("flux-general-en", "flux-general-multi")
 CONTROLS = ("CloseStream", "Configure", "ForceEndTurn")  # the text messages Flux accepts
 UPDATE_EVERY_S = 0.24  # Flux's Update cadence ("approximately every 0.25 seconds of audio")
-CHUNK_S = 0.08  # Flux works in 80 ms chunks: a turn's first word is looked for this often
+CHUNK_S = 0.08  # how often (in audio) a turn's first word is looked for
 CANDIDATE_GAP_S = 0.5  # speech with no word followed by this much silence is forgotten
 INCOMPLETE_CONFIDENCE = 0.25  # the end-of-turn confidence after words that do not end a sentence
 _SENTENCE_END = re.compile(r"[.?!][\"')\]]*$")

@@ -13,7 +13,7 @@ KEY = "DEEPGRAM_API_KEY"
 class NovaOptions(Options):
     """Deepgram live transcription."""
 
-    model: str = Field(default="nova-3-general", min_length=1)
+    model: str = Field(default="nova-3-general", pattern=r"^(nova|enhanced|base|whisper)")
     language: str | None = Field(default=None, description="default: the bot's language")
     keyterms: list[str] = Field(default_factory=list, description="words to favour (nova-3)")
 
@@ -21,7 +21,7 @@ class NovaOptions(Options):
 class AuraOptions(Options):
     """Deepgram Aura voices, e.g. aura-2-thalia-en, aura-2-celeste-es."""
 
-    voice: str = Field(default="aura-2-thalia-en", min_length=1)
+    voice: str = Field(default="aura-2-thalia-en", pattern=r"^aura-")
 
 
 def base_url(context: ProviderContext) -> str:

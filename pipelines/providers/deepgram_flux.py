@@ -1,5 +1,63 @@
-"""Being written."""
+"""Deepgram Flux: streaming STT that decides when the caller's turn ends (DEEPGRAM_API_KEY)."""
 
-from pipelines.provider import Provider
+from typing import Literal
 
-STT: list[Provider] = []
+from pydantic import Field
+
+from pipelines.provider import Options, Provider, ProviderContext
+from pipelines.providers.deepgram import KEY, base_url
+from processors.buffered_flux_stt import BufferedFluxSTTService
+
+ENGLISH_ONLY = "flux-general-en"
+
+
+class FluxOptions(Options):
+    """Deepgram Flux, `/v2/listen`: transcripts by turn, with its own end of turn."""
+
+    model: Literal["flux-general-en", "flux-general-multi"] = ENGLISH_ONLY
+    eot_threshold: float | None = Field(
+        default=None, ge=0.5, le=1.0, description="end-of-turn confidence to end a turn (0.7)"
+    )
+    eot_timeout_ms: int | None = Field(
+        default=None, ge=500, le=60000, description="silence that ends a turn anyway (5000)"
+    )
+    keyterms: list[str] = Field(default_factory=list, description="words to favour")
+    language_hints: list[str] = Field(
+        default_factory=list, description="flux-general-multi only; default: the bot's language"
+    )
+
+
+def make_flux(options: FluxOptions, context: ProviderContext) -> BufferedFluxSTTService:
+    """Flux at the call's rate in linear16; audio buffered while the socket opens."""
+    language = context.language.split("-")[0].lower()
+    if options.model == ENGLISH_ONLY and language != "en":
+        raise ValueError(
+            f"Deepgram Flux model {ENGLISH_ONLY!r} transcribes English only, but the bot speaks "
+            f'{context.language!r}: set model = "flux-general-multi" under [stt]'
+        )
+    multi = options.model != ENGLISH_ONLY
+    settings = BufferedFluxSTTService.Settings(
+        model=options.model,
+        eot_threshold=options.eot_threshold,
+        eot_timeout_ms=options.eot_timeout_ms,
+        keyterm=list(options.keyterms),
+        language_hints=(options.language_hints or [language]) if multi else None,
+    )
+    return BufferedFluxSTTService(
+        api_key=context.access[KEY],
+        url=f"{base_url(context)}/v2/listen",
+        sample_rate=context.sample_rate,
+        settings=settings,
+    )
+
+
+STT = [
+    Provider(
+        "deepgram-flux",
+        "Deepgram Flux, streaming, ends turns itself",
+        FluxOptions,
+        make_flux,
+        lambda _: (KEY,),
+        turn_ends="own",
+    )
+]
