@@ -145,7 +145,7 @@ def _declaration(path: Path, data: dict[str, Any], problems: list[str]) -> Decla
     if problems or bot is None or turn is None:
         return None
     declaration = Declaration(name=path.stem, path=path, bot=bot, turn=turn, **stages)
-    _check_turn(declaration, problems)
+    _check_stages(declaration, problems)
     return declaration
 
 
@@ -198,6 +198,14 @@ def _check_shape(data: dict[str, Any], problems: list[str]) -> None:
                 f"  [{section}]: required, but missing (or declare [speech_to_speech] instead "
                 "of [stt], [llm] and [tts])"
             )
+
+
+def _check_stages(declaration: Declaration, problems: list[str]) -> None:
+    for section, stage in declaration.stages.items():
+        problem = stage.provider.check(stage.options, declaration.bot.language)
+        if problem:
+            problems.append(f"  {section}: {problem}")
+    _check_turn(declaration, problems)
 
 
 def _check_turn(declaration: Declaration, problems: list[str]) -> None:

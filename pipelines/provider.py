@@ -49,7 +49,8 @@ class ProviderContext:
 class Provider:
     """One choice for one stage of a pipeline.
 
-    `needs` lists the environment variables it cannot run without, given its options.
+    `needs` lists the environment variables it cannot run without, given its options;
+    `check` says what is wrong with its options for the bot's language, if anything.
     `turn_ends`: "local" if the pipeline must detect the end of the caller's turn (VAD and
     a turn strategy), "own" if the service always decides it (Deepgram Flux), "either" if
     it can (a speech-to-speech service with server-side turn detection).
@@ -61,3 +62,4 @@ class Provider:
     make: Callable[[Any, ProviderContext], FrameProcessor]
     needs: Callable[[Any], tuple[str, ...]] = lambda _options: ()
     turn_ends: Literal["local", "own", "either"] = "local"
+    check: Callable[[Any, str], str | None] = lambda _options, _language: None

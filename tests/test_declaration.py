@@ -88,6 +88,13 @@ def test_each_stage_offers_its_providers():
             ("[stt]", '[speech_to_speech]\nprovider = "openai-realtime"\n[stt]'),
             "speech_to_speech: declare either [speech_to_speech] or [stt], [llm] and [tts]",
         ),
+        (
+            (
+                '[stt]\nprovider = "deepgram"',
+                '[turn]\nend = "speech-timeout"\n[stt]\nprovider = "deepgram-flux"',
+            ),
+            "turn.end: stt.provider 'deepgram-flux' decides when turns end itself",
+        ),
         (("[bot]", "[bot"), "not valid TOML"),
     ],
 )
@@ -132,3 +139,22 @@ def test_a_missing_file_and_an_empty_directory_are_named(tmp_path):
         load_declaration(tmp_path / "nowhere.toml")
     with pytest.raises(DeclarationError, match="no pipeline files"):
         load_declarations(tmp_path)
+
+
+def test_a_provider_that_cannot_speak_the_bots_language_is_refused_at_load(tmp_path):
+    text = MINIMAL.replace("[bot]\n", '[bot]\nlanguage = "es"\n').replace(
+        '[stt]\nprovider = "deepgram"', '[stt]\nprovider = "deepgram-flux"'
+    )
+    with pytest.raises(DeclarationError) as e:
+        load_declaration(write(tmp_path, text))
+    assert (
+        "stt: model 'flux-general-en' transcribes English only, but [bot] language is 'es'"
+        in str(e.value)
+    )
+    declaration = load_declaration(
+        write(
+            tmp_path,
+            text.replace('"deepgram-flux"', '"deepgram-flux"\nmodel = "flux-general-multi"'),
+        )
+    )
+    assert declaration.turn_end == "provider"

@@ -27,14 +27,19 @@ class FluxOptions(Options):
     )
 
 
+def check_language(options: FluxOptions, language: str) -> str | None:
+    """Why the model cannot transcribe the bot's language, if it cannot."""
+    if options.model == ENGLISH_ONLY and not language.lower().startswith("en"):
+        return (
+            f"model {ENGLISH_ONLY!r} transcribes English only, but [bot] language is "
+            f'{language!r}: set model = "flux-general-multi"'
+        )
+    return None
+
+
 def make_flux(options: FluxOptions, context: ProviderContext) -> BufferedFluxSTTService:
     """Flux at the call's rate in linear16; audio buffered while the socket opens."""
     language = context.language.split("-")[0].lower()
-    if options.model == ENGLISH_ONLY and language != "en":
-        raise ValueError(
-            f"Deepgram Flux model {ENGLISH_ONLY!r} transcribes English only, but the bot speaks "
-            f'{context.language!r}: set model = "flux-general-multi" under [stt]'
-        )
     multi = options.model != ENGLISH_ONLY
     settings = BufferedFluxSTTService.Settings(
         model=options.model,
@@ -59,5 +64,6 @@ STT = [
         make_flux,
         lambda _: (KEY,),
         turn_ends="own",
+        check=check_language,
     )
 ]
