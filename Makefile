@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.lock | cut -c1-12)
 
-.PHONY: install run test call barge-in false-barge-in bench lint
+.PHONY: install run test call barge-in false-barge-in bench turns lint
 
 $(STAMP): requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -36,6 +36,10 @@ false-barge-in: $(STAMP)
 ## caller-side benchmarks, ours and stock Pipecat side by side → BENCHMARKS.md
 bench: $(STAMP)
 	$(PY) -m bench $(ARGS)
+
+## turn detection, speech timeout vs Smart Turn v3, on recorded speech → TURNS.md
+turns: $(STAMP)
+	$(PY) -m bench.turns $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

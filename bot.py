@@ -12,6 +12,9 @@ import os
 import sys
 from pathlib import Path
 
+# Before numpy loads: its BLAS would spin a second thread per Smart Turn inference (TURNS.md).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 from loguru import logger
 
 from pipelines.declaration import DeclarationError, load_declarations

@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
-from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.audio.vad.vad_analyzer import VADParams
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.processors.aggregators.llm_context import LLMContext
@@ -16,7 +15,11 @@ from pipecat.processors.aggregators.llm_response_universal import (
 from pipecat.services.llm_service import LLMService
 from pipecat.transports.base_transport import BaseTransport
 from pipecat.turns.user_start import MinWordsUserTurnStartStrategy
-from pipecat.turns.user_stop import BaseUserTurnStopStrategy, TurnAnalyzerUserTurnStopStrategy
+from pipecat.turns.user_stop import (
+    BaseUserTurnStopStrategy,
+    ExternalUserTurnStopStrategy,
+    TurnAnalyzerUserTurnStopStrategy,
+)
 from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies, UserTurnStrategies
 
 from pipelines.declaration import Declaration, Stage, Turn
@@ -24,12 +27,14 @@ from pipelines.provider import ProviderAccess, ProviderContext
 from processors.caller_audio_sink import CallerAudioSink
 from processors.ending_mute import EndingCallMuteStrategy
 from processors.greeting_player import GreetingPlayer, SpokenSentence
+from processors.guarded_external_turn_start import GuardedExternalUserTurnStartStrategy
 from processors.heard_context import HeardContext
 from processors.min_speech_turn_start import MinSpeechUserTurnStartStrategy
 from processors.pause_filter import PlayoutPauseFilter
 from processors.playback_state import Playback
 from processors.playback_tracker import PlaybackTracker
 from processors.silence_turn_stop import SilenceTimedTurnStopStrategy
+from telephony.shared_smart_turn import SharedSmartTurnAnalyzerV3
 from telephony.shared_vad import SharedSileroVADAnalyzer
 
 SAMPLE_RATE = 8000  # the phone network's rate, end to end: nothing resamples
@@ -61,7 +66,12 @@ def build_pipeline(
     """Transport in → turn detection → STT → context → LLM → TTS → transport out → context.
 
     With `greeting` (pre-synthesized), the greeting plays the moment the pipeline starts.
+    A `[speech_to_speech]` declaration is built by `pipelines/speech_to_speech.py`.
     """
+    if declaration.speech_to_speech:
+        from pipelines.speech_to_speech import build_speech_to_speech  # (it imports this module)
+
+        return build_speech_to_speech(declaration, transport, access, greeting)
     assert declaration.stt and declaration.llm and declaration.tts, "a cascaded pipeline"
     context = LLMContext(tools=ToolsSchema(standard_tools=[END_CALL]))
     playback = Playback()
@@ -114,8 +124,13 @@ def _vad(turn: Turn) -> SharedSileroVADAnalyzer:
 
 def _turns(declaration: Declaration) -> UserTurnStrategies:
     turn = declaration.turn
-    if declaration.turn_end == "provider":
-        return ExternalUserTurnStrategies()
+    if declaration.turn_end == "provider" and declaration.speech_to_speech:
+        return ExternalUserTurnStrategies()  # OpenAI's server VAD cuts its reply itself
+    if declaration.turn_end == "provider":  # Flux: its turns, our barge-in thresholds
+        guarded = GuardedExternalUserTurnStartStrategy(
+            min_speech_secs=turn.min_barge_in_secs, min_words=turn.min_barge_in_words
+        )
+        return UserTurnStrategies(start=[guarded], stop=[ExternalUserTurnStopStrategy()])
     # Explicit stop strategy: the default loads a Smart Turn model per call (~44 MB).
     return UserTurnStrategies(
         start=[
@@ -130,6 +145,6 @@ def _turn_stop(turn: Turn, end: str) -> BaseUserTurnStopStrategy:
     if end == "smart-turn":
         params = SmartTurnParams(stop_secs=turn.smart_turn_max_secs)
         return TurnAnalyzerUserTurnStopStrategy(
-            turn_analyzer=LocalSmartTurnAnalyzerV3(sample_rate=SAMPLE_RATE, params=params)
+            turn_analyzer=SharedSmartTurnAnalyzerV3(sample_rate=SAMPLE_RATE, params=params)
         )
     return SilenceTimedTurnStopStrategy(user_speech_timeout=turn.user_speech_timeout)

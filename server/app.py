@@ -24,6 +24,7 @@ from server.stream_start import StreamStartError, read_stream_start
 from server.twilio_rest import TwilioCalls
 from server.twilio_urls import MEDIA_PATH, VOICE_PATH, media_stream_url, webhook_url
 from server.twiml import connect_stream
+from telephony.shared_smart_turn import shared_session
 from telephony.shared_vad import shared_model
 
 
@@ -56,7 +57,7 @@ def create_app(
             settings.twilio_auth_token.get_secret_value(),
             base_url=settings.twilio_api_base_url,
         )
-        await asyncio.to_thread(_preload)
+        await asyncio.to_thread(_preload, declarations)
         await greetings.warm(declarations, access)
         yield
         await app.state.twilio.close()
@@ -137,7 +138,9 @@ def app_from_environment() -> FastAPI:
     return create_app(load_settings(), load_declarations())
 
 
-def _preload() -> None:
+def _preload(declarations: dict[str, Declaration]) -> None:
     """Load what every call shares before the first call needs it."""
     shared_model()
     shared_tls()
+    if any(declaration.turn_end == "smart-turn" for declaration in declarations.values()):
+        shared_session()  # Smart Turn v3: ~45 MB and ~100 ms, only if a pipeline uses it

@@ -1,0 +1,136 @@
+"""SharedSmartTurnAnalyzerV3: one ONNX session per process, pipecat's verdicts, per-call audio."""
+
+import asyncio
+import os
+import threading
+
+from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
+from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
+from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
+from pipecat.frames.frames import (
+    InputAudioRawFrame,
+    MetricsFrame,
+    TranscriptionFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.metrics.metrics import TurnMetricsData
+from pipecat.tests.utils import SleepFrame, run_test
+from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
+from pipecat.turns.user_turn_processor import UserTurnProcessor
+from pipecat.turns.user_turn_strategies import UserTurnStrategies
+
+from pipelines.build import SAMPLE_RATE, _turn_stop
+from pipelines.declaration import Turn
+from standins.audio import read_wav
+from telephony.shared_smart_turn import (
+    SharedSmartTurnAnalyzerV3,
+    shared_executor,
+    shared_session,
+)
+
+PACKET = 320  # 20 ms of 8 kHz PCM
+
+
+def analyzer(kind=SharedSmartTurnAnalyzerV3, **params):
+    made = kind(sample_rate=SAMPLE_RATE, params=SmartTurnParams(**params))
+    made.set_sample_rate(SAMPLE_RATE)
+    return made
+
+
+def feed(turn_analyzer, pcm: bytes) -> None:
+    for i in range(0, len(pcm), PACKET):
+        turn_analyzer.append_audio(pcm[i : i + PACKET], True)
+
+
+async def verdict(turn_analyzer, pcm: bytes) -> tuple[EndOfTurnState, float]:
+    feed(turn_analyzer, pcm)
+    state, metrics = await turn_analyzer.analyze_end_of_turn()
+    assert isinstance(metrics, TurnMetricsData)
+    return state, metrics.probability
+
+
+def speech(data) -> dict[str, bytes]:
+    """Whole utterances, and two cut short."""
+    book, cancel = read_wav(data / "book_table.wav"), read_wav(data / "cancel.wav")
+    return {
+        "book_table": book,
+        "book_table, 2 s": book[: 2 * 8000 * 2],
+        "cancel, 1.6 s": cancel[: int(2 * 8000 * 1.6)],
+        "cancel": cancel,
+        "yes": read_wav(data / "yes.wav"),
+    }
+
+
+def test_every_analyzer_uses_the_one_session_of_the_process():
+    first, second = analyzer(), analyzer(stop_secs=1.0)
+    assert first._session is second._session is shared_session()
+    assert first.params.stop_secs == 3.0 and second.params.stop_secs == 1.0
+
+
+async def test_its_verdicts_are_pipecats_own(data):
+    for name, pcm in speech(data).items():
+        ours = await verdict(analyzer(), pcm)
+        theirs = await verdict(analyzer(LocalSmartTurnAnalyzerV3), pcm)
+        assert ours == theirs, name  # the same state and the same probability, to the bit
+
+
+async def test_calls_running_at_once_keep_their_own_audio(data):
+    spoken = speech(data)
+    alone = {name: await verdict(analyzer(), pcm) for name, pcm in spoken.items()}
+    # Every call on its own analyzer, all inferring at once on the shared session.
+    together = await asyncio.gather(*(verdict(analyzer(), pcm) for pcm in spoken.values()))
+    assert dict(zip(spoken, together, strict=True)) == alone
+    idle = analyzer()
+    assert not idle.speech_triggered and idle._audio_buffer == []
+
+
+async def test_calls_infer_on_the_process_threads_one_per_cpu(data):
+    calls = [analyzer() for _ in range(6)]
+    pcm = read_wav(data / "yes.wav")
+    await asyncio.gather(*(verdict(call, pcm) for call in calls))
+    threads = [t for t in threading.enumerate() if t.name.startswith("smart-turn")]
+    assert 1 <= len(threads) <= len(os.sched_getaffinity(0))
+    await calls[0].cleanup()  # a call's end leaves the shared threads to the others
+    calls[1].clear()
+    assert await verdict(calls[1], pcm) == await verdict(analyzer(), pcm)
+    assert shared_executor().submit(lambda: "alive").result() == "alive"
+
+
+async def test_the_bot_builds_smart_turn_on_the_shared_analyzer():
+    strategy = _turn_stop(Turn(end="smart-turn", smart_turn_max_secs=1.5), "smart-turn")
+    assert isinstance(strategy, TurnAnalyzerUserTurnStopStrategy)
+    turn_analyzer = strategy._turn_analyzer
+    assert isinstance(turn_analyzer, SharedSmartTurnAnalyzerV3)
+    assert turn_analyzer._session is shared_session()
+    assert turn_analyzer.params.stop_secs == 1.5
+
+
+async def turn_after(pcm: bytes) -> tuple[bool, float]:
+    """Whether the turn ended within 1 s of the VAD's stop (no audio after it), and p(complete)."""
+    strategy = TurnAnalyzerUserTurnStopStrategy(turn_analyzer=analyzer())
+    processor = UserTurnProcessor(user_turn_strategies=UserTurnStrategies(stop=[strategy]))
+    stopped = []
+
+    @processor.event_handler("on_user_turn_stopped")
+    async def on_stopped(*args):
+        stopped.append(True)
+
+    packets = [InputAudioRawFrame(pcm[i : i + PACKET], 8000, 1) for i in range(0, len(pcm), PACKET)]
+    frames = [VADUserStartedSpeakingFrame(), *packets]
+    frames += [TranscriptionFrame("…", "caller", "t", finalized=True)]
+    frames += [VADUserStoppedSpeakingFrame(stop_secs=0.2), SleepFrame(1.0)]
+    down, _ = await run_test(processor, frames_to_send=frames, expected_down_frames=None)
+    verdicts = [d for f in down if isinstance(f, MetricsFrame) for d in f.data]
+    assert len(verdicts) == 1 and isinstance(verdicts[0], TurnMetricsData)
+    return bool(stopped), verdicts[0].probability
+
+
+async def test_in_a_call_the_turn_ends_at_once_only_if_the_model_says_complete(data):
+    spoken = speech(data)
+    ended, complete = await turn_after(spoken["yes"])
+    assert ended and complete > 0.5
+    # Smart Turn v3 takes this finished (synthesized) sentence for unfinished: the turn
+    # waits for more speech or the silence fallback (see TURNS.md).
+    ended, complete = await turn_after(spoken["book_table"])
+    assert not ended and complete < 0.5
