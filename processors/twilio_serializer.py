@@ -5,6 +5,7 @@ import binascii
 import json
 import time
 from collections import Counter
+from dataclasses import dataclass
 
 from loguru import logger
 from pipecat.audio.dtmf.types import KeypadEntry
@@ -32,12 +33,23 @@ _LOG_FIRST = 3
 _LOG_EVERY = 100
 
 
+@dataclass
+class MulawAudioFrame(InputAudioRawFrame):
+    """The caller's audio as 8 kHz PCM, and as the μ-law bytes Twilio sent.
+
+    A μ-law service (OpenAI Realtime) takes `ulaw` as it came: re-encoding the PCM is not
+    exact, since G.711 decodes both 0xFF and 0x7F to 0.
+    """
+
+    ulaw: bytes = b""
+
+
 class TwilioSerializer(FrameSerializer):
     """Converts between Pipecat frames and Twilio Media Streams messages, with no resampling.
 
     | Twilio → frames                     | frames → Twilio                        |
     |-------------------------------------|----------------------------------------|
-    | `media` → InputAudioRawFrame (PCM)  | OutputAudioRawFrame → `media` (μ-law)  |
+    | `media` → MulawAudioFrame (PCM)     | OutputAudioRawFrame → `media` (μ-law)  |
     | `dtmf` → InputDTMFFrame             | InterruptionFrame → `clear`            |
     | `mark` → PlaybackEchoFrame          | PlaybackMarkFrame → `mark`             |
     | `stop` → (remembered: caller left)  | OutputTransportMessage(Urgent)Frame →  |
@@ -139,7 +151,7 @@ class TwilioSerializer(FrameSerializer):
             return None
         return message
 
-    def _audio(self, message: dict) -> InputAudioRawFrame | None:
+    def _audio(self, message: dict) -> MulawAudioFrame | None:
         media = message.get("media")
         payload = media.get("payload") if isinstance(media, dict) else None
         if not isinstance(payload, str):
@@ -152,8 +164,8 @@ class TwilioSerializer(FrameSerializer):
             return None
         if not ulaw:
             return None
-        return InputAudioRawFrame(
-            audio=ulaw_to_pcm(ulaw), sample_rate=TWILIO_SAMPLE_RATE, num_channels=1
+        return MulawAudioFrame(
+            audio=ulaw_to_pcm(ulaw), sample_rate=TWILIO_SAMPLE_RATE, num_channels=1, ulaw=ulaw
         )
 
     def _echo(self, message: dict) -> PlaybackEchoFrame | None:

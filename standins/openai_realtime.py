@@ -94,7 +94,6 @@ class ResponseRecord:
     audio: bytearray = field(default_factory=bytearray, repr=False)  # as sent, in `format`
     words_sent: int = 0
     word_mids_ms: list[float] = field(default_factory=list)  # where each word sent is, mid-way
-    first_audio_at: float | None = None
 
     @property
     def audio_ms(self) -> float:
@@ -675,8 +674,8 @@ class _Session:
         loop = asyncio.get_running_loop()
         for i in range(0, len(audio), size):
             chunk = audio[i : i + size]
-            if response.first_audio_at is None:
-                response.first_audio_at, self._due = time.monotonic(), loop.time()
+            if not response.audio:
+                self._due = loop.time()
             delta = base64.b64encode(chunk).decode("ascii")
             await self.send({"type": "response.output_audio.delta", **where, "delta": delta})
             response.audio += chunk

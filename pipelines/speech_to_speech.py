@@ -1,0 +1,97 @@
+"""Build one call's speech-to-speech pipeline (OpenAI Realtime) from its declaration."""
+
+from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMContextAggregatorPair,
+    LLMUserAggregatorParams,
+)
+from pipecat.services.openai.realtime import events
+from pipecat.transports.base_transport import BaseTransport
+from pipecat.turns.user_start import (
+    BaseUserTurnStartStrategy,
+    MinWordsUserTurnStartStrategy,
+    TranscriptionUserTurnStartStrategy,
+)
+from pipecat.turns.user_turn_strategies import UserTurnStrategies
+
+from pipelines.build import END_CALL, CallPipeline, _turns, _vad, make_service
+from pipelines.declaration import Declaration
+from pipelines.provider import ProviderAccess
+from processors.caller_audio_sink import CallerAudioSink
+from processors.ending_mute import EndingCallMuteStrategy
+from processors.greeting_player import SpokenSentence
+from processors.pause_filter import PlayoutPauseFilter
+from processors.playback_state import Playback
+from processors.playback_tracker import PlaybackTracker
+from processors.realtime_llm import RealtimeLLMService
+
+PREFIX_PADDING_MS = 300  # server VAD: speech kept from before it fired (OpenAI's default)
+
+
+def build_speech_to_speech(
+    declaration: Declaration,
+    transport: BaseTransport,
+    access: ProviderAccess,
+    greeting: list[SpokenSentence] | None = None,
+) -> CallPipeline:
+    """Transport in → turn detection → the speech-to-speech service → transport out → context.
+
+    `greeting` (audio pre-synthesized by a TTS) is not played: the service speaks the greeting
+    in its own voice, into its own conversation, when server/call.py queues it as text.
+    """
+    stage = declaration.speech_to_speech
+    assert stage, "a speech-to-speech pipeline"
+    context = LLMContext(tools=ToolsSchema(standard_tools=[END_CALL]))
+    playback = Playback()
+    user_params = LLMUserAggregatorParams(
+        vad_analyzer=_vad(declaration.turn),
+        user_turn_strategies=_local_turns(declaration),
+        user_mute_strategies=[EndingCallMuteStrategy(playback)],
+    )
+    aggregators = LLMContextAggregatorPair(context, user_params=user_params)
+    llm = make_service(stage, declaration, access)
+    if not isinstance(llm, RealtimeLLMService):
+        raise TypeError(f"{stage.provider.name!r} is not a speech-to-speech service")
+    llm.join_call(context=context, playback=playback, turn_detection=_server_turns(declaration))
+    pipeline = Pipeline(
+        [
+            transport.input(),  # Twilio media → 8 kHz PCM frames; mark echoes
+            aggregators.user(),  # VAD + turn strategy → turn frames, interruptions, mute
+            llm,  # the caller's μ-law → OpenAI → its μ-law → 8 kHz PCM; cut on barge-in
+            CallerAudioSink(),  # the caller's audio goes no further
+            PlaybackTracker(playback),  # marks out, echoes in: what the caller has heard
+            transport.output(),  # PCM → Twilio media, interruptions → Twilio clear
+            PlayoutPauseFilter(playback),  # a pause (maybe a barge-in) stops here
+            aggregators.assistant(),  # what the bot said → the call's record
+        ]
+    )
+    return CallPipeline(pipeline=pipeline, context=context, llm=llm, playback=playback)
+
+
+def _local_turns(declaration: Declaration) -> UserTurnStrategies:
+    """The cascade's turn strategies, minus what needs a transcript during the turn.
+
+    The service transcribes the caller's turn only once it is committed: a transcript cannot
+    confirm a barge-in (it would start a new turn and cut the reply to the turn it ends).
+    """
+    strategies = _turns(declaration)
+    strategies.start = [s for s in strategies.start or [] if not _needs_transcripts(s)]
+    for stop in strategies.stop or []:
+        if getattr(stop, "wait_for_transcript", False):
+            stop.wait_for_transcript = False
+    return strategies
+
+
+def _needs_transcripts(strategy: BaseUserTurnStartStrategy) -> bool:
+    return isinstance(strategy, (MinWordsUserTurnStartStrategy, TranscriptionUserTurnStartStrategy))
+
+
+def _server_turns(declaration: Declaration) -> events.TurnDetection | None:
+    """OpenAI's server VAD when the provider ends turns, timed like our own turn end."""
+    if declaration.turn_end != "provider":
+        return None
+    turn = declaration.turn
+    silence_ms = round((turn.vad_stop_secs + turn.user_speech_timeout) * 1000)
+    return events.TurnDetection(prefix_padding_ms=PREFIX_PADDING_MS, silence_duration_ms=silence_ms)

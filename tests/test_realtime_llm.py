@@ -1,0 +1,137 @@
+"""RealtimeLLMService against the OpenAI Realtime stand-in: frames in, frames and events out."""
+
+from pipecat.frames.frames import (
+    ErrorFrame,
+    InputAudioRawFrame,
+    InterruptionFrame,
+    TTSAudioRawFrame,
+    TTSSpeakFrame,
+    TTSStartedFrame,
+    TTSStoppedFrame,
+    UserStoppedSpeakingFrame,
+)
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.tests.utils import SleepFrame, run_test
+
+from pipelines.provider import ProviderAccess, ProviderContext
+from pipelines.providers.openai_realtime import RealtimeOptions, make_realtime
+from processors.frames import EndCallFrame
+from processors.playback_state import Playback
+from processors.realtime_llm import RealtimeLLMService
+from processors.twilio_serializer import MulawAudioFrame
+from standins.audio import pcm_to_ulaw, read_wav, ulaw_to_pcm
+from standins.openai_realtime import OpenAIRealtimeStandIn
+from standins.openai_replies import LONG_REPLY, fixed_reply
+from standins.speech import synthesize
+
+BOOK_TABLE = "Hi, I'd like to book a table for two tomorrow at seven."
+BOOKING_REPLY = "Of course. A table for two tomorrow at seven. May I have a name for the booking?"
+
+
+def service(stand_in: OpenAIRealtimeStandIn, playback: Playback) -> RealtimeLLMService:
+    """The service as the realtime pipeline builds it, pointed at the stand-in."""
+    access = ProviderAccess(
+        {"OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": f"{stand_in.http_url}/v1"}
+    )
+    context = ProviderContext(access=access, system_prompt="You take bookings.", language="en")
+    llm = make_realtime(RealtimeOptions(), context)
+    llm.join_call(context=LLMContext(), playback=playback, turn_detection=None)
+    return llm
+
+
+def caller_frames(ulaw: bytes) -> list[MulawAudioFrame]:
+    """The caller's μ-law as the Twilio serializer hands it on: 20 ms of 8 kHz PCM and bytes."""
+    chunks = [ulaw[i : i + 160] for i in range(0, len(ulaw), 160)]
+    return [MulawAudioFrame(ulaw_to_pcm(chunk), 8000, 1, ulaw=chunk) for chunk in chunks]
+
+
+def audio(frames) -> bytes:
+    return b"".join(f.audio for f in frames if isinstance(f, TTSAudioRawFrame))
+
+
+async def test_the_callers_mulaw_reaches_openai_unchanged_and_its_mulaw_comes_back_at_8khz():
+    ulaw = pcm_to_ulaw(read_wav("tests/data/book_table.wav"))
+    async with OpenAIRealtimeStandIn() as stand_in:
+        llm = service(stand_in, Playback())
+        frames = [*caller_frames(ulaw), UserStoppedSpeakingFrame(), SleepFrame(1.5)]
+        down, _ = await run_test(llm, frames_to_send=frames)
+
+    (conn,) = stand_in.connections
+    assert bytes(conn.audio) == ulaw, "the same bytes, none resampled, none lost"
+    assert conn.session["audio"]["input"]["format"] == {"type": "audio/pcmu"}
+    assert [commit.transcript for commit in conn.commits] == [BOOK_TABLE]
+    (response,) = conn.responses
+    assert response.reply.text == BOOKING_REPLY
+    spoken = [f for f in down if isinstance(f, TTSAudioRawFrame)]
+    assert {(f.sample_rate, f.num_channels) for f in spoken} == {(8000, 1)}
+    assert pcm_to_ulaw(audio(down)) == bytes(response.audio), "OpenAI's μ-law, byte for byte"
+    kinds = [type(f) for f in down]
+    assert kinds.index(TTSStartedFrame) < kinds.index(TTSAudioRawFrame)
+    assert kinds.index(TTSStoppedFrame) > len(kinds) - 1 - kinds[::-1].index(TTSAudioRawFrame)
+
+
+async def test_a_speak_frame_is_said_word_for_word_and_an_end_call_waits_for_it():
+    playback = Playback()
+    async with OpenAIRealtimeStandIn() as stand_in:
+        llm = service(stand_in, playback)
+        frames = [TTSSpeakFrame("Goodbye now."), EndCallFrame(reason="done"), SleepFrame(1.0)]
+        down, _ = await run_test(llm, frames_to_send=frames)
+
+    (response,) = stand_in.connections[0].responses
+    assert (
+        response.instructions == 'Say exactly this, word for word, and nothing else: "Goodbye now."'
+    )
+    assert audio(down) == ulaw_to_pcm(pcm_to_ulaw(synthesize("Goodbye now.").pcm))
+    kinds = [type(f) for f in down]
+    assert TTSSpeakFrame not in kinds, "spoken by OpenAI, not passed on to a TTS"
+    assert kinds[-1] is EndCallFrame and kinds.index(TTSStoppedFrame) < kinds.index(EndCallFrame)
+    assert playback.ending, "the caller is muted while the farewell is generated"
+
+
+async def test_an_interruption_cancels_the_reply_and_truncates_it_where_playback_paused():
+    playback = Playback()
+    playback.start_reply().paused_ms = 420.0  # the tracker paused the phone's playout here
+    stand_in = OpenAIRealtimeStandIn(responder=fixed_reply(LONG_REPLY), realtime_factor=1.0)
+    async with stand_in:
+        llm = service(stand_in, playback)
+        frames = [TTSSpeakFrame(LONG_REPLY), SleepFrame(1.2), InterruptionFrame(), SleepFrame(0.6)]
+        down, _ = await run_test(llm, frames_to_send=frames)
+
+    conn = stand_in.connections[0]
+    (response,) = conn.responses
+    (truncation,) = conn.truncations
+    assert (truncation.item_id, truncation.audio_end_ms) == (response.item_id, 420)
+    assert response.audio_ms > 1000, "OpenAI had sent far more than the caller heard"
+    assert conn.cancels == [response.id] and response.status == "cancelled"
+    after = down[[type(f) for f in down].index(InterruptionFrame) :]
+    assert not [f for f in after if isinstance(f, TTSAudioRawFrame)], "late deltas dropped"
+
+
+async def test_an_error_event_is_logged_and_the_session_goes_on(log_lines):
+    async with OpenAIRealtimeStandIn() as stand_in:
+        llm = service(stand_in, Playback())
+        frames = [
+            SleepFrame(0.2),
+            UserStoppedSpeakingFrame(),  # commits an empty buffer: OpenAI refuses
+            SleepFrame(0.5),
+            TTSSpeakFrame("Still here."),
+            SleepFrame(1.0),
+        ]
+        down, _ = await run_test(llm, frames_to_send=frames)
+
+    conn = stand_in.connections[0]
+    assert conn.errors[0]["code"] == "input_audio_buffer_commit_empty"
+    assert any("input_audio_buffer_commit_empty" in line for line in log_lines)
+    assert conn.responses[-1].reply.text == "Still here." and conn.responses[-1].audio
+    assert audio(down).endswith(ulaw_to_pcm(pcm_to_ulaw(synthesize("Still here.").pcm)))
+
+
+async def test_audio_that_is_not_8khz_mono_is_refused_with_an_error_naming_it():
+    async with OpenAIRealtimeStandIn() as stand_in:
+        llm = service(stand_in, Playback())
+        frames = [SleepFrame(0.2), InputAudioRawFrame(bytes(640), 16000, 1), SleepFrame(0.2)]
+        _, up = await run_test(llm, frames_to_send=frames)
+
+    errors = [f.error for f in up if isinstance(f, ErrorFrame)]
+    assert len(errors) == 1 and "16000 Hz" in errors[0]
+    assert stand_in.connections[0].appends == 0
