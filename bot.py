@@ -29,13 +29,20 @@ DEFAULT_CALLER_AUDIO = {"en": [DATA / "book_table.wav"], "es": [DATA / "es" / "r
 def serve(args: argparse.Namespace) -> int:
     """Run the server until interrupted: one process, or WORKERS processes on one port."""
     import uvicorn
+    from dotenv import dotenv_values
 
     from server.app import create_app
+    from server.served_pipelines import unserved_lines
 
     try:
+        declarations = load_declarations()
         settings = load_settings()
-        app = create_app(settings, load_declarations())
-    except (ConfigError, DeclarationError, ValueError) as e:
+        app = create_app(settings, declarations)
+    except ConfigError as e:
+        environ = {**dotenv_values(".env"), **os.environ}
+        print("\n".join([str(e), *unserved_lines(declarations, environ)]), file=sys.stderr)
+        return 2
+    except (DeclarationError, ValueError) as e:
         print(e, file=sys.stderr)
         return 2
     workers = settings.worker_count

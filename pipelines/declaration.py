@@ -238,7 +238,8 @@ def _describe(
             of = f" of {owner}" if owner else f" in [{section}]"
             lines.append(f"  {key}: unknown option{of}; valid options: {_options(model)}")
         else:
-            lines.append(f"  {key}: {issue['msg']} (got {issue.get('input')!r})")
+            message = issue["msg"].removeprefix("Value error, ")
+            lines.append(f"  {key}: {message} (got {issue.get('input')!r})")
     return lines
 
 

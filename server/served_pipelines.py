@@ -2,9 +2,9 @@
 
 from loguru import logger
 
-from pipelines.declaration import Declaration
+from pipelines.declaration import Declaration, DeclarationError
 from pipelines.provider import ProviderAccess
-from pipelines.routing import Routes
+from pipelines.routing import Routes, load_routes
 from server.settings import ConfigError
 
 _HINTS = {
@@ -15,7 +15,7 @@ _HINTS = {
 
 
 def served_pipelines(
-    declarations: dict[str, Declaration], access: ProviderAccess, routes: Routes
+    declarations: dict[str, Declaration], access: ProviderAccess, routes: Routes, *, warn=True
 ) -> set[str]:
     """The pipelines whose providers' variables are all set.
 
@@ -34,7 +34,7 @@ def served_pipelines(
             line += f"pipeline {name!r} ({declaration.path.name}) needs it for {uses}"
             if name in routes.required:
                 problems.append(f"  {line}")
-            else:
+            elif warn:
                 logger.warning(f"{line}: calls cannot use {name!r}")
     if problems:
         raise ConfigError("\n".join(["configuration error:", *problems]))
@@ -47,3 +47,17 @@ def _users(declaration: Declaration, variable: str) -> str:
         for section, stage in declaration.stages.items()
         if variable in stage.needs()
     )
+
+
+def unserved_lines(declarations: dict[str, Declaration], environ: dict[str, str]) -> list[str]:
+    """The provider variables calls would lack, as `served_pipelines` words them.
+
+    For a start-up that failed on other variables first, so one message names them all.
+    """
+    access = ProviderAccess({name: value for name, value in environ.items() if value})
+    try:
+        routes = load_routes(environ.get("PIPELINE") or "default", set(declarations))
+        served_pipelines(declarations, access, routes, warn=False)
+    except (ConfigError, DeclarationError) as e:
+        return str(e).splitlines()[1:]
+    return []

@@ -1,6 +1,6 @@
 """Deepgram: nova-3 live STT and Aura TTS over WebSockets (DEEPGRAM_API_KEY, DEEPGRAM_BASE_URL)."""
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from pipelines.provider import Options, Provider, ProviderContext
 from processors.buffered_deepgram_stt import BufferedDeepgramSTTService
@@ -13,15 +13,29 @@ KEY = "DEEPGRAM_API_KEY"
 class NovaOptions(Options):
     """Deepgram live transcription."""
 
-    model: str = Field(default="nova-3-general", pattern=r"^(nova|enhanced|base|whisper)")
+    model: str = Field(default="nova-3-general", min_length=1)
     language: str | None = Field(default=None, description="default: the bot's language")
     keyterms: list[str] = Field(default_factory=list, description="words to favour (nova-3)")
+
+    @field_validator("model")
+    @classmethod
+    def _listen_model(cls, model: str) -> str:
+        if model.startswith("flux"):
+            raise ValueError('Flux is its own provider: provider = "deepgram-flux"')
+        return model
 
 
 class AuraOptions(Options):
     """Deepgram Aura voices, e.g. aura-2-thalia-en, aura-2-celeste-es."""
 
-    voice: str = Field(default="aura-2-thalia-en", pattern=r"^aura-")
+    voice: str = Field(default="aura-2-thalia-en", min_length=1)
+
+    @field_validator("voice")
+    @classmethod
+    def _aura(cls, voice: str) -> str:
+        if not voice.startswith("aura-"):
+            raise ValueError("not a Deepgram Aura voice: e.g. aura-2-thalia-en, aura-2-celeste-es")
+        return voice
 
 
 def base_url(context: ProviderContext) -> str:
