@@ -13,6 +13,7 @@ from calls import dial, user_texts
 from pipelines.declaration import load_declaration
 from pipelines.registry import STAGES
 from server.local import serve_locally
+from standins.audio import read_wav, voice_span
 from standins.openai_chat import OpenAIChatStandIn
 from standins.stack import running_standins
 
@@ -64,13 +65,18 @@ async def place_the_call(standins, compatible, declaration, data, tmp_path):
     async with serve_locally(env, declarations, tmp_path / "no-routes.toml") as bot:
         call = await dial(bot.url)
         greeting = await call.listen(timeout=15)
-        await call.say(data / "book_table.wav")
-        reply = await call.listen(timeout=15)
-        await call.say(data / "goodbye.wav")
-        farewell = await call.listen(timeout=15)
+        reply = await say_and_listen(call, data / "book_table.wav")
+        farewell = await say_and_listen(call, data / "goodbye.wav")
         await call.wait_closed()
     assert await standins.twilio.wait_for_hangup(call.call_sid, timeout=5), "REST hang-up made"
     return greeting, reply, farewell
+
+
+async def say_and_listen(call, wav):
+    """Say the recording; the bot turn that starts after its voice ends (maybe in its tail)."""
+    pcm = read_wav(wav)
+    started = await call.say(pcm)
+    return await call.listen(timeout=15, after=started + voice_span(pcm)[1])
 
 
 @pytest.mark.parametrize(("stt", "llm", "tts"), CASCADES, ids=["-".join(c) for c in CASCADES])
