@@ -1,6 +1,5 @@
 """Phone calls to the speech-to-speech pipeline (pipelines/realtime.toml) over real sockets."""
 
-import argparse
 import asyncio
 
 import pytest
@@ -8,7 +7,6 @@ from test_call import BOOK_TABLE, BOOKING_REPLY, heard_matches
 
 from calls import dial
 from harness.barge_in import long_reply_to_bookings, old_audio_after
-from harness.terminal_call import place_call
 from pipelines.declaration import load_declaration, load_declarations
 from server.local import serve_locally
 from standins.audio import frames_of, pcm_to_ulaw, read_wav, voice_span
@@ -196,20 +194,3 @@ async def test_the_caller_hanging_up_mid_reply_closes_openais_socket_within_a_se
     (conn,) = standins.realtime.connections
     assert conn.closed and conn.responses[-1].status == "in_progress", "closed mid-reply"
     assert standins.twilio.hangups == []
-
-
-async def test_the_terminal_call_prints_a_realtime_conversation(data, tmp_path, capsys):
-    args = argparse.Namespace(offline=True, pipeline="realtime", out=str(tmp_path / "bot.wav"))
-    wavs = [data / "book_table.wav", data / "goodbye.wav"]
-    assert await place_call(args, load_declarations(), wavs) == 0
-
-    lines = [line.strip() for line in capsys.readouterr().out.splitlines()]
-    assert [line for line in lines if line.startswith(("bot:", "caller:"))] == [
-        f"bot: {GREETING}",
-        f"caller: {BOOK_TABLE}",
-        f"bot: {BOOKING_REPLY}",
-        "caller: Thanks, that's all. Goodbye.",
-        f"bot: {FAREWELL}",
-    ]
-    assert "(the bot ended the call; REST hang-up made)" in lines
-    assert (tmp_path / "bot.wav").stat().st_size > 44
