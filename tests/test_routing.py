@@ -74,8 +74,8 @@ def test_a_pipeline_without_its_keys_is_left_out_unless_calls_are_routed_to_it(t
         (PIPELINES_DIR / "default.toml")
         .read_text()
         .replace(
-            'provider = "openai"',
-            'provider = "openai-compatible"\nbase_url = "https://api.groq.com/openai/v1"\n'
+            '[llm]\nprovider = "openai"',
+            '[llm]\nprovider = "openai-compatible"\nbase_url = "https://api.groq.com/openai/v1"\n'
             'api_key_env = "GROQ_API_KEY"',
         )
         .replace('model = "gpt-4.1-mini"', 'model = "llama-3.1-8b-instant"')
