@@ -84,7 +84,9 @@ class PlayoutBuffer:
         if not played:
             return
         last = self.stretches[-1] if self.stretches else None
-        if last is None or abs(last.end - now) > 0.03:
+        # A tick running late and catching up (a starved event loop) plays on in the same
+        # stretch: only a gap in the audio starts a new one.
+        if last is None or now - last.end > 0.03:
             last = Stretch(start=now)
             self.stretches.append(last)
         last.ulaw.extend(played)
