@@ -10,10 +10,10 @@ from pipecat.processors.frame_processor import FrameProcessorSetup
 from pipecat.services.deepgram.flux.stt import DeepgramFluxSTTService
 from pipecat.services.deepgram.flux.stt_base import DeepgramFluxSTTBase
 
-from processors.openai_llm import shared_tls
+from telephony.shared_tls import SharedTLSWebsocket
 
 
-class BufferedFluxSTTService(DeepgramFluxSTTService):
+class BufferedFluxSTTService(SharedTLSWebsocket, DeepgramFluxSTTService):
     """`DeepgramFluxSTTService` that batches audio, loses none, and does not hold up the start.
 
     Stock pipecat waits for the Flux handshake before the pipeline starts (delaying the
@@ -59,12 +59,6 @@ class BufferedFluxSTTService(DeepgramFluxSTTService):
         await super()._connect_websocket()
         if self._transport_is_active() and self._buffer:
             await self._send_buffer()
-
-    async def _websocket_connect(self, uri: str, **kwargs):
-        """Connect with the process's TLS context (building one costs ~40 ms per call)."""
-        if uri.startswith("wss:"):
-            kwargs.setdefault("ssl", shared_tls())
-        return await super()._websocket_connect(uri, **kwargs)
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame | None, None]:
         """Buffer the audio; send the buffer once a batch is full and the socket is open."""

@@ -1,17 +1,9 @@
 """OpenAI LLM service that is cheap to create per call and closes its HTTP client after."""
 
-import ssl
-from functools import cache
-
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 from pipecat.services.openai.llm import OpenAILLMService
 
-
-@cache
-def shared_tls() -> ssl.SSLContext:
-    """The process's TLS context for OpenAI clients."""
-    # Building a TLS context (loading the CA bundle) costs ~40 ms: once per process, not per call.
-    return ssl.create_default_context()
+from telephony.shared_tls import shared_tls
 
 
 class ClosingOpenAILLMService(OpenAILLMService):

@@ -3,7 +3,7 @@
 from openai import DefaultAsyncHttpxClient
 from pipecat.services.openai.stt import OpenAISTTService
 
-from processors.openai_llm import shared_tls
+from telephony.shared_tls import shared_tls
 
 
 class ClosingOpenAISTTService(OpenAISTTService):

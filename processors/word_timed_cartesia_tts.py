@@ -18,7 +18,7 @@ from pipecat.services.cartesia.tts import CartesiaTTSService
 from pipecat.utils.text.word_timestamp_utils import merge_punct_tokens
 
 from processors.frames import SentenceAudioEndFrame
-from processors.openai_llm import shared_tls
+from telephony.shared_tls import SharedTLSWebsocket
 
 
 @dataclass
@@ -29,7 +29,7 @@ class _Word:
     start: int | None
 
 
-class WordTimedCartesiaTTSService(CartesiaTTSService):
+class WordTimedCartesiaTTSService(SharedTLSWebsocket, CartesiaTTSService):
     """`CartesiaTTSService` whose word frames are each followed by the end of their audio.
 
     pipecat turns Cartesia's word timestamps into one `TTSTextFrame` per word, sent when the
@@ -73,12 +73,6 @@ class WordTimedCartesiaTTSService(CartesiaTTSService):
             task, self._connecting = self._connecting, None
             await self.cancel_task(task)
         await super()._disconnect()
-
-    async def _websocket_connect(self, uri: str, **kwargs):
-        """Connect with the process's TLS context (building one costs ~40 ms per call)."""
-        if uri.startswith("wss:"):
-            kwargs.setdefault("ssl", shared_tls())
-        return await super()._websocket_connect(uri, **kwargs)
 
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame | None, None]:
         """Send the sentence once connected."""

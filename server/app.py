@@ -14,7 +14,6 @@ from twilio.request_validator import RequestValidator
 
 from pipelines.declaration import PIPELINES_DIR, ROUTES_FILE, Declaration, load_declarations
 from pipelines.routing import PIPELINE_PARAMETER, load_routes
-from processors.openai_llm import shared_tls
 from server.call import Call, run_call
 from server.greetings import GreetingCache
 from server.logs import configure_logging
@@ -25,6 +24,7 @@ from server.twilio_rest import TwilioCalls
 from server.twilio_urls import MEDIA_PATH, VOICE_PATH, media_stream_url, webhook_url
 from server.twiml import connect_stream
 from telephony.shared_smart_turn import shared_session
+from telephony.shared_tls import shared_tls
 from telephony.shared_vad import shared_model
 
 
