@@ -9,6 +9,8 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSet
 from pipecat.services.deepgram.stt import DeepgramSTTService
 from pipecat.services.stt_service import STTService
 
+from telephony.audio_backlog import AudioBacklog
+
 
 class BufferedDeepgramSTTService(DeepgramSTTService):
     """`DeepgramSTTService` that batches audio, loses none, and does not hold up the start.
@@ -32,11 +34,8 @@ class BufferedDeepgramSTTService(DeepgramSTTService):
     def __init__(self, *, batch_secs: float = 0.1, max_buffer_secs: float = 10.0, **kwargs):
         """Like `DeepgramSTTService`; send `batch_secs` at a time, keep `max_buffer_secs`."""
         super().__init__(**kwargs)
-        self._batch_secs = batch_secs
-        self._max_buffer_secs = max_buffer_secs
-        self._buffer = bytearray()
+        self._backlog = AudioBacklog(f"{self}", batch_secs=batch_secs, max_secs=max_buffer_secs)
         self._finalize_after_send = False
-        self._overflowed = False
 
     async def setup(self, setup: FrameProcessorSetup):
         """Start connecting without waiting for the handshake."""
@@ -45,10 +44,7 @@ class BufferedDeepgramSTTService(DeepgramSTTService):
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame | None, None]:
         """Buffer the audio; send the buffer once a batch is full and the socket is up."""
-        self._buffer += audio
-        if not self._connection:
-            self._trim()
-        elif len(self._buffer) >= self._bytes(self._batch_secs):
+        if self._backlog.add(audio, self.sample_rate, connected=bool(self._connection)):
             await self._send_buffer()
         yield None
 
@@ -61,26 +57,10 @@ class BufferedDeepgramSTTService(DeepgramSTTService):
                 self._finalize_after_send = True
         await super().process_frame(frame, direction)
 
-    def _bytes(self, seconds: float) -> int:
-        return int(seconds * self.sample_rate) * 2
-
-    def _trim(self) -> None:
-        excess = len(self._buffer) - self._bytes(self._max_buffer_secs)
-        if excess > 0:
-            del self._buffer[:excess]
-            if not self._overflowed:
-                logger.warning(f"{self}: Deepgram still not connected; dropping the oldest audio")
-                self._overflowed = True
-
     async def _send_buffer(self) -> None:
-        connection, batch = self._connection, self._bytes(self._batch_secs)
-        if len(self._buffer) > batch:
-            kept_ms = len(self._buffer) / 2 / self.sample_rate * 1000
-            logger.debug(f"{self}: sending {kept_ms:.0f} ms of audio kept while down")
+        connection = self._connection
         try:
-            while self._buffer:
-                await connection.send_media(bytes(self._buffer[:batch]))
-                del self._buffer[:batch]
+            await self._backlog.drain(self.sample_rate, connection.send_media)
             if self._finalize_after_send:
                 self._finalize_after_send = False
                 self.request_finalize()

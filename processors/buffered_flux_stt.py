@@ -10,6 +10,7 @@ from pipecat.processors.frame_processor import FrameProcessorSetup
 from pipecat.services.deepgram.flux.stt import DeepgramFluxSTTService
 from pipecat.services.deepgram.flux.stt_base import DeepgramFluxSTTBase
 
+from telephony.audio_backlog import AudioBacklog
 from telephony.shared_tls import SharedTLSWebsocket
 
 
@@ -35,10 +36,7 @@ class BufferedFluxSTTService(SharedTLSWebsocket, DeepgramFluxSTTService):
     def __init__(self, *, batch_secs: float = 0.08, max_buffer_secs: float = 10.0, **kwargs):
         """Like `DeepgramFluxSTTService`; send `batch_secs` at a time, keep `max_buffer_secs`."""
         super().__init__(**kwargs)
-        self._batch_secs = batch_secs
-        self._max_buffer_secs = max_buffer_secs
-        self._buffer = bytearray()
-        self._overflowed = False
+        self._backlog = AudioBacklog(f"{self}", batch_secs=batch_secs, max_secs=max_buffer_secs)
         self._connect_task = None
         self._sending = asyncio.Lock()  # run_stt and a new connection both flush the buffer
 
@@ -57,45 +55,25 @@ class BufferedFluxSTTService(SharedTLSWebsocket, DeepgramFluxSTTService):
     async def _connect_websocket(self):
         """Open the socket as pipecat does, then send what was kept while it was down."""
         await super()._connect_websocket()
-        if self._transport_is_active() and self._buffer:
+        if self._transport_is_active() and self._backlog.pcm:
             await self._send_buffer()
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame | None, None]:
         """Buffer the audio; send the buffer once a batch is full and the socket is open."""
-        self._buffer += audio
-        if not self._transport_is_active():
-            self._trim()
-        elif len(self._buffer) >= self._bytes(self._batch_secs):
+        connected = self._transport_is_active()
+        if self._backlog.add(audio, self.sample_rate, connected=connected):
             await self._send_buffer()
         yield None
 
-    def _bytes(self, seconds: float) -> int:
-        return int(seconds * self.sample_rate) * 2
-
-    def _trim(self) -> None:
-        excess = len(self._buffer) - self._bytes(self._max_buffer_secs)
-        if excess > 0:
-            del self._buffer[:excess]
-            if not self._overflowed:
-                logger.warning(f"{self}: Flux still not connected; dropping the oldest audio")
-                self._overflowed = True
-
     async def _send_buffer(self) -> None:
-        async with self._sending:
-            await self._send_batches()
-
-    async def _send_batches(self) -> None:
-        batch = self._bytes(self._batch_secs)
-        if len(self._buffer) > batch:
-            kept_ms = len(self._buffer) / 2 / self.sample_rate * 1000
-            logger.debug(f"{self}: sending {kept_ms:.0f} ms of audio kept while down")
         try:
-            while self._buffer:
-                chunk = bytes(self._buffer[:batch])
-                # What the stock run_stt records for the watchdog that ends dangling turns.
-                self._last_stt_time = time.monotonic()
-                self._last_audio_chunk_duration = len(chunk) / 2 / self.sample_rate
-                await self._transport_send_audio(chunk)
-                del self._buffer[:batch]
+            async with self._sending:
+                await self._backlog.drain(self.sample_rate, self._send_chunk)
         except Exception as e:  # what is not sent stays buffered; the receive loop reconnects
             logger.warning(f"{self}: sending to Flux failed, keeping the audio: {e}")
+
+    async def _send_chunk(self, chunk: bytes) -> None:
+        # What the stock run_stt records for the watchdog that ends dangling turns.
+        self._last_stt_time = time.monotonic()
+        self._last_audio_chunk_duration = len(chunk) / 2 / self.sample_rate
+        await self._transport_send_audio(chunk)

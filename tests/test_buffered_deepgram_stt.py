@@ -64,7 +64,7 @@ async def test_a_socket_that_never_opens_holds_at_most_the_configured_audio(data
     async with DeepgramSTTStandIn(connect_delay=5.0) as stand_in:
         service = stt(stand_in, max_buffer_secs=1.0)
         await run_test(service, frames_to_send=audio_frames(pcm), start_timeout=5)
-        assert len(service._buffer) <= 8000 * 2
+        assert len(service._backlog.pcm) <= 8000 * 2
 
 
 async def test_audio_goes_in_100_ms_batches_and_the_turn_end_flushes_the_rest(data):

@@ -59,7 +59,7 @@ async def test_a_socket_that_never_opens_holds_at_most_the_configured_audio(data
     async with DeepgramFluxStandIn(connect_delay=5.0) as stand_in:
         service = stt(stand_in, max_buffer_secs=1.0)
         await run_test(service, frames_to_send=audio_frames(pcm), start_timeout=5)
-        assert len(service._buffer) <= 8000 * 2
+        assert len(service._backlog.pcm) <= 8000 * 2
 
 
 async def test_audio_goes_in_80_ms_batches(data):
