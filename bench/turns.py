@@ -37,17 +37,12 @@ from pipecat.frames.frames import (
 from pipecat.metrics.metrics import TurnMetricsData
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
-from pipecat.processors.aggregators.llm_context import LLMContext
-from pipecat.processors.aggregators.llm_response_universal import (
-    LLMContextAggregatorPair,
-    LLMUserAggregatorParams,
-)
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.utils.time import time_now_iso8601
 from pipecat.workers.runner import WorkerRunner
 
 from bench.capacity import p95
-from pipelines.build import SAMPLE_RATE, _turns, _vad
+from pipelines.build import SAMPLE_RATE, call_context, turns
 from pipelines.declaration import PIPELINES_DIR, Declaration, load_declaration
 from standins.audio import read_wav
 from telephony.mulaw import pcm_to_ulaw, ulaw_to_pcm
@@ -245,10 +240,8 @@ class Run:
 
 def _user_aggregator(declaration: Declaration) -> FrameProcessor:
     """The call's user aggregator, with the VAD and turn strategies the bot builds."""
-    params = LLMUserAggregatorParams(
-        vad_analyzer=_vad(declaration.turn), user_turn_strategies=_turns(declaration)
-    )
-    return LLMContextAggregatorPair(LLMContext(), user_params=params).user()
+    _context, _playback, aggregators = call_context(declaration, turns(declaration))
+    return aggregators.user()
 
 
 def _packets(recording: Recording, tail_s: float) -> list[tuple[float, Frame]]:

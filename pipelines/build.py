@@ -73,14 +73,7 @@ def build_pipeline(
 
         return build_speech_to_speech(declaration, transport, access, greeting)
     assert declaration.stt and declaration.llm and declaration.tts, "a cascaded pipeline"
-    context = LLMContext(tools=ToolsSchema(standard_tools=[END_CALL]))
-    playback = Playback()
-    user_params = LLMUserAggregatorParams(
-        vad_analyzer=_vad(declaration.turn),
-        user_turn_strategies=_turns(declaration),
-        user_mute_strategies=[EndingCallMuteStrategy(playback)],
-    )
-    aggregators = LLMContextAggregatorPair(context, user_params=user_params)
+    context, playback, aggregators = call_context(declaration, turns(declaration))
     llm = make_service(declaration.llm, declaration, access)
     pipeline = Pipeline(
         [
@@ -99,6 +92,23 @@ def build_pipeline(
         ]
     )
     return CallPipeline(pipeline=pipeline, context=context, llm=llm, playback=playback)
+
+
+def call_context(
+    declaration: Declaration, strategies: UserTurnStrategies
+) -> tuple[LLMContext, Playback, LLMContextAggregatorPair]:
+    """A call's LLM context, its playback record, and the aggregators that fill the context.
+
+    The user side runs the VAD and `strategies`; the caller is muted while the bot ends the call.
+    """
+    context = LLMContext(tools=ToolsSchema(standard_tools=[END_CALL]))
+    playback = Playback()
+    user_params = LLMUserAggregatorParams(
+        vad_analyzer=_vad(declaration.turn),
+        user_turn_strategies=strategies,
+        user_mute_strategies=[EndingCallMuteStrategy(playback)],
+    )
+    return context, playback, LLMContextAggregatorPair(context, user_params=user_params)
 
 
 def make_service(stage: Stage, declaration: Declaration, access: ProviderAccess):
@@ -122,7 +132,8 @@ def _vad(turn: Turn) -> SharedSileroVADAnalyzer:
     return SharedSileroVADAnalyzer(sample_rate=SAMPLE_RATE, params=params)
 
 
-def _turns(declaration: Declaration) -> UserTurnStrategies:
+def turns(declaration: Declaration) -> UserTurnStrategies:
+    """When the caller's turn starts and ends, as the declaration's [turn] says."""
     turn = declaration.turn
     if declaration.turn_end == "provider" and declaration.speech_to_speech:
         return ExternalUserTurnStrategies()  # OpenAI's server VAD cuts its reply itself

@@ -1,12 +1,6 @@
 """Build one call's speech-to-speech pipeline (OpenAI Realtime) from its declaration."""
 
-from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.pipeline.pipeline import Pipeline
-from pipecat.processors.aggregators.llm_context import LLMContext
-from pipecat.processors.aggregators.llm_response_universal import (
-    LLMContextAggregatorPair,
-    LLMUserAggregatorParams,
-)
 from pipecat.services.openai.realtime import events
 from pipecat.transports.base_transport import BaseTransport
 from pipecat.turns.user_start import (
@@ -16,14 +10,12 @@ from pipecat.turns.user_start import (
 )
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
-from pipelines.build import END_CALL, CallPipeline, _turns, _vad, make_service
+from pipelines.build import CallPipeline, call_context, make_service, turns
 from pipelines.declaration import Declaration
 from pipelines.provider import ProviderAccess
 from processors.caller_audio_sink import CallerAudioSink
-from processors.ending_mute import EndingCallMuteStrategy
 from processors.greeting_player import SpokenSentence
 from processors.pause_filter import PlayoutPauseFilter
-from processors.playback_state import Playback
 from processors.playback_tracker import PlaybackTracker
 from processors.realtime_llm import RealtimeLLMService
 
@@ -43,14 +35,7 @@ def build_speech_to_speech(
     """
     stage = declaration.speech_to_speech
     assert stage, "a speech-to-speech pipeline"
-    context = LLMContext(tools=ToolsSchema(standard_tools=[END_CALL]))
-    playback = Playback()
-    user_params = LLMUserAggregatorParams(
-        vad_analyzer=_vad(declaration.turn),
-        user_turn_strategies=_local_turns(declaration),
-        user_mute_strategies=[EndingCallMuteStrategy(playback)],
-    )
-    aggregators = LLMContextAggregatorPair(context, user_params=user_params)
+    context, playback, aggregators = call_context(declaration, _local_turns(declaration))
     llm = make_service(stage, declaration, access)
     if not isinstance(llm, RealtimeLLMService):
         raise TypeError(f"{stage.provider.name!r} is not a speech-to-speech service")
@@ -76,7 +61,7 @@ def _local_turns(declaration: Declaration) -> UserTurnStrategies:
     The service transcribes the caller's turn only once it is committed: a transcript cannot
     confirm a barge-in (it would start a new turn and cut the reply to the turn it ends).
     """
-    strategies = _turns(declaration)
+    strategies = turns(declaration)
     strategies.start = [s for s in strategies.start or [] if not _needs_transcripts(s)]
     for stop in strategies.stop or []:
         if getattr(stop, "wait_for_transcript", False):

@@ -28,7 +28,7 @@ from pipecat.tests.utils import SleepFrame, run_test
 from pipecat.turns.user_stop import ExternalUserTurnStopStrategy
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
-from pipelines.build import _turns
+from pipelines.build import turns
 from pipelines.declaration import load_declaration
 from processors.guarded_external_turn_start import GuardedExternalUserTurnStartStrategy
 
@@ -244,7 +244,7 @@ def test_a_flux_pipeline_guards_its_turn_starts_with_the_declared_thresholds(tmp
 
     path = tmp_path / "flux.toml"
     path.write_text(BOT + FLUX + "[turn]\nmin_barge_in_secs = 0.9\nmin_barge_in_words = 3\n")
-    strategies = _turns(load_declaration(path))
+    strategies = turns(load_declaration(path))
     (start,) = strategies.start
     (stop,) = strategies.stop
     assert isinstance(start, GuardedExternalUserTurnStartStrategy)
