@@ -1,10 +1,7 @@
 """A provider's proposed turn start (Deepgram Flux) that an "mm-hm" over the bot cannot confirm."""
 
-import asyncio
-
 from loguru import logger
 from pipecat.frames.frames import (
-    BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
     Frame,
     InterimTranscriptionFrame,
@@ -17,17 +14,16 @@ from pipecat.frames.frames import (
 from pipecat.turns.types import ProcessFrameResult
 from pipecat.turns.user_start import ExternalUserTurnStartStrategy
 
+from processors.speech_over_bot import SpeechOverBot
 
-class GuardedExternalUserTurnStartStrategy(ExternalUserTurnStartStrategy):
+
+class GuardedExternalUserTurnStartStrategy(SpeechOverBot, ExternalUserTurnStartStrategy):
     """Starts the turn a provider proposes; while the bot is audible, only once it is real.
 
     While the bot is audible, a proposal waits until the VAD has reported `min_speech_secs`
     of speech with no stop in between, or the provider has transcribed `min_words` words.
     The provider still ends the turn. A proposal that the provider's turn end overtakes is
     dropped with its transcript, so the LLM never hears it.
-
-    "Audible" follows BotStarted/BotStoppedSpeaking as they travel upstream; the playback
-    tracker holds the latter until Twilio has played the reply out.
 
     | frames (upstream view)                                  | turn starts?                  |
     |---------------------------------------------------------|-------------------------------|
@@ -43,23 +39,18 @@ class GuardedExternalUserTurnStartStrategy(ExternalUserTurnStartStrategy):
         super().__init__(**kwargs)
         self._min_speech_secs = min_speech_secs
         self._min_words = min_words
-        self._bot_speaking = False
         self._proposed = False  # a proposal waits for proof
         self._proven = False  # the current VAD segment has lasted min_speech_secs
         self._turn_open = False
-        self._timer: asyncio.Task | None = None
 
     async def process_frame(self, frame: Frame) -> ProcessFrameResult:
         """Track the bot and the caller's speech; start a proposed turn when it is real."""
-        if isinstance(frame, BotStartedSpeakingFrame):
-            self._bot_speaking = True
-        elif isinstance(frame, BotStoppedSpeakingFrame):
-            self._bot_speaking = False
+        self._track_bot(frame)
+        if isinstance(frame, BotStoppedSpeakingFrame):
             await self._start_if_proposed()
         elif isinstance(frame, VADUserStartedSpeakingFrame):
-            await self._cancel_timer()
             self._proven = False
-            self._timer = self.create_task(self._prove_after_min_speech())
+            await self._after(self._min_speech_secs, self._prove)
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             await self._cancel_timer()
         elif isinstance(frame, ProposedUserStartedSpeakingFrame):
@@ -91,9 +82,7 @@ class GuardedExternalUserTurnStartStrategy(ExternalUserTurnStartStrategy):
             await self.trigger_reset_aggregation()
         return ProcessFrameResult.CONTINUE
 
-    async def _prove_after_min_speech(self) -> None:
-        await asyncio.sleep(self._min_speech_secs)
-        self._timer = None
+    async def _prove(self) -> None:
         self._proven = True
         await self._start_if_proposed()
 
@@ -102,11 +91,6 @@ class GuardedExternalUserTurnStartStrategy(ExternalUserTurnStartStrategy):
             self._proposed = False
             logger.debug(f"{self}: a barge-in: starting the proposed turn")
             await self.trigger_user_turn_started()
-
-    async def _cancel_timer(self) -> None:
-        if self._timer:
-            timer, self._timer = self._timer, None
-            await self.cancel_task(timer)
 
     async def handle_user_turn_started(self):
         """The turn has started (by any strategy): forget a pending proposal."""
@@ -119,8 +103,3 @@ class GuardedExternalUserTurnStartStrategy(ExternalUserTurnStartStrategy):
         """The turn has ended: a transcript from now on belongs to no turn until one starts."""
         await super().handle_user_turn_stopped()
         self._turn_open = False
-
-    async def cleanup(self):
-        """Stop the timer."""
-        await super().cleanup()
-        await self._cancel_timer()
