@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from aiohttp import WSMsgType, web
 from loguru import logger
 
-from standins.deepgram_stt import refuse
+from standins.deepgram_stt import refusal, refuse
 from standins.http_server import LocalServer
 from standins.speech import Recognition, Recognizer, is_speech, recognizer_for
 
@@ -302,17 +302,12 @@ class DeepgramFluxStandIn(LocalServer):
         if self.reject_connections > 0:
             self.reject_connections -= 1
             return refuse(503, "SERVICE_UNAVAILABLE", "The stand-in was told to refuse.")
-        scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-        if scheme != "Token" or not key or (self.api_key is not None and key != self.api_key):
-            return refuse(401, "INVALID_AUTH", "Invalid credentials.")
-        query = request.query
-        if query.get("model") not in MODELS:
+        refused = refusal(request, api_key=self.api_key)
+        if refused is not None:
+            return refused
+        if request.query.get("model") not in MODELS:
             return refuse(400, "Bad Request", f"model must be one of {', '.join(MODELS)}.")
-        if query.get("encoding") != "linear16":
-            return refuse(400, "Bad Request", "This stand-in serves encoding=linear16 only.")
-        if not query.get("sample_rate", "").isdigit():
-            return refuse(400, "Bad Request", "sample_rate is required for raw audio.")
-        problem = settings_error(dict(query))
+        problem = settings_error(dict(request.query))
         return refuse(400, "Bad Request", f"{problem}.") if problem else None
 
     async def _listen(self, request: web.Request) -> web.StreamResponse:

@@ -35,12 +35,17 @@ _IDLE_REASON = b"Deepgram did not receive audio data or a text message within th
 
 
 def refusal(request: web.Request, *, api_key: str | None) -> web.Response | None:
-    """Deepgram's answer to an upgrade it refuses (bad token: 401, not linear16: 400), or None."""
+    """Deepgram's answer to an upgrade it refuses, or None.
+
+    A bad token: 401; not linear16, or no sample rate: 400.
+    """
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
     if scheme != "Token" or not key or (api_key is not None and key != api_key):
         return refuse(401, "INVALID_AUTH", "Invalid credentials.")
     if request.query.get("encoding") != "linear16":
         return refuse(400, "Bad Request", "This stand-in serves encoding=linear16 only.")
+    if not request.query.get("sample_rate", "").isdigit():
+        return refuse(400, "Bad Request", "sample_rate is required for raw audio.")
     return None
 
 
@@ -282,8 +287,6 @@ class DeepgramSTTStandIn(LocalServer):
         if self.reject_connections > 0:
             self.reject_connections -= 1
             return refuse(503, "SERVICE_UNAVAILABLE", "The stand-in was told to refuse.")
-        if not request.query.get("sample_rate", "").isdigit():
-            return refuse(400, "Bad Request", "sample_rate is required for raw audio.")
         return refusal(request, api_key=self.api_key)
 
     async def _listen(self, request: web.Request) -> web.StreamResponse:
