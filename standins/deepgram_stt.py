@@ -34,17 +34,19 @@ _MODEL = {
 _IDLE_REASON = b"Deepgram did not receive audio data or a text message within the timeout window."
 
 
-def refusal(request: web.Request, *, api_key: str | None) -> web.Response | None:
+def refusal(
+    request: web.Request, *, api_key: str | None, needs_sample_rate: bool = True
+) -> web.Response | None:
     """Deepgram's answer to an upgrade it refuses, or None.
 
-    A bad token: 401; not linear16, or no sample rate: 400.
+    A bad token: 401; not linear16, or raw audio to listen to without a sample rate: 400.
     """
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
     if scheme != "Token" or not key or (api_key is not None and key != api_key):
         return refuse(401, "INVALID_AUTH", "Invalid credentials.")
     if request.query.get("encoding") != "linear16":
         return refuse(400, "Bad Request", "This stand-in serves encoding=linear16 only.")
-    if not request.query.get("sample_rate", "").isdigit():
+    if needs_sample_rate and not request.query.get("sample_rate", "").isdigit():
         return refuse(400, "Bad Request", "sample_rate is required for raw audio.")
     return None
 

@@ -164,7 +164,7 @@ class DeepgramTTSStandIn(LocalServer):
         return [web.get("/v1/speak", self._speak)]
 
     async def _speak(self, request: web.Request) -> web.StreamResponse:
-        answer = refusal(request, api_key=self.api_key)
+        answer = refusal(request, api_key=self.api_key, needs_sample_rate=False)
         if answer is None and not request.query.get("sample_rate", "24000").isdigit():
             answer = refuse(400, "Bad Request", "sample_rate must be a whole number of Hz.")
         if answer is not None:
