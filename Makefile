@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.lock | cut -c1-12)
 
-.PHONY: install run test call barge-in false-barge-in bench turns lint
+.PHONY: install run test call barge-in false-barge-in faults bench turns lint
 
 $(STAMP): requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -32,6 +32,11 @@ barge-in: $(STAMP)
 ## the VAD figures behind the default minimum barge-in
 false-barge-in: $(STAMP)
 	$(PY) -m harness.false_barge_in
+
+## every injected fault (provider failures, overload, shutdown, silence, hostile input):
+## one line each, survived or not, and what the caller heard
+faults: $(STAMP)
+	$(PY) -m harness.faults $(ARGS)
 
 ## caller-side benchmarks, ours and stock Pipecat side by side → BENCHMARKS.md
 bench: $(STAMP)

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipelines.provider import Options, Provider
 from pipelines.registry import STAGES
@@ -13,7 +13,7 @@ from pipelines.registry import STAGES
 PIPELINES_DIR = Path(__file__).parent
 ROUTES_FILE = "routes.toml"  # not a pipeline: the routing table (pipelines/routing.py)
 CASCADE = ("stt", "llm", "tts")
-SECTIONS = ("bot", "turn", *CASCADE, "speech_to_speech")
+SECTIONS = ("bot", "turn", "call", *CASCADE, "speech_to_speech")
 STAGE_NAMES = {"stt": "STT", "llm": "LLM", "tts": "TTS", "speech_to_speech": "speech-to-speech"}
 
 
@@ -25,13 +25,64 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
+# What the bot says when something goes wrong, in English: a bot in another language must
+# say each of these in its own (the declaration is refused otherwise).
+ENGLISH_LINES = {
+    "apology": "Sorry, I had a problem on my end. Could you say that again?",
+    "unavailable": "Sorry, I can't take your call right now because of a technical problem. "
+    "Please call back in a few minutes. Goodbye.",
+    "silence_prompt": "Are you still there?",
+    "silence_goodbye": "I haven't heard from you, so I'll hang up now. Goodbye.",
+    "time_up": "We've reached the time limit for this call. Thank you for calling. Goodbye.",
+    "shutdown_goodbye": "I'm sorry, I have to end the call now. Please call back in a minute. "
+    "Goodbye.",
+}
+
+
 class Bot(_Section):
-    """What the bot says, and in which language."""
+    """What the bot says, and in which language.
+
+    Besides its greeting and farewell: `apology` (a provider failed mid-call; the call goes
+    on), `unavailable` (the call cannot go on: said before hanging up), `silence_prompt` and
+    `silence_goodbye` (a silent caller), `time_up` (the call reached `[call] max_secs`) and
+    `shutdown_goodbye` (the server is shutting down and could not wait for the call to end).
+    """
 
     system_prompt: str = Field(min_length=1)
     greeting: str = Field(min_length=1)
     farewell: str = Field(min_length=1)
     language: str = Field(default="en", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    apology: str = Field(default=ENGLISH_LINES["apology"], min_length=1)
+    unavailable: str = Field(default=ENGLISH_LINES["unavailable"], min_length=1)
+    silence_prompt: str = Field(default=ENGLISH_LINES["silence_prompt"], min_length=1)
+    silence_goodbye: str = Field(default=ENGLISH_LINES["silence_goodbye"], min_length=1)
+    time_up: str = Field(default=ENGLISH_LINES["time_up"], min_length=1)
+    shutdown_goodbye: str = Field(default=ENGLISH_LINES["shutdown_goodbye"], min_length=1)
+
+    @model_validator(mode="after")
+    def _lines_in_its_language(self) -> "Bot":
+        if self.language.split("-")[0] == "en":
+            return self
+        english = [key for key, line in ENGLISH_LINES.items() if getattr(self, key) == line]
+        if english:
+            raise ValueError(
+                f"a bot in language {self.language!r} must say these in it too: "
+                f"{', '.join(english)} (the defaults are English)"
+            )
+        return self
+
+
+class CallLimits(_Section):
+    """`[call]`: how long a caller may stay silent, and how long a call may last.
+
+    Silent for `silence_prompt_secs` (while the bot is quiet): the bot says its
+    `silence_prompt`; silent for `silence_goodbye_secs` more: `silence_goodbye`, then it hangs
+    up. At `max_secs` the bot says `time_up` and hangs up.
+    """
+
+    silence_prompt_secs: float = Field(default=10.0, ge=1, le=300)
+    silence_goodbye_secs: float = Field(default=10.0, ge=1, le=300)
+    max_secs: float = Field(default=1800.0, ge=10, le=14400)  # Twilio's own cap: 4 hours
 
 
 class Turn(_Section):
@@ -79,6 +130,7 @@ class Declaration:
     path: Path
     bot: Bot
     turn: Turn
+    call: CallLimits = CallLimits()
     stt: Stage | None = None
     llm: Stage | None = None
     tts: Stage | None = None
@@ -140,11 +192,12 @@ def _declaration(path: Path, data: dict[str, Any], problems: list[str]) -> Decla
             problems.append(f"  {key}: unknown section; the sections are: {', '.join(SECTIONS)}")
     bot = _section(Bot, "bot", data.get("bot"), problems, required=True)
     turn = _section(Turn, "turn", data.get("turn", {}), problems)
+    call = _section(CallLimits, "call", data.get("call", {}), problems)
     stages = {s: _stage(s, data[s], problems) for s in (*CASCADE, "speech_to_speech") if s in data}
     _check_shape(data, problems)
-    if problems or bot is None or turn is None:
+    if problems or bot is None or turn is None or call is None:
         return None
-    declaration = Declaration(name=path.stem, path=path, bot=bot, turn=turn, **stages)
+    declaration = Declaration(name=path.stem, path=path, bot=bot, turn=turn, call=call, **stages)
     _check_stages(declaration, problems)
     return declaration
 
@@ -239,7 +292,8 @@ def _describe(
             lines.append(f"  {key}: unknown option{of}; valid options: {_options(model)}")
         else:
             message = issue["msg"].removeprefix("Value error, ")
-            lines.append(f"  {key}: {message} (got {issue.get('input')!r})")
+            got = f" (got {issue.get('input')!r})" if issue["loc"] else ""  # not a whole table
+            lines.append(f"  {key}: {message}{got}")
     return lines
 
 

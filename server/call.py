@@ -30,6 +30,16 @@ class Call:
     worker: PipelineWorker | None = field(default=None, repr=False)
     context: LLMContext | None = field(default=None, repr=False)
     caller_hung_up: bool = False
+    ending: str = ""  # why the bot is ending the call, once it is
+
+    async def say_and_end(self, text: str, reason: str) -> bool:
+        """Say `text`, then hang up once it has played; False if the call is already ending."""
+        if self.ending or self.worker is None:
+            return False
+        self.ending = reason
+        logger.info(f"ending the call: {reason}")
+        await self.worker.queue_frames([TTSSpeakFrame(text), EndCallFrame(reason=reason)])
+        return True
 
 
 async def run_call(
@@ -69,6 +79,7 @@ async def run_call(
         await worker.cancel(reason="the caller hung up")
 
     async def end_call(params: FunctionCallParams):
+        call.ending = "the bot said its farewell"
         logger.info("the bot is ending the call")
         await params.result_callback(
             {"ended": True}, properties=FunctionCallResultProperties(run_llm=False)
