@@ -2,7 +2,12 @@
 
 import pytest
 
-from pipelines.declaration import DeclarationError, load_declaration, load_declarations
+from pipelines.declaration import (
+    ENGLISH_LINES,
+    DeclarationError,
+    load_declaration,
+    load_declarations,
+)
 from pipelines.registry import STAGES
 
 MINIMAL = """
@@ -17,6 +22,10 @@ provider = "openai"
 [tts]
 provider = "deepgram"
 """
+
+
+# A bot in Spanish says every line in Spanish (here: placeholders that are not the English ones).
+SPANISH_BOT = '[bot]\nlanguage = "es"\n' + "".join(f'{key} = "¡{key}!"\n' for key in ENGLISH_LINES)
 
 
 def write(tmp_path, text: str, name: str = "bad"):
@@ -77,7 +86,7 @@ def test_each_stage_offers_its_providers():
             ("[stt]", '[turn]\nend = "provider"\n[stt]'),
             "turn.end: stt.provider 'deepgram' does not detect turn ends",
         ),
-        (("[bot]", "[bots]\n[bot]"), "bots: unknown section; the sections are: bot, turn, stt"),
+        (("[bot]", "[bots]\n[bot]"), "bots: unknown section; the sections are: bot, turn, call, stt"),
         (('[tts]\nprovider = "deepgram"', ""), "[tts]: required, but missing (or declare"),
         (('[llm]\nprovider = "openai"', '[llm]\nprovider = "openai"\nmodel = ""'), "llm.model:"),
         (
@@ -128,7 +137,7 @@ def test_an_openai_compatible_llm_needs_the_key_variable_it_names(tmp_path):
 
 def test_the_language_is_the_bots_unless_a_stage_sets_its_own(tmp_path):
     declaration = load_declaration(
-        write(tmp_path, MINIMAL.replace("[bot]\n", '[bot]\nlanguage = "es"\n'), "es")
+        write(tmp_path, MINIMAL.replace("[bot]\n", SPANISH_BOT), "es")
     )
     assert declaration.bot.language == "es"
     assert declaration.stt.options.language is None  # the factory uses the bot's
@@ -142,7 +151,7 @@ def test_a_missing_file_and_an_empty_directory_are_named(tmp_path):
 
 
 def test_a_provider_that_cannot_speak_the_bots_language_is_refused_at_load(tmp_path):
-    text = MINIMAL.replace("[bot]\n", '[bot]\nlanguage = "es"\n').replace(
+    text = MINIMAL.replace("[bot]\n", SPANISH_BOT).replace(
         '[stt]\nprovider = "deepgram"', '[stt]\nprovider = "deepgram-flux"'
     )
     with pytest.raises(DeclarationError) as e:
@@ -158,3 +167,25 @@ def test_a_provider_that_cannot_speak_the_bots_language_is_refused_at_load(tmp_p
         )
     )
     assert declaration.turn_end == "provider"
+
+
+def test_a_bot_in_another_language_must_say_its_fault_lines_in_it(tmp_path):
+    text = MINIMAL.replace("[bot]\n", SPANISH_BOT).replace('time_up = "¡time_up!"\n', "")
+    with pytest.raises(DeclarationError) as e:
+        load_declaration(write(tmp_path, text.replace('apology = "¡apology!"\n', "")))
+    assert (
+        "bot: a bot in language 'es' must say these in it too: apology, time_up "
+        "(the defaults are English)" in str(e.value)
+    )
+
+
+def test_call_limits_have_defaults_and_are_validated(tmp_path):
+    declaration = load_declaration(write(tmp_path, MINIMAL, "ok"))
+    assert declaration.bot.apology == ENGLISH_LINES["apology"]
+    assert (declaration.call.silence_prompt_secs, declaration.call.max_secs) == (10.0, 1800.0)
+    with pytest.raises(DeclarationError) as e:
+        load_declaration(write(tmp_path, MINIMAL + "[call]\nmax_secs = 5\nsilent = 3\n"))
+    assert "call.max_secs: Input should be greater than or equal to 10 (got 5)" in str(e.value)
+    assert "call.silent: unknown option in [call]; valid options: silence_prompt_secs" in str(
+        e.value
+    )
