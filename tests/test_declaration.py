@@ -86,7 +86,7 @@ def test_each_stage_offers_its_providers():
             ("[stt]", '[turn]\nend = "provider"\n[stt]'),
             "turn.end: stt.provider 'deepgram' does not detect turn ends",
         ),
-        (("[bot]", "[bots]\n[bot]"), "bots: unknown section; the sections are: bot, turn, call, stt"),
+        (("[bot]", "[bots]\n[bot]"), "bots: unknown section; the sections are: bot, turn, call"),
         (('[tts]\nprovider = "deepgram"', ""), "[tts]: required, but missing (or declare"),
         (('[llm]\nprovider = "openai"', '[llm]\nprovider = "openai"\nmodel = ""'), "llm.model:"),
         (
@@ -136,9 +136,7 @@ def test_an_openai_compatible_llm_needs_the_key_variable_it_names(tmp_path):
 
 
 def test_the_language_is_the_bots_unless_a_stage_sets_its_own(tmp_path):
-    declaration = load_declaration(
-        write(tmp_path, MINIMAL.replace("[bot]\n", SPANISH_BOT), "es")
-    )
+    declaration = load_declaration(write(tmp_path, MINIMAL.replace("[bot]\n", SPANISH_BOT), "es"))
     assert declaration.bot.language == "es"
     assert declaration.stt.options.language is None  # the factory uses the bot's
 
