@@ -8,6 +8,7 @@ scenarios and assert on their outcomes.
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import cache
 
 from pipelines.declaration import Declaration, load_declarations
 from server.local import LocalBot, serve_locally
@@ -73,12 +74,17 @@ def heard_sentences(call: SimulatedCall, texts: list[str], *, since: float = 0.0
     sentence's synthesis; a sentence cut short lists the words heard, then "…".
     """
     sentences = {s for text in texts for s in _sentences(text)}
-    voices = {s: pcm_to_ulaw(synthesize(s).pcm) for s in sentences}
+    voices = {s: _voice(s) for s in sentences}
     heard: list[str] = []
     for stretch in call.heard:
         if stretch.start >= since:
             heard.extend(_match(bytes(stretch.ulaw), voices))
     return heard
+
+
+@cache
+def _voice(sentence: str) -> bytes:
+    return pcm_to_ulaw(synthesize(sentence).pcm)
 
 
 def _sentences(text: str) -> list[str]:
@@ -106,11 +112,22 @@ def _match(audio: bytes, voices: dict[str, bytes]) -> list[str]:
         if unknown:
             heard.append(f"[{unknown / 8000:.1f} s of other audio]")
             unknown = 0
+        if length < len(voices[best]) - 320:  # cut short: the next audio may match for a while
+            length = _next_start(audio, position, length, voices)
         heard.append(_heard_part(best, length, len(voices[best])))
         position += length
     if unknown >= 800:  # trailing silence under 0.1 s is playout padding
         heard.append(f"[{unknown / 8000:.1f} s of other audio]")
     return heard
+
+
+def _next_start(audio: bytes, position: int, length: int, voices: dict[str, bytes]) -> int:
+    """Where a sentence starts within the last 100 ms of a cut match (the match if none)."""
+    for back in range(min(length - 1, 800) + 1):
+        start = position + length - back
+        if any(_common_prefix(audio, start, voice) >= 320 for voice in voices.values()):
+            return length - back
+    return length
 
 
 def _common_prefix(audio: bytes, start: int, voice: bytes) -> int:
