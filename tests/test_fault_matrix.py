@@ -44,6 +44,13 @@ def test_a_cut_sentence_lists_the_words_heard():
 def test_audio_that_is_no_sentence_is_measured_not_guessed():
     call = call_that_heard((0.0, b"\x00" * 8000 + voice("Of course.")))
     assert heard_sentences(call, [REPLY]) == ["[1.0 s of other audio]", "Of course."]
+    stray = call_that_heard((0.0, b"\x00" * 240 + voice("Of course.")))  # not whole packets
+    assert heard_sentences(stray, [REPLY]) == ["Of course."]  # under 0.1 s: padding
+
+
+def test_several_sentences_spoken_as_one_text_are_read_back_whole():
+    call = call_that_heard((0.0, voice(APOLOGY)))
+    assert heard_sentences(call, [APOLOGY]) == [APOLOGY]
 
 
 def test_a_report_line_says_the_verdict_what_was_injected_and_heard():

@@ -73,7 +73,8 @@ def heard_sentences(call: SimulatedCall, texts: list[str], *, since: float = 0.0
     The stand-in voice is deterministic, so heard audio is matched byte for byte against each
     sentence's synthesis; a sentence cut short lists the words heard, then "…".
     """
-    sentences = {s for text in texts for s in _sentences(text)}
+    # Whole texts too: a TTSSpeakFrame of several sentences is synthesized in one piece.
+    sentences = {s for text in texts for s in (text.strip(), *_sentences(text))}
     voices = {s: _voice(s) for s in sentences}
     heard: list[str] = []
     for stretch in call.heard:
@@ -100,25 +101,33 @@ def _sentences(text: str) -> list[str]:
 def _match(audio: bytes, voices: dict[str, bytes]) -> list[str]:
     heard, position, unknown = [], 0, 0
     while position < len(audio):
-        best, length = None, 0
+        best, length, whole = None, 0, False
         for sentence, voice in voices.items():
             n = _common_prefix(audio, position, voice)
-            if n > length:
-                best, length = sentence, n
-        if best is None or length < 160:  # not 20 ms of any sentence: skip a packet
-            unknown += 160
-            position += 160
+            complete = n >= len(voice) - 320
+            if (complete, n) > (whole, length):  # a whole sentence beats a longer cut one
+                best, length, whole = sentence, n, complete
+        if best is None or length < 160:  # not 20 ms of any sentence: skip to where one starts
+            skip = _next_match(audio, position + 1, voices) - position
+            unknown += skip
+            position += skip
             continue
-        if unknown:
+        if unknown >= 800:  # under 0.1 s is playout padding
             heard.append(f"[{unknown / 8000:.1f} s of other audio]")
-            unknown = 0
+        unknown = 0
         if length < len(voices[best]) - 320:  # cut short: the next audio may match for a while
             length = _next_start(audio, position, length, voices)
         heard.append(_heard_part(best, length, len(voices[best])))
         position += length
-    if unknown >= 800:  # trailing silence under 0.1 s is playout padding
+    if unknown >= 800:
         heard.append(f"[{unknown / 8000:.1f} s of other audio]")
     return heard
+
+
+def _next_match(audio: bytes, start: int, voices: dict[str, bytes]) -> int:
+    """Where the first 20 ms of some sentence next occur from `start` (the end if nowhere)."""
+    hits = [audio.find(voice[:160], start) for voice in voices.values()]
+    return min((hit for hit in hits if hit >= 0), default=len(audio))
 
 
 def _next_start(audio: bytes, position: int, length: int, voices: dict[str, bytes]) -> int:
