@@ -4,7 +4,9 @@ import asyncio
 import inspect
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from aiohttp import web
 from loguru import logger
@@ -17,16 +19,20 @@ from standins.openai_replies import (
     Responder,
     ToolCall,
     fixed_reply,
+    last_user_text,
     scripted_reply,
 )
 
 __all__ = [
+    "ChatFault",
     "OpenAIChatStandIn",
     "RecordedRequest",
     "Reply",
     "ResponseRecord",
     "ToolCall",
     "fixed_reply",
+    "request_number",
+    "saying",
     "scripted_reply",
 ]
 
@@ -42,6 +48,9 @@ class RecordedRequest:
     body: dict | None = None
     status: int = 0
     at: float = field(default_factory=time.monotonic)  # when it arrived
+    index: int = 0  # its place among every request the stand-in received
+    fault: str | None = None  # the ChatFault kind injected on it, if any
+    gave_up_at: float | None = None  # a stalled request: when the client closed it
 
 
 @dataclass
@@ -55,6 +64,51 @@ class ResponseRecord:
     cancelled: bool = False
     first_token_at: float | None = None  # time.monotonic() when the first token was written
     sentence_at: float | None = None  # ... and the token that ends the first sentence
+    cut: bool = False  # ended mid-reply on purpose (a "cut" or "truncate" fault)
+
+
+FaultKind = Literal["500", "stall", "stall-after-headers", "cut", "truncate"]
+Selector = Callable[["RecordedRequest"], bool]
+
+
+def saying(text: str) -> Selector:
+    """Selects completion requests whose last user message contains `text` (any case)."""
+    return lambda request: text.lower() in last_user_text(_messages(request)).lower()
+
+
+def request_number(*indexes: int) -> Selector:
+    """Selects requests by their index among all the stand-in received (0 is the first)."""
+    return lambda request: request.index in indexes
+
+
+def _messages(request: "RecordedRequest") -> list[dict]:
+    body = request.body if isinstance(request.body, dict) else {}
+    return body.get("messages") or []
+
+
+@dataclass
+class ChatFault:
+    """A fault injected on the completion requests `when` selects, the first `times` of them.
+
+    `kind`: "500" answers OpenAI's server-error JSON; "stall" accepts the request and sends
+    nothing; "stall-after-headers" sends 200 and the SSE headers, then nothing; "cut" streams
+    `after_tokens` content chunks, then drops the connection (no `finish_reason`, no
+    `data: [DONE]`, no end of the chunked body); "truncate" ends the body cleanly at that point
+    (still no `finish_reason` or `[DONE]`). A stall lasts until the client gives up.
+    """
+
+    kind: FaultKind
+    when: Selector = lambda request: True
+    times: int = 1
+    after_tokens: int = 3
+    injected: int = 0  # how many requests got it so far
+
+    def takes(self, request: "RecordedRequest") -> bool:
+        """Whether `request` gets this fault (counting it if so)."""
+        if self.injected >= self.times or not self.when(request):
+            return False
+        self.injected += 1
+        return True
 
 
 def _error(status: int, message: str, kind: str, code: str | None = None) -> web.Response:
@@ -90,6 +144,23 @@ def _time_token(record: ResponseRecord, payload: dict) -> None:
         record.sentence_at = now
 
 
+async def _cut(
+    request: web.Request, response: web.StreamResponse, record: ResponseRecord, kind: str
+) -> web.StreamResponse:
+    """End the stream mid-reply: no `finish_reason`, no `data: [DONE]`.
+
+    "cut" closes the connection mid-body, as a crashed server or proxy does (the client reads
+    an incomplete chunked body); "truncate" ends the body cleanly.
+    """
+    logger.debug(f"chat stand-in: {kind} after {record.tokens_sent} tokens")
+    record.cut = True
+    if kind == "truncate":
+        await response.write_eof()
+    elif request.transport is not None:
+        request.transport.close()  # flushes what was written, then closes
+    return response
+
+
 def _sse(payload: dict | str) -> bytes:
     data = payload if isinstance(payload, str) else json.dumps(payload)
     return f"data: {data}\n\n".encode()
@@ -100,7 +171,9 @@ class OpenAIChatStandIn(LocalServer):
 
     Knobs are plain attributes and may be changed between requests: `ttft` (seconds before the
     first token), `tokens_per_second` (None: as fast as possible), `fail_next` (answer the next
-    N requests with HTTP 500), `api_key` (None: any bearer key is accepted).
+    N requests with HTTP 500), `faults` (`ChatFault`s: a 500, a stall or a cut stream on chosen
+    completion requests; the first that takes a request applies), `api_key` (None: any bearer
+    key is accepted). Each request records the fault it got (`injected` lists them).
     """
 
     def __init__(
@@ -110,6 +183,7 @@ class OpenAIChatStandIn(LocalServer):
         ttft: float = 0.0,
         tokens_per_second: float | None = None,
         fail_next: int = 0,
+        faults: list[ChatFault] | None = None,
         api_key: str | None = None,
         port: int = 0,
     ) -> None:
@@ -118,6 +192,7 @@ class OpenAIChatStandIn(LocalServer):
         self.ttft = ttft
         self.tokens_per_second = tokens_per_second
         self.fail_next = fail_next
+        self.faults = list(faults or [])
         self.api_key = api_key
         self.requests: list[RecordedRequest] = []
         self.responses: list[ResponseRecord] = []
@@ -135,15 +210,20 @@ class OpenAIChatStandIn(LocalServer):
         count: int,
         timeout: float = 5.0,  # noqa: ASYNC109 - a test helper's deadline
     ) -> list[ResponseRecord]:
-        """Wait until `count` responses have completed or been cancelled; return them all."""
+        """Wait until `count` responses have completed, been cancelled or cut; return them all."""
         async with self._ended:
             await asyncio.wait_for(
                 self._ended.wait_for(lambda: self._ended_count() >= count), timeout
             )
         return self.responses
 
+    @property
+    def injected(self) -> list[RecordedRequest]:
+        """The requests that got a fault, in order."""
+        return [r for r in self.requests if r.fault]
+
     def _ended_count(self) -> int:
-        return sum(r.completed or r.cancelled for r in self.responses)
+        return sum(r.completed or r.cancelled or r.cut for r in self.responses)
 
     def _refusal(self, recorded: RecordedRequest) -> web.Response | None:
         """The error response this request gets before any work, if any."""
@@ -158,9 +238,14 @@ class OpenAIChatStandIn(LocalServer):
             return _error(401, msg, "invalid_request_error", "invalid_api_key")
         return None
 
-    async def _models(self, request: web.Request) -> web.Response:
+    def _record(self, request: web.Request) -> RecordedRequest:
         recorded = RecordedRequest(request.path, request.headers.get("Authorization"))
+        recorded.index = len(self.requests)
         self.requests.append(recorded)
+        return recorded
+
+    async def _models(self, request: web.Request) -> web.Response:
+        recorded = self._record(request)
         response = self._refusal(recorded)
         if response is None:
             model = {"id": MODEL, "object": "model", "created": 0, "owned_by": "system"}
@@ -169,8 +254,7 @@ class OpenAIChatStandIn(LocalServer):
         return response
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
-        recorded = RecordedRequest(request.path, request.headers.get("Authorization"))
-        self.requests.append(recorded)
+        recorded = self._record(request)
         try:
             recorded.body = await request.json()
         except ValueError:
@@ -179,6 +263,10 @@ class OpenAIChatStandIn(LocalServer):
         if refusal is not None:
             recorded.status = refusal.status
             return refusal
+        fault = next((f for f in self.faults if f.takes(recorded)), None)
+        recorded.fault = fault.kind if fault else None
+        if fault and fault.kind in ("500", "stall", "stall-after-headers"):
+            return await self._inject(request, recorded, fault.kind)
         recorded.status = 200
         reply = self.responder(recorded.body.get("messages", []), recorded.body.get("tools"))
         reply = await reply if inspect.isawaitable(reply) else reply
@@ -187,7 +275,7 @@ class OpenAIChatStandIn(LocalServer):
         self.responses.append(record)
         try:
             if record.stream:
-                return await self._stream(request, completion, record)
+                return await self._stream(request, completion, record, fault)
             await asyncio.sleep(self.ttft)
             record.tokens_sent, record.completed = record.tokens_planned, True
             return web.json_response(completion.whole(), headers=completion.headers)
@@ -195,8 +283,32 @@ class OpenAIChatStandIn(LocalServer):
             async with self._ended:
                 self._ended.notify_all()
 
+    async def _inject(
+        self, request: web.Request, recorded: RecordedRequest, kind: FaultKind
+    ) -> web.StreamResponse:
+        """Answer a 500, or stall (before or after the headers) until the client gives up."""
+        logger.debug(f"chat stand-in injects {kind!r} on request {recorded.index}")
+        if kind == "500":
+            recorded.status = 500
+            return _error(500, _SERVER_ERROR, "server_error")
+        response = web.StreamResponse(headers={"x-request-id": f"req_stall{recorded.index}"})
+        if kind == "stall-after-headers":
+            recorded.status = 200
+            response.content_type = "text/event-stream"
+            await response.prepare(request)
+        try:
+            await _pause(request, 3600)
+        except ConnectionResetError:
+            recorded.gave_up_at = time.monotonic()
+            logger.debug(f"chat stand-in: client gave up on stalled request {recorded.index}")
+        return response
+
     async def _stream(
-        self, request: web.Request, completion: Completion, record: ResponseRecord
+        self,
+        request: web.Request,
+        completion: Completion,
+        record: ResponseRecord,
+        fault: ChatFault | None = None,
     ) -> web.StreamResponse:
         response = web.StreamResponse(headers=completion.headers)
         response.content_type = "text/event-stream"
@@ -208,6 +320,8 @@ class OpenAIChatStandIn(LocalServer):
                 if is_token and record.tokens_sent and self.tokens_per_second:
                     due = first_token + record.tokens_sent / self.tokens_per_second
                     await _pause(request, due - asyncio.get_running_loop().time())
+                if fault and is_token and record.tokens_sent == fault.after_tokens:
+                    return await _cut(request, response, record, fault.kind)
                 await response.write(_sse(payload))
                 record.tokens_sent += is_token
                 if is_token:

@@ -5,7 +5,11 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 
 from pipelines.provider import Options, Provider, ProviderContext
-from processors.openai_llm import ClosingOpenAILLMService
+from processors.openai_llm import (
+    CHUNK_TIMEOUT_SECS,
+    FIRST_TOKEN_TIMEOUT_SECS,
+    ClosingOpenAILLMService,
+)
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 KEY = "OPENAI_API_KEY"
@@ -17,6 +21,18 @@ class OpenAIOptions(Options):
     model: str = Field(default="gpt-4.1-mini", min_length=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, ge=1)
+    first_token_timeout_secs: float = Field(
+        default=FIRST_TOKEN_TIMEOUT_SECS,
+        gt=0,
+        le=30,
+        description="no reply started by then: the caller hears the apology",
+    )
+    chunk_timeout_secs: float = Field(
+        default=CHUNK_TIMEOUT_SECS,
+        gt=0,
+        le=30,
+        description="a reply that goes quiet this long has failed",
+    )
 
 
 class CompatibleOptions(OpenAIOptions):
@@ -64,7 +80,13 @@ def _service(
         system_instruction=context.system_prompt,
         **{name: value for name, value in tuning.items() if value is not None},
     )
-    return ClosingOpenAILLMService(api_key=key, base_url=base_url, settings=settings)
+    return ClosingOpenAILLMService(
+        api_key=key,
+        base_url=base_url,
+        settings=settings,
+        first_token_timeout_secs=options.first_token_timeout_secs,
+        chunk_timeout_secs=options.chunk_timeout_secs,
+    )
 
 
 LLM = [
