@@ -12,6 +12,7 @@ from pipecat.processors.aggregators.llm_response_universal import (
     LLMContextAggregatorPair,
     LLMUserAggregatorParams,
 )
+from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.services.llm_service import LLMService
 from pipecat.transports.base_transport import BaseTransport
 from pipecat.turns.user_start import MinWordsUserTurnStartStrategy
@@ -24,16 +25,19 @@ from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies, UserT
 
 from pipelines.declaration import Declaration, Stage, Turn
 from pipelines.provider import ProviderAccess, ProviderContext
+from processors.call_time_limit import CallTimeLimit
 from processors.caller_audio_sink import CallerAudioSink
 from processors.ending_mute import EndingCallMuteStrategy
 from processors.greeting_player import GreetingPlayer, SpokenSentence
 from processors.guarded_external_turn_start import GuardedExternalUserTurnStartStrategy
 from processors.heard_context import HeardContext
+from processors.llm_failure_apology import LLMFailureApology
 from processors.min_speech_turn_start import MinSpeechUserTurnStartStrategy
 from processors.pause_filter import PlayoutPauseFilter
 from processors.playback_state import Playback
 from processors.playback_tracker import PlaybackTracker
 from processors.silence_turn_stop import SilenceTimedTurnStopStrategy
+from processors.silent_caller import SilentCaller
 from telephony.shared_smart_turn import SharedSmartTurnAnalyzerV3
 from telephony.shared_vad import SharedSileroVADAnalyzer
 
@@ -81,7 +85,9 @@ def build_pipeline(
             make_service(declaration.stt, declaration, access),  # PCM → transcripts
             aggregators.user(),  # VAD + turn strategy → the caller's turn into the context
             CallerAudioSink(),  # the caller's audio goes no further
+            *limits(declaration, playback),  # a silent caller, a call too long: say, hang up
             HeardContext(playback),  # an interrupted reply → what the caller heard of it
+            LLMFailureApology(llm, declaration.bot.apology),  # a failed turn → an apology
             llm,  # context → streamed tokens
             make_service(declaration.tts, declaration, access),  # sentences → 8 kHz PCM
             *([GreetingPlayer(greeting)] if greeting else []),  # cached greeting on start
@@ -109,6 +115,24 @@ def call_context(
         user_mute_strategies=[EndingCallMuteStrategy(playback)],
     )
     return context, playback, LLMContextAggregatorPair(context, user_params=user_params)
+
+
+def limits(
+    declaration: Declaration, playback: Playback, *, answers_every_turn: bool = False
+) -> list[FrameProcessor]:
+    """The call's [call] limits: a caller silent too long, a call lasting too long."""
+    bot, call = declaration.bot, declaration.call
+    return [
+        CallTimeLimit(playback, time_up=bot.time_up, max_secs=call.max_secs),
+        SilentCaller(
+            playback,
+            prompt=bot.silence_prompt,
+            goodbye=bot.silence_goodbye,
+            prompt_secs=call.silence_prompt_secs,
+            goodbye_secs=call.silence_goodbye_secs,
+            answers_every_turn=answers_every_turn,
+        ),
+    ]
 
 
 def make_service(stage: Stage, declaration: Declaration, access: ProviderAccess):

@@ -10,7 +10,7 @@ from pipecat.turns.user_start import (
 )
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
-from pipelines.build import CallPipeline, call_context, make_service, turns
+from pipelines.build import CallPipeline, call_context, limits, make_service, turns
 from pipelines.declaration import Declaration
 from pipelines.provider import ProviderAccess
 from processors.caller_audio_sink import CallerAudioSink
@@ -43,6 +43,10 @@ def build_speech_to_speech(
     pipeline = Pipeline(
         [
             transport.input(),  # Twilio media → 8 kHz PCM frames; mark echoes
+            # A silent caller, a call too long (the service answers every turn itself). Before
+            # the user aggregator, which broadcasts turn frames both ways: between it and the
+            # service they would delay the transcripts it must have when a reply starts.
+            *limits(declaration, playback, answers_every_turn=True),
             aggregators.user(),  # VAD + turn strategy → turn frames, interruptions, mute
             llm,  # the caller's μ-law → OpenAI → its μ-law → 8 kHz PCM; cut on barge-in
             CallerAudioSink(),  # the caller's audio goes no further
