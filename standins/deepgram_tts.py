@@ -5,6 +5,9 @@ as binary frames of raw linear16 PCM (as Deepgram does: pipecat sends one `Speak
 and `Flush` only at the end of a reply); `Flush` synthesizes whatever is left, then answers
 `Flushed`. Control messages are read while audio streams: `Clear`
 stops the audio at once, drops queued text and answers `Cleared`; `Close` closes.
+
+A network failure mid-synthesis: after `drop_after_bytes` of the audio of the `drop_on_speak`th
+`Speak` (counted over all connections), the connection is cut and its queued text is lost.
 """
 
 import asyncio
@@ -13,6 +16,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Literal
 
 from aiohttp import WSMsgType, web
 from loguru import logger
@@ -39,6 +43,8 @@ class TTSConnection:
     audio_bytes: int = 0  # of audio sent
     sent: list[dict] = field(default_factory=list)  # every text message sent, in order
     closed: bool = False
+    dropped_at: float | None = None  # time.monotonic() when the stand-in cut it (`drop_*`)
+    last_audio_at: float = 0.0  # time.monotonic() of the last audio sent
 
 
 class _Speaker:
@@ -50,24 +56,29 @@ class _Speaker:
         self.ws, self.conn, self.server = ws, conn, server
         self.rate = int(conn.query.get("sample_rate", DEFAULT_SAMPLE_RATE))
         self.text: list[str] = []  # spoken since the last flush
-        # Text to synthesize, with the sequence id to answer `Flushed` with after it, if any.
-        self.flushed: asyncio.Queue[tuple[str, int | None]] = asyncio.Queue()
+        # Text to synthesize, the number of its last Speak (over all connections), and the
+        # sequence id to answer `Flushed` with after it, if any.
+        self.flushed: asyncio.Queue[tuple[str, int, int | None]] = asyncio.Queue()
         self.due = 0.0  # when the audio sent so far is due, at realtime_factor
         self.first_chunk = True  # the next chunk is the first of its synthesis
+        self.speak_number = 0  # of the synthesis streaming now
+        self.speak_bytes = 0  # of its audio sent so far
+        self.dropping: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.task = asyncio.create_task(self._run())
 
     def speak(self, text: str) -> None:
         """Queue text; a finished sentence goes to synthesis at once."""
         self.conn.speaks.append(text)
         self.conn.speaks_at.append(time.monotonic())
+        self.server.speaks += 1
         self.text.append(text)
         if text.rstrip().endswith((".", "!", "?")):
-            self.flushed.put_nowait(("".join(self.text), None))
+            self.flushed.put_nowait(("".join(self.text), self.server.speaks, None))
             self.text.clear()
 
     def flush(self) -> None:
         """Synthesize what is queued, after whatever is streaming now."""
-        self.flushed.put_nowait(("".join(self.text), self.conn.flushes))
+        self.flushed.put_nowait(("".join(self.text), self.server.speaks, self.conn.flushes))
         self.conn.flushes += 1
         self.text.clear()
 
@@ -94,13 +105,16 @@ class _Speaker:
     async def _run(self) -> None:
         try:
             while True:
-                text, sequence_id = await self.flushed.get()
+                text, self.speak_number, sequence_id = await self.flushed.get()
+                self.speak_bytes = 0
                 if text.strip():
                     await self._stream(text)
                 if sequence_id is not None:
                     await self.send_json({"type": "Flushed", "sequence_id": sequence_id})
         except ConnectionResetError:
             logger.debug("Deepgram TTS stand-in: the client left while audio was streaming")
+        except _Dropped:
+            self.dropping.set_result(None)  # the connection's handler cuts it
 
     async def _stream(self, text: str) -> None:
         """Send the audio of text in chunk_ms frames, paced at realtime_factor if one is set."""
@@ -126,10 +140,18 @@ class _Speaker:
                 self.first_chunk = False
             await self.ws.send_bytes(chunk)
             self.conn.audio_bytes += len(chunk)
+            self.conn.last_audio_at = time.monotonic()
+            self.speak_bytes += len(chunk)
+            if self.server.due_to_drop(self.speak_number, self.speak_bytes):
+                raise _Dropped
             pace = self.server.realtime_factor
             self.due += len(chunk) / 2 / self.rate / pace if pace else 0.0
             # Sleeping (or at least yielding) between chunks lets a Clear be read mid-stream.
             await asyncio.sleep(max(self.due - asyncio.get_running_loop().time(), 0.0))
+
+
+class _Dropped(Exception):
+    """The stand-in's `drop_*` knobs say to cut the connection now."""
 
 
 class DeepgramTTSStandIn(LocalServer):
@@ -138,7 +160,17 @@ class DeepgramTTSStandIn(LocalServer):
     Knobs: `ttfb` seconds from a flush to its first audio; `connect_delay` seconds before the
     handshake completes; `chunk_ms` of audio per binary frame;
     `realtime_factor` (None: as fast as possible; 1.0: real time; 2.0: twice as fast);
-    `api_key` to accept only that key. Tests read `connections` (one `TTSConnection` each) and
+    `api_key` to accept only that key.
+
+    A network failure mid-reply: once `drop_after_bytes` of the audio of Speak number
+    `drop_on_speak` (1-based, over all connections) have been sent, the connection is cut
+    as `drop_with` says: "abort" closes the TCP connection with no close frame (the client
+    sees 1006, as when a network path dies), 1011 sends Deepgram's internal-error close. The
+    rest of that audio and all queued text are lost, as they are at Deepgram; the next
+    `refuse_after_drop` upgrades are refused with 503 (Deepgram briefly unavailable). A bot
+    server synthesizes its greetings at start-up, so set the knob on the running stand-in to
+    count from then: `tts.drop_on_speak = tts.speaks + 2`.
+    Tests read `connections` (one `TTSConnection` each; `dropped_at` on the cut one) and
     `refused` (HTTP statuses of refused upgrades).
     """
 
@@ -150,14 +182,26 @@ class DeepgramTTSStandIn(LocalServer):
         chunk_ms: int = 50,
         realtime_factor: float | None = None,
         api_key: str | None = None,
+        drop_on_speak: int | None = None,
+        drop_after_bytes: int = 0,
+        drop_with: Literal["abort", 1011] = "abort",
+        refuse_after_drop: int = 0,
         port: int = 0,
     ) -> None:
         super().__init__(port=port)
         self.ttfb, self.chunk_ms, self.realtime_factor = ttfb, chunk_ms, realtime_factor
         self.connect_delay = connect_delay
         self.api_key = api_key
+        self.drop_on_speak, self.drop_after_bytes = drop_on_speak, drop_after_bytes
+        self.drop_with, self.refuse_after_drop = drop_with, refuse_after_drop
+        self.speaks = 0  # Speak messages received, over all connections
+        self.refusals_due = 0  # upgrades still to refuse with 503 after a drop
         self.connections: list[TTSConnection] = []
         self.refused: list[int] = []
+
+    def due_to_drop(self, speak_number: int, audio_bytes: int) -> bool:
+        """Whether the audio sent of Speak `speak_number` reaches the drop knobs (once)."""
+        return speak_number == self.drop_on_speak and audio_bytes >= self.drop_after_bytes
 
     def routes(self) -> list[web.RouteDef]:
         """Serve `/v1/speak`."""
@@ -167,6 +211,9 @@ class DeepgramTTSStandIn(LocalServer):
         answer = refusal(request, api_key=self.api_key, needs_sample_rate=False)
         if answer is None and not request.query.get("sample_rate", "24000").isdigit():
             answer = refuse(400, "Bad Request", "sample_rate must be a whole number of Hz.")
+        if answer is None and self.refusals_due > 0:
+            self.refusals_due -= 1
+            answer = refuse(503, "SERVICE_UNAVAILABLE", "The service is temporarily unavailable.")
         if answer is not None:
             self.refused.append(answer.status)
             return answer
@@ -187,15 +234,34 @@ class DeepgramTTSStandIn(LocalServer):
                 "model_uuid": "00000000-0000-4000-8000-000000000002",
             }
         )
+        receiving = asyncio.create_task(self._receive(ws, speaker))
         try:
-            await self._receive(ws, speaker)
+            await asyncio.wait({receiving, speaker.dropping}, return_when=asyncio.FIRST_COMPLETED)
+            if not receiving.done():  # the speaker reached the drop knobs
+                receiving.cancel()
+                await asyncio.wait({receiving})
+                await self._drop(request, ws, conn)
+            elif not receiving.cancelled():
+                receiving.result()  # raise what it raised
         except ConnectionResetError:
             logger.debug("Deepgram TTS stand-in: the client left")
         finally:
+            receiving.cancel()
             await speaker.stop()
             await ws.close()
             conn.closed = True
         return ws
+
+    async def _drop(self, request: web.Request, ws: web.WebSocketResponse, conn: TTSConnection):
+        """Cut the connection like a failing network (or Deepgram) would."""
+        self.drop_on_speak = None  # once
+        self.refusals_due += self.refuse_after_drop
+        conn.dropped_at = time.monotonic()
+        logger.debug(f"Deepgram TTS stand-in: dropping {conn.request_id} ({self.drop_with})")
+        if self.drop_with == 1011:
+            await ws.close(code=1011, message=b"Deepgram encountered an internal error.")
+        elif request.transport is not None:
+            request.transport.abort()  # no close frame, queued data discarded
 
     async def _receive(self, ws: web.WebSocketResponse, speaker: _Speaker) -> None:
         """Handle control messages until the client closes or sends Close."""
