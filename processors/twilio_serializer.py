@@ -51,7 +51,7 @@ class TwilioSerializer(FrameSerializer):
     |-------------------------------------|----------------------------------------|
     | `media` → MulawAudioFrame (PCM)     | OutputAudioRawFrame → `media` (μ-law)  |
     | `dtmf` → InputDTMFFrame             | InterruptionFrame → `clear`            |
-    | `mark` → PlaybackEchoFrame          | PlaybackMarkFrame → `mark`             |
+    | `mark` we sent → PlaybackEchoFrame  | PlaybackMarkFrame → `mark`             |
     | `stop` → (remembered: caller left)  | OutputTransportMessage(Urgent)Frame →  |
     | anything malformed → one log line   |   the message as JSON                  |
 
@@ -66,6 +66,7 @@ class TwilioSerializer(FrameSerializer):
         self._max_message_bytes = max_message_bytes
         self._problems: Counter[str] = Counter()
         self._cleared_at_id, self._cleared_at = 0, 0.0  # the last interruption sent as `clear`
+        self._marks_out: set[str] = set()  # marks sent and not yet echoed
         self.stopped = False
 
     async def setup(self, setup: FrameProcessorSetup):
@@ -83,10 +84,19 @@ class TwilioSerializer(FrameSerializer):
             return json.dumps({"event": "clear", "streamSid": self._stream_sid})
         if isinstance(frame, PlaybackMarkFrame):
             mark = {"name": str(frame.message)}
+            self._marks_out.add(mark["name"])
             return json.dumps({"event": "mark", "streamSid": self._stream_sid, "mark": mark})
         if isinstance(frame, (OutputTransportMessageFrame, OutputTransportMessageUrgentFrame)):
+            self._remember_mark(frame.message)
             return json.dumps(frame.message)
         return None
+
+    def _remember_mark(self, message: object) -> None:
+        """A `mark` sent verbatim will be echoed like ours."""
+        if isinstance(message, dict) and message.get("event") == "mark":
+            mark = message.get("mark")
+            if isinstance(mark, dict):
+                self._marks_out.add(str(mark.get("name")))
 
     def _stale(self, frame: OutputAudioRawFrame) -> bool:
         """Audio of before the last `clear` that pipecat's output still writes after it.
@@ -146,6 +156,9 @@ class TwilioSerializer(FrameSerializer):
         except json.JSONDecodeError as e:
             self._problem("json", f"dropped a message that is not JSON ({e.msg}): {data[:60]!r}")
             return None
+        except RecursionError:  # json's C decoder refuses deep nesting this way
+            self._problem("json", f"dropped a message nested too deeply: {data[:60]!r}")
+            return None
         if not isinstance(message, dict) or not isinstance(message.get("event"), str):
             self._problem("shape", f"dropped a message without an 'event': {data[:60]!r}")
             return None
@@ -174,6 +187,10 @@ class TwilioSerializer(FrameSerializer):
         if not isinstance(name, str):
             self._problem("mark", "dropped a 'mark' message without mark.name")
             return None
+        if name not in self._marks_out:  # Twilio echoes each mark we send once, and no other
+            self._problem("echo", f"dropped an echo of mark {name[:40]!r}, which was not sent")
+            return None
+        self._marks_out.discard(name)
         return PlaybackEchoFrame(mark=name)
 
     def _dtmf(self, message: dict) -> InputDTMFFrame | None:

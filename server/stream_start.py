@@ -1,6 +1,7 @@
 """Read the `connected` and `start` messages that open a Twilio Media Stream."""
 
 import asyncio
+import re
 from dataclasses import dataclass, field
 
 from fastapi import WebSocket, WebSocketDisconnect
@@ -9,6 +10,8 @@ from loguru import logger
 from processors.twilio_serializer import TwilioSerializer
 
 START_TIMEOUT_SECS = 10.0
+# Twilio SIDs: two letters and 32 hex digits. The call SID goes into REST URLs unquoted.
+_SID = re.compile(r"[A-Z]{2}[0-9a-fA-F]{32}")
 
 
 class StreamStartError(Exception):
@@ -65,18 +68,29 @@ def _stream_start(message: dict) -> StreamStart:
     if not isinstance(start, dict):
         raise StreamStartError("'start' message has no 'start' object")
     media_format = start.get("mediaFormat") or {}
-    if media_format and (
-        media_format.get("encoding") != "audio/x-mulaw" or media_format.get("sampleRate") != 8000
+    if not isinstance(media_format, dict) or (
+        media_format
+        and (
+            media_format.get("encoding") != "audio/x-mulaw"
+            or media_format.get("sampleRate") != 8000
+        )
     ):
-        raise StreamStartError(f"unsupported media format {media_format}: need 8 kHz μ-law")
+        raise StreamStartError(f"unsupported media format {media_format!r:.100}: need 8 kHz μ-law")
     stream_sid = start.get("streamSid") or message.get("streamSid")
     call_sid = start.get("callSid")
-    if not stream_sid or not call_sid:
+    if not (stream_sid and call_sid):
         raise StreamStartError("'start' message lacks streamSid or callSid")
+    if not all(isinstance(sid, str) and _SID.fullmatch(sid) for sid in (stream_sid, call_sid)):
+        raise StreamStartError(
+            f"'start' message has a malformed streamSid or callSid: {stream_sid!r:.40}, "
+            f"{call_sid!r:.40}"
+        )
     parameters = start.get("customParameters") or {}
+    if not isinstance(parameters, dict):
+        raise StreamStartError("'start' message has customParameters that are not an object")
     return StreamStart(
-        stream_sid=str(stream_sid),
-        call_sid=str(call_sid),
+        stream_sid=stream_sid,
+        call_sid=call_sid,
         account_sid=str(start.get("accountSid", "")),
         parameters={str(k): str(v) for k, v in parameters.items()},
     )

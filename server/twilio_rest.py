@@ -1,37 +1,120 @@
 """Twilio's REST API for live calls, through the `twilio` library's async client."""
 
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
 from loguru import logger
 from twilio.base.exceptions import TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
+from server.logs import basic_auth, register_secrets
+
 _CALL_NOT_FOUND = 20404
+_TOO_MANY_REQUESTS = 429
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try a request that failed for a reason that may pass.
+
+    Attempt n (from 1) that fails transiently is followed by a pause of
+    `first_delay * factor ** (n - 1)`, capped at `max_delay` and shortened by up to `jitter`
+    of itself at random (so many calls failing together do not retry in step). Each attempt
+    may take `attempt_timeout`; all of them together, pauses included, `total_timeout`.
+    """
+
+    attempts: int = 4
+    first_delay: float = 0.5
+    factor: float = 2.0
+    max_delay: float = 4.0
+    jitter: float = 0.25
+    attempt_timeout: float = 4.0
+    total_timeout: float = 12.0
+
+    def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
+        """The pause after failed attempt `attempt` (from 1); `rand` draws from [0, 1)."""
+        full = min(self.max_delay, self.first_delay * self.factor ** (attempt - 1))
+        return full * (1 - self.jitter * rand())
+
+
+class TransientError(Exception):
+    """A request failed in a way a later attempt may not: 5xx, 429, network, timeout."""
 
 
 class TwilioCalls:
-    """Ends live calls; one instance per server, its HTTP session shared by every call."""
+    """Ends live calls; one instance per server, its HTTP session shared by every call.
 
-    def __init__(self, account_sid: str, auth_token: str, *, base_url: str, timeout: float = 10.0):
+    `retry` is a plain attribute: the policy for transient failures.
+    """
+
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        *,
+        base_url: str,
+        retry: RetryPolicy | None = None,
+    ):
         """Talk to the REST API at `base_url` (Twilio's, or a compatible local server)."""
-        self._http = AsyncTwilioHttpClient(timeout=timeout)
+        register_secrets(auth_token, basic_auth(account_sid, auth_token))
+        self._http = AsyncTwilioHttpClient()
         # environment={}: TWILIO_EDGE/TWILIO_REGION would rewrite the host of base_url.
         self._client = Client(account_sid, auth_token, http_client=self._http, environment={})
         self._client.api.base_url = base_url
         self.base_url = base_url
+        self.retry = retry or RetryPolicy()
 
     async def hang_up(self, call_sid: str) -> bool:
-        """End the call; True if it ended now, False if it had already ended or the API failed."""
+        """End the call; True if it ended now, False if it had already ended or the API failed.
+
+        Transient failures are retried with backoff within the policy's bounds; the last one
+        is logged at ERROR. Permanent refusals (4xx) are not retried.
+        """
+        policy = self.retry
+        deadline = time.monotonic() + policy.total_timeout
+        for attempt in range(1, policy.attempts + 1):
+            remaining = deadline - time.monotonic()
+            try:
+                async with asyncio.timeout(min(policy.attempt_timeout, remaining)):
+                    return await self._complete(call_sid)
+            except TransientError as e:
+                failure = str(e)
+            except TimeoutError:
+                failure = f"no answer within {min(policy.attempt_timeout, remaining):.1f} s"
+            pause = policy.delay(attempt)
+            last = attempt == policy.attempts or time.monotonic() + pause >= deadline
+            if last:
+                logger.error(
+                    f"gave up hanging up call {call_sid} through Twilio REST after {attempt} "
+                    f"attempt(s): {failure}"
+                )
+                return False
+            logger.warning(
+                f"hang-up of {call_sid}, attempt {attempt} of {policy.attempts} failed "
+                f"({failure}); retrying in {pause:.2f} s"
+            )
+            await asyncio.sleep(pause)
+        return False
+
+    async def _complete(self, call_sid: str) -> bool:
+        """One attempt: True if ended now, False if refused for good; TransientError otherwise."""
         try:
             await self._client.calls(call_sid).update_async(status="completed")
         except TwilioRestException as e:
+            if e.status >= 500 or e.status == _TOO_MANY_REQUESTS:
+                raise TransientError(f"HTTP {e.status} {e.msg}") from e
             if e.code == _CALL_NOT_FOUND:
                 logger.info(f"call {call_sid} had already ended")
             else:
                 logger.error(f"Twilio refused to hang up {call_sid}: HTTP {e.status} {e.msg}")
             return False
-        except (OSError, TimeoutError) as e:
-            logger.error(f"could not reach Twilio to hang up {call_sid}: {e!r}")
-            return False
+        except (OSError, aiohttp.ClientError) as e:
+            raise TransientError(f"could not reach Twilio: {e!r}") from e
         logger.info(f"hung up call {call_sid}")
         return True
 

@@ -50,6 +50,13 @@ def _twilio_error(status: int, code: int, message: str) -> web.Response:
     return web.json_response(body, status=status)
 
 
+_FAILURES = {
+    500: lambda: _twilio_error(500, 20500, "Internal Server Error"),
+    503: lambda: _twilio_error(503, 20503, "Service Unavailable"),
+    429: lambda: _twilio_error(429, 20429, "Too Many Requests"),
+}
+
+
 def _create_refusal(form: dict[str, str]) -> web.Response | None:
     """The error a create-call form gets for a missing parameter, if any."""
     if "To" not in form:
@@ -77,8 +84,10 @@ class TwilioRestStandIn(LocalServer):
     """Serves the Calls resource of api.twilio.com for one account.
 
     Knobs are plain attributes: `auto_register` (an unknown CallSid is taken as a live inbound
-    call on first sight) and `fail_next` (answer the next N requests with HTTP 500). Tests read
-    `requests`, `calls` (sid -> status), `hangups`, `redirects` and `created`.
+    call on first sight), `fail_next` (answer the next N requests with `fail_status`: 500
+    Internal Server Error, or 429 Too Many Requests, in Twilio's error JSON) and `hang_next`
+    (accept the next N requests and answer nothing for `hang_secs`). Tests read `requests`,
+    `calls` (sid -> status), `hangups`, `redirects` and `created`.
     """
 
     def __init__(
@@ -88,6 +97,9 @@ class TwilioRestStandIn(LocalServer):
         auth_token: str,
         auto_register: bool = True,
         fail_next: int = 0,
+        fail_status: int = 500,
+        hang_next: int = 0,
+        hang_secs: float = 3600.0,
         port: int = 0,
     ) -> None:
         super().__init__(port=port)
@@ -95,6 +107,9 @@ class TwilioRestStandIn(LocalServer):
         self._auth_token = auth_token
         self.auto_register = auto_register
         self.fail_next = fail_next
+        self.fail_status = fail_status
+        self.hang_next = hang_next
+        self.hang_secs = hang_secs
         self.requests: list[TwilioRequest] = []
         self.calls: dict[str, str] = {}
         self.hangups: list[str] = []
@@ -138,10 +153,13 @@ class TwilioRestStandIn(LocalServer):
         auth_ok = credentials == (self.account_sid, self._auth_token)
         recorded = TwilioRequest(request.method, request.path, form, auth_ok)
         self.requests.append(recorded)
+        if self.hang_next > 0:
+            self.hang_next -= 1
+            await asyncio.sleep(self.hang_secs)  # a stuck API: the client's timeout must end it
         refusal = None
         if self.fail_next > 0:
             self.fail_next -= 1
-            refusal = _twilio_error(500, 20500, "Internal Server Error")
+            refusal = _FAILURES[self.fail_status]()
         elif not auth_ok or request.match_info["account_sid"] != self.account_sid:
             refusal = _twilio_error(401, 20003, "Authenticate")
         return recorded, refusal
