@@ -11,6 +11,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 # Before numpy loads: its BLAS would spin a second thread per Smart Turn inference (TURNS.md).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -21,43 +22,68 @@ from pipelines.declaration import DeclarationError, load_declarations
 from server.logs import configure_logging
 from server.settings import ConfigError, load_settings
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from server.settings import Settings
+
 DATA = Path(__file__).parent / "tests" / "data"
 # What the simulated caller says when no WAV is given, by the pipeline's language.
 DEFAULT_CALLER_AUDIO = {"en": [DATA / "book_table.wav"], "es": [DATA / "es" / "reservar_mesa.wav"]}
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Run the server until interrupted: one process, or WORKERS processes on one port."""
-    import uvicorn
+    """Run the server until SIGTERM drains it: one process, or WORKERS processes on one port."""
+    import tempfile
+
     from dotenv import dotenv_values
 
     from server.app import create_app
     from server.served_pipelines import unserved_lines
 
-    try:
-        declarations = load_declarations()
-        settings = load_settings()
-        app = create_app(settings, declarations)
-    except ConfigError as e:
-        environ = {**dotenv_values(".env"), **os.environ}
-        print("\n".join([str(e), *unserved_lines(declarations, environ)]), file=sys.stderr)
-        return 2
-    except (DeclarationError, ValueError) as e:
-        print(e, file=sys.stderr)
-        return 2
+    # The worker processes count their calls together in this directory (server.admission).
+    with tempfile.TemporaryDirectory(prefix="bot-calls-") as calls_dir:
+        try:
+            declarations = load_declarations()
+            settings = load_settings()
+            app = create_app(
+                settings, declarations, admission_dir=Path(calls_dir), drain_on_signals=True
+            )
+        except ConfigError as e:
+            environ = {**dotenv_values(".env"), **os.environ}
+            print("\n".join([str(e), *unserved_lines(declarations, environ)]), file=sys.stderr)
+            return 2
+        except (DeclarationError, ValueError) as e:
+            print(e, file=sys.stderr)
+            return 2
+        _run(app, settings, args, calls_dir)
+    logger.info("server stopped")
+    return 0
+
+
+def _run(app: "FastAPI", settings: "Settings", args: argparse.Namespace, calls_dir: str) -> None:
+    """Serve `app` (one process) or WORKERS processes that count calls in `calls_dir`."""
+    import uvicorn
+
+    from server.admission import ADMISSION_DIR_VARIABLE
+    from server.size_limits import MAX_WEBSOCKET_MESSAGE_BYTES
+
     workers = settings.worker_count
+    limit = settings.call_limit
     logger.info(
-        f"serving on port {settings.port} with {workers} worker process(es); "
-        f"Twilio webhook: {settings.public_url}/voice"
+        f"serving on port {settings.port} with {workers} worker process(es), "
+        f"{limit or 'unlimited'} concurrent calls; Twilio webhook: {settings.public_url}/voice"
     )
     options = {"host": args.host, "port": settings.port, "log_config": None}
-    options |= {"ws": "websockets-sansio", "timeout_graceful_shutdown": 5}
+    options |= {"ws": "websockets-sansio", "ws_max_size": MAX_WEBSOCKET_MESSAGE_BYTES}
+    # Calls have ended by the time uvicorn shuts down: the drain (server.drain) waits for them.
+    options |= {"timeout_graceful_shutdown": 5}
     if workers == 1:
         uvicorn.run(app, **options)
     else:  # each worker builds its own app from the same environment
         os.environ["LOG_LEVEL"] = args.log_level
+        os.environ[ADMISSION_DIR_VARIABLE] = calls_dir
         uvicorn.run("server.app:app_from_environment", factory=True, workers=workers, **options)
-    return 0
 
 
 def call(args: argparse.Namespace) -> int:

@@ -2,7 +2,7 @@
 
 import asyncio
 import os
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,20 +12,34 @@ from loguru import logger
 from starlette.status import WS_1008_POLICY_VIOLATION
 from twilio.request_validator import RequestValidator
 
-from pipelines.declaration import PIPELINES_DIR, ROUTES_FILE, Declaration, load_declarations
+from pipelines.declaration import (
+    PIPELINES_DIR,
+    ROUTES_FILE,
+    Bot,
+    Declaration,
+    load_declarations,
+)
 from pipelines.routing import PIPELINE_PARAMETER, load_routes
+from server.admission import ADMISSION_DIR_VARIABLE, Admission, RefusalLog
 from server.call import Call, run_call
+from server.drain import Drain, drain_on_exit_signals
 from server.greetings import GreetingCache
 from server.logs import configure_logging
 from server.served_pipelines import served_pipelines
 from server.settings import Settings, load_settings
+from server.size_limits import SizeLimits
 from server.stream_start import StreamStartError, read_stream_start
 from server.twilio_rest import TwilioCalls
 from server.twilio_urls import MEDIA_PATH, VOICE_PATH, media_stream_url, webhook_url
-from server.twiml import connect_stream
+from server.twiml import busy, connect_stream
+from server.upgrade_denial import refuse_upgrade
 from telephony.shared_smart_turn import shared_session
 from telephony.shared_tls import shared_tls
 from telephony.shared_vad import shared_model
+
+# What Twilio says to a caller the server cannot take, for an English bot; a bot in another
+# language says its own `unavailable` line.
+BUSY_LINE = "Sorry, all our lines are busy right now. Please call back in a few minutes. Goodbye."
 
 
 def create_app(
@@ -34,10 +48,15 @@ def create_app(
     *,
     routes_file: Path = PIPELINES_DIR / ROUTES_FILE,
     environ: dict[str, str] | None = None,
+    admission_dir: Path | None = None,
+    drain_on_signals: bool = False,
 ) -> FastAPI:
     """The bot server for `settings`, serving the pipelines in `declarations`.
 
     Variables that pipelines name themselves come from `environ` (default: the process's).
+    `admission_dir`: where the server's processes count their calls together (default: a
+    private directory, for one process). `drain_on_signals`: SIGTERM/SIGINT drain the calls
+    before uvicorn stops (see `server.drain`); for a server that owns its process.
     Raises `ConfigError` or `DeclarationError` naming what stops it from serving them.
     """
     routes = load_routes(settings.pipeline, set(declarations), routes_file)
@@ -49,6 +68,13 @@ def create_app(
     validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
     calls: dict[str, Call] = {}
     greetings = GreetingCache()
+    admission = Admission(admission_dir, settings.call_limit)
+    drain = Drain(
+        calls,
+        lambda call: declarations[call.pipeline].bot.shutdown_goodbye,
+        timeout=settings.drain_timeout_secs,
+    )
+    refusals = RefusalLog()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -59,18 +85,40 @@ def create_app(
         )
         await asyncio.to_thread(_preload, declarations)
         await greetings.warm(declarations, access)
-        yield
+        with drain_on_exit_signals(drain) if drain_on_signals else nullcontext():
+            yield
         await app.state.twilio.close()
+        admission.close()
 
     app = FastAPI(title="Twilio voice bot", lifespan=lifespan)
+    app.add_middleware(SizeLimits)
     app.state.calls = calls
     app.state.access = access
+    app.state.admission = admission
+    app.state.drain = drain
+
+    def refusal() -> str | None:
+        """Why a new call is refused now, if it is."""
+        if drain.draining:
+            return "the server is shutting down"
+        if not admission.has_room():
+            return f"{admission.count()} calls in progress (MAX_CALLS {admission.capacity})"
+        return None
 
     @app.get("/health")
-    async def health() -> dict:
-        # Per worker process: the pid tells which one answered.
-        tasks = len(asyncio.all_tasks())
-        return {"status": "ok", "calls": len(calls), "tasks": tasks, "pid": os.getpid()}
+    async def health() -> JSONResponse:
+        # "calls": this worker process's (the pid tells which one answered); "server_calls":
+        # every process's together.
+        status = "draining" if drain.draining else "ok"
+        body = {
+            "status": status,
+            "calls": len(calls),
+            "server_calls": admission.count(),
+            "max_calls": admission.capacity,
+            "tasks": len(asyncio.all_tasks()),
+            "pid": os.getpid(),
+        }
+        return JSONResponse(body, status_code=503 if drain.draining else 200)
 
     @app.post(VOICE_PATH)
     async def voice(request: Request) -> Response:
@@ -85,6 +133,10 @@ def create_app(
             "call_sid": form.get("CallSid", ""),
         }
         pipeline, why = routes.choose(request.query_params.get(PIPELINE_PARAMETER), form.get("To"))
+        if reason := refusal():
+            refusals.refused(f"POST {VOICE_PATH} answered busy", reason)
+            twiml = busy(*_busy_line(declarations[pipeline].bot))
+            return Response(content=twiml, media_type="application/xml")
         parameters[PIPELINE_PARAMETER] = pipeline
         logger.info(
             f"incoming call {parameters['call_sid']} from {parameters['caller']}: "
@@ -100,6 +152,20 @@ def create_app(
             logger.warning(f"rejected WS {MEDIA_PATH}: missing or wrong X-Twilio-Signature")
             await websocket.close(code=WS_1008_POLICY_VIOLATION)  # before accept: HTTP 403
             return
+        reason = refusal()
+        slot = None if reason else admission.admit()
+        if slot is None:
+            reason = reason or f"{admission.capacity} calls in progress (MAX_CALLS)"
+            refusals.refused(f"WS {MEDIA_PATH} upgrade refused", reason)
+            await refuse_upgrade(websocket, 503, reason)
+            return
+        try:
+            await serve_stream(websocket)
+        finally:
+            slot.release()
+
+    async def serve_stream(websocket: WebSocket) -> None:
+        """One admitted media stream: its call, from `start` until either side hangs up."""
         await websocket.accept()
         try:
             start = await read_stream_start(websocket)
@@ -127,6 +193,7 @@ def create_app(
                 logger.exception("the call failed")
             finally:
                 del calls[start.call_sid]
+                drain.call_ended()
                 logger.info("call ended")
 
     return app
@@ -135,7 +202,18 @@ def create_app(
 def app_from_environment() -> FastAPI:
     """The app of one worker process, configured from the environment like its parent."""
     configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
-    return create_app(load_settings(), load_declarations())
+    shared = os.environ.get(ADMISSION_DIR_VARIABLE)
+    return create_app(
+        load_settings(),
+        load_declarations(),
+        admission_dir=Path(shared) if shared else None,
+        drain_on_signals=True,
+    )
+
+
+def _busy_line(bot: Bot) -> tuple[str, str]:
+    """What a caller the server cannot take hears, and in which language."""
+    return (BUSY_LINE if bot.language.split("-")[0] == "en" else bot.unavailable), bot.language
 
 
 def _preload(declarations: dict[str, Declaration]) -> None:

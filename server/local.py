@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from pipelines.declaration import PIPELINES_DIR, ROUTES_FILE, Declaration
 from server.app import create_app
 from server.settings import Settings
+from server.size_limits import MAX_WEBSOCKET_MESSAGE_BYTES
 
 
 @dataclass
@@ -47,7 +48,13 @@ async def serve_locally(
     overrides = {key.lower(): value for key, value in env.items()} | {"public_url": url}
     settings = Settings(_env_file=None, **overrides)
     app = create_app(settings, declarations, routes_file=routes_file, environ=env)
-    config = uvicorn.Config(app, log_config=None, access_log=False, ws="websockets-sansio")
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        ws="websockets-sansio",
+        ws_max_size=MAX_WEBSOCKET_MESSAGE_BYTES,
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="bot-server")
     try:

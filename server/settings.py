@@ -13,6 +13,9 @@ from pipelines.provider import ProviderAccess
 
 PROVIDER_PREFIXES = ("deepgram_", "openai_", "cartesia_")
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
+# Calls per server process when MAX_CALLS is not set: the capacity knee BENCHMARKS.md measured
+# (8 calls on 2 processes before the reply overhead's p95 grew past its limit).
+CALLS_PER_WORKER = 4
 
 # What to do about each variable when it is missing or malformed.
 _HINTS = {
@@ -45,11 +48,20 @@ class Settings(BaseSettings):
     twilio_api_base_url: str = "https://api.twilio.com"
     pipeline: str = "default"
     workers: int = Field(default=0, ge=0)  # 0: one per CPU core
+    max_calls: int | None = Field(default=None, ge=0)  # unset: CALLS_PER_WORKER per worker
+    drain_timeout_secs: float = Field(default=30.0, ge=0, le=3600)
 
     @property
     def worker_count(self) -> int:
         """Server processes to run: WORKERS, or one per CPU core this process may use."""
         return self.workers or len(os.sched_getaffinity(0))
+
+    @property
+    def call_limit(self) -> int | None:
+        """Concurrent calls the whole server admits: MAX_CALLS (0: no limit, None)."""
+        if self.max_calls is None:
+            return CALLS_PER_WORKER * self.worker_count
+        return self.max_calls or None
 
     @field_validator("public_url")
     @classmethod

@@ -17,3 +17,11 @@ def connect_stream(stream_url: str, parameters: dict[str, str]) -> str:
     response = VoiceResponse()
     response.append(connect)
     return response.to_xml()
+
+
+def busy(message: str, language: str = "en") -> str:
+    """`<Say>` `message` in `language`, then `<Hangup/>`: for a call the server cannot take."""
+    response = VoiceResponse()
+    response.say(message, language=language)
+    response.hangup()
+    return response.to_xml()
