@@ -87,7 +87,8 @@ async def running(bot: Bot, env: dict[str, str]) -> AsyncIterator[BotServer]:
     url = f"http://127.0.0.1:{port}"
     keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
     env = keep | env | {"PORT": str(port), "PUBLIC_URL": url, "WORKERS": str(bot.workers)}
-    env |= {"LOG_LEVEL": "WARNING", "OPENBLAS_NUM_THREADS": "1"}
+    # No call limit: the capacity run finds the knee itself.
+    env |= {"LOG_LEVEL": "WARNING", "OPENBLAS_NUM_THREADS": "1", "MAX_CALLS": "0"}
     fd, log = tempfile.mkstemp(prefix=f"bench-{bot.name.split()[0]}-", suffix=".log")
     process = await asyncio.create_subprocess_exec(*bot.command, cwd=ROOT, env=env, stderr=fd)
     os.close(fd)

@@ -28,6 +28,7 @@ class _Section(BaseModel):
 # What the bot says when something goes wrong, in English: a bot in another language must
 # say each of these in its own (the declaration is refused otherwise).
 ENGLISH_LINES = {
+    "busy": "Sorry, all our lines are busy right now. Please call back in a few minutes. Goodbye.",
     "apology": "Sorry, I had a problem on my end. Could you say that again?",
     "unavailable": "Sorry, I can't take your call right now because of a technical problem. "
     "Please call back in a few minutes. Goodbye.",
@@ -42,7 +43,8 @@ ENGLISH_LINES = {
 class Bot(_Section):
     """What the bot says, and in which language.
 
-    Besides its greeting and farewell: `apology` (a provider failed mid-call; the call goes
+    Besides its greeting and farewell: `busy` (the server is full or shutting down: said by
+    Twilio instead of connecting the call), `apology` (a provider failed mid-call; the call goes
     on), `unavailable` (the call cannot go on: said before hanging up), `silence_prompt` and
     `silence_goodbye` (a silent caller), `time_up` (the call reached `[call] max_secs`) and
     `shutdown_goodbye` (the server is shutting down and could not wait for the call to end).
@@ -52,6 +54,7 @@ class Bot(_Section):
     greeting: str = Field(min_length=1)
     farewell: str = Field(min_length=1)
     language: str = Field(default="en", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    busy: str = Field(default=ENGLISH_LINES["busy"], min_length=1)
     apology: str = Field(default=ENGLISH_LINES["apology"], min_length=1)
     unavailable: str = Field(default=ENGLISH_LINES["unavailable"], min_length=1)
     silence_prompt: str = Field(default=ENGLISH_LINES["silence_prompt"], min_length=1)

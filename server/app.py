@@ -15,7 +15,6 @@ from twilio.request_validator import RequestValidator
 from pipelines.declaration import (
     PIPELINES_DIR,
     ROUTES_FILE,
-    Bot,
     Declaration,
     load_declarations,
 )
@@ -24,11 +23,12 @@ from server.admission import ADMISSION_DIR_VARIABLE, Admission, RefusalLog
 from server.call import Call, run_call
 from server.drain import Drain, drain_on_exit_signals
 from server.greetings import GreetingCache
-from server.logs import configure_logging
+from server.logs import configure_logging, register_environment_secrets
 from server.served_pipelines import served_pipelines
 from server.settings import Settings, load_settings
 from server.size_limits import SizeLimits
-from server.stream_start import StreamStartError, read_stream_start
+from server.stream_start import StreamStart, StreamStartError, read_stream_start
+from server.stream_tokens import ClaimedSids, StreamTokenError, StreamTokens
 from server.twilio_rest import TwilioCalls
 from server.twilio_urls import MEDIA_PATH, VOICE_PATH, media_stream_url, webhook_url
 from server.twiml import busy, connect_stream
@@ -36,10 +36,6 @@ from server.upgrade_denial import refuse_upgrade
 from telephony.shared_smart_turn import shared_session
 from telephony.shared_tls import shared_tls
 from telephony.shared_vad import shared_model
-
-# What Twilio says to a caller the server cannot take, for an English bot; a bot in another
-# language says its own `unavailable` line.
-BUSY_LINE = "Sorry, all our lines are busy right now. Please call back in a few minutes. Goodbye."
 
 
 def create_app(
@@ -63,6 +59,7 @@ def create_app(
     access = settings.provider_access(
         {name for declaration in declarations.values() for name in declaration.needs()}, environ
     )
+    register_environment_secrets(dict(access.values))  # masked in every log line from now on
     routes = replace(routes, served=frozenset(served_pipelines(declarations, access, routes)))
     declarations = {name: declarations[name] for name in routes.served}
     validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
@@ -75,6 +72,10 @@ def create_app(
         timeout=settings.drain_timeout_secs,
     )
     refusals = RefusalLog()
+    tokens = StreamTokens(
+        settings.twilio_auth_token.get_secret_value(),
+        claim=ClaimedSids(admission.directory / "stream-claims"),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -135,20 +136,24 @@ def create_app(
         pipeline, why = routes.choose(request.query_params.get(PIPELINE_PARAMETER), form.get("To"))
         if reason := refusal():
             refusals.refused(f"POST {VOICE_PATH} answered busy", reason)
-            twiml = busy(*_busy_line(declarations[pipeline].bot))
+            bot = declarations[pipeline].bot
+            twiml = busy(bot.busy, bot.language)
             return Response(content=twiml, media_type="application/xml")
+        if not parameters["call_sid"]:
+            logger.warning(f"rejected POST {VOICE_PATH}: no CallSid")
+            return JSONResponse({"error": "no CallSid"}, status_code=400)
         parameters[PIPELINE_PARAMETER] = pipeline
         logger.info(
             f"incoming call {parameters['call_sid']} from {parameters['caller']}: "
             f"pipeline {pipeline!r} ({why})"
         )
-        twiml = connect_stream(media_stream_url(settings.public_url), parameters)
-        return Response(content=twiml, media_type="application/xml")
+        url = media_stream_url(settings.public_url, tokens.issue(parameters["call_sid"]))
+        return Response(content=connect_stream(url, parameters), media_type="application/xml")
 
-    @app.websocket(MEDIA_PATH)
-    async def media(websocket: WebSocket) -> None:
+    @app.websocket(MEDIA_PATH + "/{token}")
+    async def media(websocket: WebSocket, token: str) -> None:
         signature = websocket.headers.get("X-Twilio-Signature", "")
-        if not validator.validate(media_stream_url(settings.public_url), {}, signature):
+        if not validator.validate(media_stream_url(settings.public_url, token), {}, signature):
             logger.warning(f"rejected WS {MEDIA_PATH}: missing or wrong X-Twilio-Signature")
             await websocket.close(code=WS_1008_POLICY_VIOLATION)  # before accept: HTTP 403
             return
@@ -160,15 +165,22 @@ def create_app(
             await refuse_upgrade(websocket, 503, reason)
             return
         try:
-            await serve_stream(websocket)
+            call_sid = tokens.redeem(token)
+        except StreamTokenError as e:
+            slot.release()
+            logger.warning(f"rejected WS {MEDIA_PATH}: {e}")
+            await websocket.close(code=WS_1008_POLICY_VIOLATION)  # before accept: HTTP 403
+            return
+        try:
+            await serve_stream(websocket, call_sid)
         finally:
             slot.release()
 
-    async def serve_stream(websocket: WebSocket) -> None:
+    async def serve_stream(websocket: WebSocket, call_sid: str) -> None:
         """One admitted media stream: its call, from `start` until either side hangs up."""
         await websocket.accept()
         try:
-            start = await read_stream_start(websocket)
+            start = _for_call(await read_stream_start(websocket), call_sid)
         except StreamStartError as e:
             logger.warning(f"closing a media stream that did not start: {e}")
             await websocket.close(code=WS_1008_POLICY_VIOLATION)
@@ -192,7 +204,7 @@ def create_app(
             except Exception:
                 logger.exception("the call failed")
             finally:
-                del calls[start.call_sid]
+                calls.pop(start.call_sid, None)
                 drain.call_ended()
                 logger.info("call ended")
 
@@ -211,9 +223,11 @@ def app_from_environment() -> FastAPI:
     )
 
 
-def _busy_line(bot: Bot) -> tuple[str, str]:
-    """What a caller the server cannot take hears, and in which language."""
-    return (BUSY_LINE if bot.language.split("-")[0] == "en" else bot.unavailable), bot.language
+def _for_call(start: StreamStart, call_sid: str) -> StreamStart:
+    """`start`, if it is for the call whose stream token was redeemed."""
+    if start.call_sid != call_sid:
+        raise StreamStartError(f"'start' names call {start.call_sid}, the stream is {call_sid}'s")
+    return start
 
 
 def _preload(declarations: dict[str, Declaration]) -> None:

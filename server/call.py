@@ -17,7 +17,6 @@ from pipelines.provider import ProviderAccess
 from processors.frames import EndCallFrame
 from processors.greeting_player import SpokenSentence
 from processors.twilio_serializer import TwilioSerializer
-from server.logs import register_environment_secrets
 from server.provider_failure import end_call_if_unusable
 from server.stream_start import StreamStart
 from server.twilio_rest import TwilioCalls
@@ -54,7 +53,6 @@ async def run_call(
     greeting: list[SpokenSentence] | None = None,
 ) -> None:
     """Run the call's pipeline until either side hangs up; hang up through REST if we ended it."""
-    register_environment_secrets(dict(access.values))  # masked in logs (server/logs.py)
     serializer = TwilioSerializer(call.start.stream_sid)
     transport = FastAPIWebsocketTransport(websocket, _transport_params(serializer))
     built = build_pipeline(declaration, transport, access, greeting)

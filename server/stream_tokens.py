@@ -13,10 +13,13 @@ any worker process can check it without shared state. "Used" lives in the admiss
 import base64
 import hashlib
 import hmac
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 TOKEN_TTL_SECS = 60.0  # Twilio opens the stream within a second or two of the TwiML
+_PRUNE_EVERY = 100  # claims between two clean-ups of expired claim files
 
 
 class StreamTokenError(Exception):
@@ -61,18 +64,43 @@ class StreamTokens:
 
 
 class ClaimedSids:
-    """`claim` for one process: remembers each claimed call SID until its token expires."""
+    """`claim` shared by every process of a server: one file per claimed call SID.
 
-    def __init__(self, clock: Callable[[], float] = time.time):
-        """Start with nothing claimed."""
-        self._until: dict[str, float] = {}
+    `O_CREAT | O_EXCL` makes the first claim win across processes; a file names its token's
+    expiry, after which the SID may be claimed again (and the file is cleaned up).
+    """
+
+    def __init__(self, directory: Path, clock: Callable[[], float] = time.time):
+        """Keep claims in `directory` (created if missing)."""
+        self._directory = Path(directory)
+        self._directory.mkdir(parents=True, exist_ok=True)
         self._clock = clock
+        self._claims = 0
 
     def __call__(self, call_sid: str, expires: float) -> bool:
         """True if `call_sid` was not claimed yet (and claim it)."""
-        now = self._clock()
-        self._until = {sid: until for sid, until in self._until.items() if until >= now}
-        if call_sid in self._until:
+        self._claims += 1
+        if self._claims % _PRUNE_EVERY == 0:
+            self._prune()
+        path = self._directory / hashlib.sha256(call_sid.encode()).hexdigest()[:32]
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            if self._expired(path):
+                path.unlink(missing_ok=True)
+                return self(call_sid, expires)
             return False
-        self._until[call_sid] = expires
+        with os.fdopen(fd, "w") as file:
+            file.write(f"{expires:.0f}")
         return True
+
+    def _expired(self, path: Path) -> bool:
+        try:
+            return float(path.read_text() or "inf") < self._clock()
+        except (OSError, ValueError):
+            return False  # being written by another process right now: not expired
+
+    def _prune(self) -> None:
+        for path in self._directory.iterdir():
+            if self._expired(path):
+                path.unlink(missing_ok=True)

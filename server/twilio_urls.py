@@ -6,11 +6,12 @@ MEDIA_PATH = "/media"
 VOICE_PATH = "/voice"
 
 
-def media_stream_url(public_url: str) -> str:
-    """The `<Stream url>` for Media Streams: https → wss, http → ws."""
+def media_stream_url(public_url: str, token: str = "") -> str:
+    """The `<Stream url>` for Media Streams (https → wss, http → ws), ending in `/<token>`."""
     parts = urlsplit(public_url)
     scheme = "wss" if parts.scheme == "https" else "ws"
-    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + MEDIA_PATH, "", ""))
+    path = parts.path.rstrip("/") + MEDIA_PATH + (f"/{token}" if token else "")
+    return urlunsplit((scheme, parts.netloc, path, "", ""))
 
 
 def webhook_url(public_url: str, path: str, query: str = "") -> str:

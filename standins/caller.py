@@ -72,6 +72,7 @@ class SimulatedCall:
         self.call_sid = call_sid
         self.stream_sid = _sid("MZ")
         self.parameters = params
+        self.stream_url = ""  # the URL the bot's TwiML gave
         self.timeline: list[Event] = []
         self.playout = PlayoutBuffer()
         self.closed = asyncio.Event()
@@ -100,30 +101,24 @@ class SimulatedCall:
         `webhook_query` is added to the /voice URL (as configured on a Twilio number);
         `parameters` override the TwiML's stream `<Parameter>`s (as a TwiML author would).
         """
-        call_sid = _sid("CA")
-        form = {
-            "AccountSid": account_sid,
-            "ApiVersion": "2010-04-01",
-            "CallSid": call_sid,
-            "CallStatus": "ringing",
-            "Called": called,
-            "Caller": caller,
-            "Direction": "inbound",
-            "From": caller,
-            "To": called,
-        }
-        validator = RequestValidator(auth_token)
-        url = f"{base_url.rstrip('/')}/voice" + (f"?{webhook_query}" if webhook_query else "")
-        twiml = await _post_webhook(url, form, signature or validator.compute_signature(url, form))
-        stream_url, params = _parse_stream(twiml)
-        params |= parameters or {}
+        answer = await answered(
+            base_url,
+            account_sid=account_sid,
+            auth_token=auth_token,
+            caller=caller,
+            called=called,
+            signature=signature,
+            webhook_query=webhook_query,
+        )
         ws = await connect(
-            stream_url,
-            additional_headers={"X-Twilio-Signature": validator.compute_signature(stream_url, {})},
+            answer.stream_url,
+            additional_headers={"X-Twilio-Signature": answer.stream_signature},
             proxy=None,
             compression=None,
         )
-        call = cls(ws, account_sid=account_sid, call_sid=call_sid, params=params)
+        params = answer.parameters | (parameters or {})
+        call = cls(ws, account_sid=account_sid, call_sid=answer.call_sid, params=params)
+        call.stream_url = answer.stream_url
         await call._start()
         return call
 
@@ -330,6 +325,50 @@ class SimulatedCall:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """How the bot answered an incoming call's webhook: where to stream, and as which call."""
+
+    call_sid: str
+    stream_url: str
+    stream_signature: str  # X-Twilio-Signature of the stream's WebSocket upgrade
+    parameters: dict[str, str]
+
+
+async def answered(
+    base_url: str,
+    *,
+    account_sid: str,
+    auth_token: str,
+    caller: str = "+15551230000",
+    called: str = "+15557650000",
+    signature: str | None = None,
+    webhook_query: str = "",
+    call_sid: str | None = None,
+) -> Answer:
+    """Post Twilio's signed incoming-call webhook to the bot at `base_url`; read its TwiML.
+
+    `call_sid`: the call's SID (default: a new one; an old one replays that call's webhook).
+    """
+    call_sid = call_sid or _sid("CA")
+    form = {
+        "AccountSid": account_sid,
+        "ApiVersion": "2010-04-01",
+        "CallSid": call_sid,
+        "CallStatus": "ringing",
+        "Called": called,
+        "Caller": caller,
+        "Direction": "inbound",
+        "From": caller,
+        "To": called,
+    }
+    validator = RequestValidator(auth_token)
+    url = f"{base_url.rstrip('/')}/voice" + (f"?{webhook_query}" if webhook_query else "")
+    twiml = await _post_webhook(url, form, signature or validator.compute_signature(url, form))
+    stream_url, params = _parse_stream(twiml)
+    return Answer(call_sid, stream_url, validator.compute_signature(stream_url, {}), params)
 
 
 async def _post_webhook(url: str, form: dict, signature: str) -> str:

@@ -1,6 +1,6 @@
 """Helpers for end-to-end tests: dialing, and what the stand-ins saw."""
 
-from standins.caller import SimulatedCall
+from standins.caller import Answer, SimulatedCall, answered
 from standins.stack import ACCOUNT_SID, AUTH_TOKEN
 
 
@@ -24,3 +24,8 @@ def final_transcripts(standins) -> list[str]:
         and message.get("is_final")
         and message["channel"]["alternatives"][0]["transcript"]
     ]
+
+
+async def answer(url: str, **kwargs) -> Answer:
+    """The bot at `url` answers a signed incoming-call webhook: its stream URL, signed."""
+    return await answered(url, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, **kwargs)

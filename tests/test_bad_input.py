@@ -5,7 +5,7 @@ import json
 
 from test_call import BOOKING_REPLY, heard_matches
 
-from calls import dial
+from calls import answer, dial
 
 BAD_MESSAGES = {
     "not JSON": "this is not json",
@@ -35,14 +35,12 @@ async def test_bad_messages_are_logged_and_the_call_and_others_go_on(bot, data, 
 
 async def test_media_before_start_is_dropped_with_a_warning(bot, log_lines):
     import websockets
-    from twilio.request_validator import RequestValidator
 
-    from standins.stack import AUTH_TOKEN
-
-    url = bot.url.replace("http", "ws") + "/media"
-    signature = RequestValidator(AUTH_TOKEN).compute_signature(url, {})
+    stream = await answer(bot.url)
     async with websockets.connect(
-        url, additional_headers={"X-Twilio-Signature": signature}, proxy=None
+        stream.stream_url,
+        additional_headers={"X-Twilio-Signature": stream.stream_signature},
+        proxy=None,
     ) as ws:
         await ws.send(json.dumps({"event": "media", "media": {"payload": "//8="}}))
         await ws.send(json.dumps({"event": "start", "start": {"streamSid": "MZ1"}}))

@@ -8,7 +8,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pipecat.frames.frames import Frame
 
-from harness.faults.hostile import answered, fuzz_live_call, hostile_batches, hostile_messages
+from harness.faults.hostile import (
+    fuzz_live_call,
+    heard_the_reply,
+    hostile_batches,
+    hostile_messages,
+)
 from processors.frames import PlaybackEchoFrame, PlaybackMarkFrame
 from processors.twilio_serializer import TwilioSerializer
 from server.stream_start import StreamStart, StreamStartError, read_stream_start
@@ -119,6 +124,6 @@ async def test_a_fuzzed_live_call_crashes_nothing_leaks_nothing_and_spares_the_o
     assert run.examples == 30 and run.openings == 12
     assert run.errors == [], run.errors[:3]
     assert run.fuzzed_call_alive, "the fuzzed call was dropped"
-    assert answered(run.other_call_heard), run.other_call_heard
+    assert heard_the_reply(run.other_call_heard), run.other_call_heard
     assert run.tasks_after is not None, f"tasks never back to {run.tasks_before}"
     assert run.outcome.survived, run.outcome.problems

@@ -8,11 +8,12 @@ import pytest
 
 from calls import dial
 from harness.faults.overload import MAX_CALLS, over_max_calls
-from pipelines.declaration import load_declarations
-from server.app import BUSY_LINE
+from pipelines.declaration import ENGLISH_LINES, load_declarations
 from server.local import serve_locally
 from server.settings import Settings
 from standins.caller import DialError
+
+BUSY_LINE = ENGLISH_LINES["busy"]
 
 
 async def test_extra_calls_get_busy_twiml_and_refused_upgrades_while_admitted_ones_talk(

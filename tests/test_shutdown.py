@@ -9,7 +9,9 @@ import pytest
 
 from calls import dial
 from harness.faults.shutdown import DRAIN_TIMEOUT_SECS, sigterm_during_calls, start_server
-from server.app import BUSY_LINE
+from pipelines.declaration import ENGLISH_LINES
+
+BUSY_LINE = ENGLISH_LINES["busy"]
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -24,7 +26,9 @@ async def test_sigterm_drains_the_calls_says_goodbye_to_the_rest_and_exits_0(wor
     assert status == 503 and body["status"] == "draining" and body["server_calls"] == 2
     assert seconds < (1.0 if workers == 1 else 10.0)
     root = ET.fromstring(run.voice_during_drain)
-    assert [child.tag for child in root] == ["Say", "Hangup"] and root[0].text == BUSY_LINE
+    assert [child.tag for child in root] == ["Say", "Hangup"] and root[0].text == ENGLISH_LINES[
+        "busy"
+    ]
     # The caller who said goodbye: the whole farewell, then the REST hang-up.
     assert run.farewell_heard
     assert run.hangups[run.leaving_sid] >= run.last_echo[run.leaving_sid]

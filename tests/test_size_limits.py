@@ -7,12 +7,11 @@ import json
 import aiohttp
 import websockets
 from test_call import BOOKING_REPLY, heard_matches
-from twilio.request_validator import RequestValidator
 
-from calls import dial
+from calls import answer, dial
 from processors.twilio_serializer import MAX_MESSAGE_BYTES
 from server.size_limits import MAX_BODY_BYTES, MAX_WEBSOCKET_MESSAGE_BYTES
-from standins.stack import ACCOUNT_SID, AUTH_TOKEN
+from standins.stack import ACCOUNT_SID
 
 
 async def post(url: str, data, headers: dict | None = None) -> tuple[int, str]:
@@ -63,13 +62,14 @@ def test_the_serializer_drops_messages_well_below_the_protocol_cap():
 async def test_a_message_over_the_protocol_cap_closes_that_socket_only(bot, data, log_lines):
     good = await dial(bot.url)
     await good.listen()
-    url = bot.url.replace("http", "ws", 1) + "/media"
-    signature = RequestValidator(AUTH_TOKEN).compute_signature(url, {})
+    stream = await answer(bot.url)
     ws = await websockets.connect(
-        url, additional_headers={"X-Twilio-Signature": signature}, proxy=None
+        stream.stream_url,
+        additional_headers={"X-Twilio-Signature": stream.stream_signature},
+        proxy=None,
     )
     await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
-    start = {"accountSid": ACCOUNT_SID, "streamSid": "MZ" + "1" * 32, "callSid": "CA" + "1" * 32}
+    start = {"accountSid": ACCOUNT_SID, "streamSid": "MZ" + "1" * 32, "callSid": stream.call_sid}
     await ws.send(json.dumps({"event": "start", "streamSid": start["streamSid"], "start": start}))
     await asyncio.sleep(0.5)
     payload = "A" * MAX_WEBSOCKET_MESSAGE_BYTES

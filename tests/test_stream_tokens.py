@@ -1,5 +1,9 @@
 """Stream tokens: one call, one use, a minute at most, and only ours."""
 
+import multiprocessing
+import time
+from pathlib import Path
+
 import pytest
 
 from server.stream_tokens import ClaimedSids, StreamTokenError, StreamTokens
@@ -15,13 +19,13 @@ class Clock:
         return self.now
 
 
-def tokens(clock: Clock, token: str = "auth-token") -> StreamTokens:
-    return StreamTokens(token, claim=ClaimedSids(clock), ttl_secs=60, clock=clock)
+def tokens(clock: Clock, directory, token: str = "auth-token") -> StreamTokens:
+    return StreamTokens(token, claim=ClaimedSids(directory, clock), ttl_secs=60, clock=clock)
 
 
-def test_a_token_redeems_once_for_its_call():
+def test_a_token_redeems_once_for_its_call(tmp_path):
     clock = Clock()
-    issuer = tokens(clock)
+    issuer = tokens(clock, tmp_path)
     token = issuer.issue(SID)
     assert issuer.redeem(token) == SID
     with pytest.raises(StreamTokenError, match="already used .* a replay"):
@@ -30,9 +34,9 @@ def test_a_token_redeems_once_for_its_call():
         issuer.redeem(issuer.issue(SID))  # a replayed webhook gets a fresh token: same call
 
 
-def test_a_token_expires():
+def test_a_token_expires(tmp_path):
     clock = Clock()
-    issuer = tokens(clock)
+    issuer = tokens(clock, tmp_path)
     token = issuer.issue(SID)
     clock.now += 61
     with pytest.raises(StreamTokenError, match="expired"):
@@ -50,21 +54,44 @@ def test_a_token_expires():
         lambda t: "CA1.x.y",
     ],
 )
-def test_a_forged_or_altered_token_is_refused(forge):
-    issuer = tokens(Clock())
+def test_a_forged_or_altered_token_is_refused(forge, tmp_path):
+    issuer = tokens(Clock(), tmp_path)
     with pytest.raises(StreamTokenError, match="did not issue"):
         issuer.redeem(forge(issuer.issue(SID)))
 
 
-def test_a_token_from_a_server_with_another_auth_token_is_refused():
+def test_a_token_from_a_server_with_another_auth_token_is_refused(tmp_path):
     clock = Clock()
     with pytest.raises(StreamTokenError, match="did not issue"):
-        tokens(clock).redeem(tokens(clock, "other-token").issue(SID))
+        tokens(clock, tmp_path).redeem(tokens(clock, tmp_path, "other-token").issue(SID))
 
 
-def test_claims_are_forgotten_once_their_tokens_expire():
+def test_claims_are_forgotten_once_their_tokens_expire(tmp_path):
     clock = Clock()
-    claimed = ClaimedSids(clock)
+    claimed = ClaimedSids(tmp_path, clock)
     assert claimed(SID, clock.now + 60) and not claimed(SID, clock.now + 60)
     clock.now += 61
     assert claimed(SID, clock.now + 60)
+    for n in range(200):  # expired claim files are cleaned up as claims go on
+        clock.now += 61
+        claimed(f"CA{n:032x}", clock.now + 60)
+    assert len(list(tmp_path.iterdir())) < 101
+
+
+def _claim_in_another_process(directory: str, queue) -> None:
+    queue.put(ClaimedSids(Path(directory))(SID, time.time() + 60))
+
+
+def test_a_claim_holds_across_processes(tmp_path):
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    processes = [
+        context.Process(target=_claim_in_another_process, args=(str(tmp_path), queue))
+        for _ in range(4)
+    ]
+    for process in processes:
+        process.start()
+    results = [queue.get(timeout=60) for _ in processes]
+    for process in processes:
+        process.join()
+    assert sorted(results) == [False, False, False, True]

@@ -10,6 +10,10 @@ def test_stream_url_follows_the_public_scheme():
     assert media_stream_url("https://bot.example.com") == "wss://bot.example.com/media"
     assert media_stream_url("http://127.0.0.1:8765") == "ws://127.0.0.1:8765/media"
     assert media_stream_url("https://example.com/bot/") == "wss://example.com/bot/media"
+    token = "CA1.1700000000.abc_-"
+    assert (
+        media_stream_url("https://bot.example.com", token) == f"wss://bot.example.com/media/{token}"
+    )
 
 
 def test_webhook_url_keeps_the_query_string_twilio_signed():

@@ -25,7 +25,7 @@ from twilio.request_validator import RequestValidator
 
 from harness.faults import Fault, Outcome, bot_with, dial, heard_sentences, spoken_texts
 from server.local import LocalBot
-from standins.caller import DialError
+from standins.caller import DialError, answered
 from standins.stack import ACCOUNT_SID, AUTH_TOKEN
 
 BOOK_TABLE = Path(__file__).parents[2] / "tests" / "data" / "book_table.wav"
@@ -241,7 +241,7 @@ def judge_fuzz(run: FuzzRun) -> FuzzRun:
         problems.append(f"{len(run.failures)} batch(es) could not be sent: {run.failures[:3]}")
     if not run.fuzzed_call_alive:
         problems.append("the fuzzed call was dropped")
-    if not answered(run.other_call_heard):
+    if not heard_the_reply(run.other_call_heard):
         problems.append(f"the other call heard {run.other_call_heard}, not the booking reply")
     if run.tasks_after is None:
         problems.append(f"asyncio tasks never came back to {run.tasks_before}")
@@ -254,7 +254,7 @@ def judge_fuzz(run: FuzzRun) -> FuzzRun:
     return run
 
 
-def answered(heard: list[str]) -> bool:
+def heard_the_reply(heard: list[str]) -> bool:
     """The booking reply was heard from its first word to its last sentence.
 
     On a starved 2-core machine a 20 ms packet of the reply is sometimes lost or late, which
@@ -304,14 +304,11 @@ async def _fuzz_opening(bot: LocalBot, batch: list[str | bytes]) -> None:
 
     Each stream is its own call, as Twilio's are (a reused callSid is a replay).
     """
-    sids = {
-        _OPENING_STREAM: "MZ" + secrets.token_hex(16),
-        _OPENING_CALL: "CA" + secrets.token_hex(16),
-    }
+    stream = await answered(bot.url, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
+    sids = {_OPENING_STREAM: "MZ" + secrets.token_hex(16), _OPENING_CALL: stream.call_sid}
     batch = [_with(message, sids) for message in batch]
-    url = bot.url.replace("http", "ws") + "/media"
-    headers = {"X-Twilio-Signature": RequestValidator(AUTH_TOKEN).compute_signature(url, {})}
-    async with websockets.connect(url, additional_headers=headers, proxy=None) as ws:
+    headers = {"X-Twilio-Signature": stream.stream_signature}
+    async with websockets.connect(stream.stream_url, additional_headers=headers, proxy=None) as ws:
         try:
             for message in batch:
                 await ws.send(message)
@@ -365,7 +362,7 @@ async def forged_signatures() -> Outcome:
         except DialError as e:
             if "HTTP 403" not in str(e):
                 problems.append(f"webhook refused, but not with 403: {e}")
-        url = bot.url.replace("http", "ws") + "/media"
+        url = (await answered(bot.url, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)).stream_url
         for signature in ("", RequestValidator("other").compute_signature(url, {})):
             headers = {"X-Twilio-Signature": signature} if signature else {}
             try:
@@ -378,6 +375,36 @@ async def forged_signatures() -> Outcome:
             problems.append("a refused request started a pipeline")
     figures = "webhook and stream upgrade signed with another token: 403, no pipeline started"
     return Outcome(not problems, [], figures if not problems else "", problems)
+
+
+async def replayed_upgrade() -> Outcome:
+    """A call's stream upgrade, URL and signature replayed as seen, during and after the call."""
+    problems, statuses = [], []
+    async with bot_with() as (bot, standins):
+        call = await dial(bot)
+        await call.listen()
+        headers = {
+            "X-Twilio-Signature": RequestValidator(AUTH_TOKEN).compute_signature(
+                call.stream_url, {}
+            )
+        }
+        for moment in ("during", "after"):
+            if moment == "after":
+                await call.hang_up()
+            try:
+                async with websockets.connect(
+                    call.stream_url, additional_headers=headers, proxy=None
+                ):
+                    statuses.append(101)
+            except websockets.InvalidStatus as e:
+                statuses.append(e.response.status_code)
+        if statuses != [403, 403]:
+            problems.append(f"the replayed upgrade got {statuses}, not 403 both times")
+        if len(standins.stt.connections) != 1:
+            problems.append(f"{len(standins.stt.connections)} pipelines ran for one call")
+        heard = heard_sentences(call, spoken_texts(standins))
+    figures = f"replayed upgrade during the call and after it: HTTP {statuses[0]}, {statuses[1]}"
+    return Outcome(not problems, heard, figures, problems)
 
 
 async def _fuzz_fault() -> Outcome:
@@ -395,5 +422,10 @@ FAULTS = [
         "Forged Twilio signature",
         "webhook and WebSocket upgrade signed with another auth token, or unsigned",
         forged_signatures,
+    ),
+    Fault(
+        "Replayed stream upgrade",
+        "a call's WebSocket upgrade (URL and X-Twilio-Signature) sent again, during and after it",
+        replayed_upgrade,
     ),
 ]

@@ -11,11 +11,13 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from harness.faults import Fault, Outcome, bot_with, dial
-from server.app import BUSY_LINE
+from pipelines.declaration import ENGLISH_LINES
 from standins.audio import pcm_to_ulaw
 from standins.caller import SimulatedCall
 from standins.speech import synthesize
 from standins.stack import ACCOUNT_SID, AUTH_TOKEN
+
+BUSY_LINE = ENGLISH_LINES["busy"]
 
 BOOK_TABLE = Path(__file__).parents[2] / "tests" / "data" / "book_table.wav"
 BOOKING_REPLY = "Of course. A table for two tomorrow at seven. May I have a name for the booking?"
@@ -101,7 +103,8 @@ async def _hammer(url: str, attempts: Attempts, stop: asyncio.Event) -> None:
     """Extra calls, one after another until `stop`: a signed /voice, then a signed upgrade."""
     validator = RequestValidator(AUTH_TOKEN)
     voice_url = f"{url}/voice"
-    media_url = url.replace("http", "ws", 1) + "/media"
+    # Signed, with a token that was never issued: a full server refuses before reading it.
+    media_url = url.replace("http", "ws", 1) + "/media/not-a-stream-token"
     form = {"AccountSid": ACCOUNT_SID, "CallSid": "CA" + "e" * 32, "From": "+1555", "To": "+1666"}
     headers = {"X-Twilio-Signature": validator.compute_signature(voice_url, form)}
     media_headers = {"X-Twilio-Signature": validator.compute_signature(media_url, {})}
@@ -130,7 +133,9 @@ def _is_busy(twiml: str) -> bool:
         root = ET.fromstring(twiml)
     except ET.ParseError:
         return False
-    return [child.tag for child in root] == ["Say", "Hangup"] and root[0].text == BUSY_LINE
+    return [child.tag for child in root] == ["Say", "Hangup"] and root[0].text == ENGLISH_LINES[
+        "busy"
+    ]
 
 
 def _judge(run: OverloadRun) -> Outcome:
@@ -149,7 +154,7 @@ def _judge(run: OverloadRun) -> Outcome:
     if run.stt_connections != MAX_CALLS:
         problems.append(f"{run.stt_connections} pipelines started for {MAX_CALLS} admitted calls")
     heard = [f"admitted: {BOOKING_REPLY if t.heard_reply else '?'}" for t in run.hammered]
-    heard.append(f"extra callers: {BUSY_LINE} [hang-up]")
+    heard.append(f"extra callers: {ENGLISH_LINES['busy']} [hang-up]")
     return Outcome(not problems, heard, _figures(run), problems)
 
 
