@@ -13,6 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
 from aiohttp import WSMsgType, web
 from loguru import logger
@@ -32,6 +33,13 @@ _MODEL = {
     "model_uuid": "00000000-0000-4000-8000-000000000003",
 }
 _IDLE_REASON = b"Deepgram did not receive audio data or a text message within the timeout window."
+_REFUSALS = {  # refused upgrades as Deepgram words them: (err_code, err_msg)
+    400: ("Bad Request", "Bad Request."),
+    401: ("INVALID_AUTH", "Invalid credentials."),
+    402: ("ASR_PAYMENT_REQUIRED", "Project does not have enough credits."),
+    403: ("INSUFFICIENT_PERMISSIONS", "Project does not have access to the requested model."),
+    429: ("TOO_MANY_REQUESTS", "Too many requests."),
+}
 
 
 def refusal(
@@ -72,10 +80,15 @@ class STTConnection:
     sent: list[dict] = field(default_factory=list)  # every message sent, in order
     sent_at: list[float] = field(default_factory=list)  # time.monotonic() of each
     closed: bool = False
+    opened_at: float = field(default_factory=time.monotonic)
+    closed_at: float | None = None  # time.monotonic() when it closed
+    speech_secs: float = 0.0  # of the audio received, how much was speech
+    dropped: bool = False  # the stand-in cut this connection (see `drop_after_speech_secs`)
+    audio: bytearray = field(default_factory=bytearray, repr=False)  # every byte received
     max_lag: float = 0.0  # how far behind real time the audio arrived, at worst (s)
     _schedule: float = field(default=float("inf"), repr=False)
 
-    def received(self, audio_bytes: int, sample_rate: int) -> None:
+    def received(self, audio: bytes, sample_rate: int) -> None:
         """Count audio in, and how much later than real time it arrives.
 
         Live audio cannot arrive before its last sample was spoken, so each message implies
@@ -83,7 +96,8 @@ class STTConnection:
         earliest such start is the real-time schedule; a message later than it lags. The
         first second is left out: audio kept while the socket opened arrives in a burst.
         """
-        self.audio_bytes += audio_bytes
+        self.audio_bytes += len(audio)
+        self.audio += audio
         spoken = self.audio_bytes / 2 / sample_rate
         start = time.monotonic() - spoken
         self._schedule = min(self._schedule, start)
@@ -142,7 +156,7 @@ class _Stream:
 
     def audio(self, data: bytes) -> None:
         """Take binary audio and process it 20 ms at a time."""
-        self.conn.received(len(data), self.rate)
+        self.conn.received(data, self.rate)
         self.sha.update(data)
         self.pending += data
         size = self.rate // 50 * 2
@@ -153,6 +167,7 @@ class _Stream:
     def _frame(self, frame: bytes) -> None:
         start, speech = self.position, is_speech(frame)
         self.position += len(frame) // 2
+        self.conn.speech_secs += speech * len(frame) / 2 / self.rate
         if self.segment is None and speech:
             self._open_segment(start)
         if self.utterance is not None:
@@ -257,9 +272,17 @@ class DeepgramSTTStandIn(LocalServer):
 
     Knobs: `final_delay` seconds before each final result; `connect_delay` seconds before the
     handshake completes; `reject_connections` upgrades refused with 503 before serving again;
-    `idle_timeout` seconds with neither audio nor a text message before closing (1011);
-    `api_key` to accept only that key; `recognizer` (default: the recordings in the language
-    the client asks for, `recognizer_for(language)`).
+    `reject_with_status` every upgrade refused with that status (401: Deepgram's answer to a
+    bad key); `idle_timeout` seconds with neither audio nor a text message before closing
+    (1011); `api_key` to accept only that key; `recognizer` (default: the recordings in the
+    language the client asks for, `recognizer_for(language)`).
+
+    A network failure: after `drop_after_speech_secs` of speech received on a connection (so
+    mid-utterance, however long the greeting took), the stand-in cuts
+    it (the first `drops` connections) as `drop_with` says: "abort" closes the TCP connection
+    with no close frame and no further results (the client sees 1006, as when a network path
+    dies), 1011 sends Deepgram's internal-error close. Results not yet sent are lost; the
+    next `refuse_after_drop` upgrades are refused with 503 (Deepgram briefly unavailable).
     Tests read `connections` (one `STTConnection` each) and `refused` (HTTP statuses).
     """
 
@@ -271,13 +294,22 @@ class DeepgramSTTStandIn(LocalServer):
         final_delay: float = 0.0,
         connect_delay: float = 0.0,
         reject_connections: int = 0,
+        reject_with_status: int | None = None,
         idle_timeout: float = 10.0,
+        drop_after_speech_secs: float | None = None,
+        drop_with: Literal["abort", 1011] = "abort",
+        drops: int = 1,
+        refuse_after_drop: int = 0,
         port: int = 0,
     ) -> None:
         super().__init__(port=port)
         self.recognizer = recognizer
         self.api_key, self.final_delay, self.connect_delay = api_key, final_delay, connect_delay
         self.reject_connections, self.idle_timeout = reject_connections, idle_timeout
+        self.reject_with_status = reject_with_status
+        self.drop_after_speech_secs, self.drop_with = drop_after_speech_secs, drop_with
+        self.drops = drops
+        self.refuse_after_drop = refuse_after_drop
         self.connections: list[STTConnection] = []
         self.refused: list[int] = []
 
@@ -286,6 +318,9 @@ class DeepgramSTTStandIn(LocalServer):
         return [web.get("/v1/listen", self._listen)]
 
     def _refusal(self, request: web.Request) -> web.Response | None:
+        if self.reject_with_status is not None:
+            code, message = _REFUSALS.get(self.reject_with_status, ("Refused", "Refused."))
+            return refuse(self.reject_with_status, code, message)
         if self.reject_connections > 0:
             self.reject_connections -= 1
             return refuse(503, "SERVICE_UNAVAILABLE", "The stand-in was told to refuse.")
@@ -313,14 +348,33 @@ class DeepgramSTTStandIn(LocalServer):
                 await ws.close()
             elif ending == "idle":
                 await ws.close(code=1011, message=_IDLE_REASON)
+            elif ending == "drop":
+                sender.cancel()  # results not yet sent are lost with the connection
+                await self._drop(request, ws, conn)
         finally:
             sender.cancel()
-            conn.closed = True
+            conn.closed, conn.closed_at = True, time.monotonic()
             logger.debug(f"Deepgram STT stand-in: connection {conn.request_id} closed")
         return ws
 
+    async def _drop(self, request: web.Request, ws: web.WebSocketResponse, conn: STTConnection):
+        """Cut the connection like a failing network (or server) would."""
+        conn.dropped, self.drops = True, self.drops - 1
+        self.reject_connections += self.refuse_after_drop
+        speech = f"{conn.speech_secs:.2f} s of speech in"
+        logger.debug(f"Deepgram STT stand-in: dropping {conn.request_id}, {speech}")
+        if self.drop_with == 1011:
+            await ws.close(code=1011, message=b"Deepgram encountered an internal error.")
+        elif request.transport is not None:
+            request.transport.abort()  # no close frame, queued data discarded
+
+    def _due_to_drop(self, conn: STTConnection) -> bool:
+        if self.drop_after_speech_secs is None or self.drops <= 0:
+            return False
+        return conn.speech_secs >= self.drop_after_speech_secs
+
     async def _receive(self, ws: web.WebSocketResponse, stream: _Stream) -> str:
-        """Read until the stream ends; returns why: "CloseStream", "idle" or "client"."""
+        """Read until the stream ends; returns why: "CloseStream", "idle", "drop" or "client"."""
         while True:
             try:
                 message = await ws.receive(timeout=self.idle_timeout)
@@ -328,6 +382,8 @@ class DeepgramSTTStandIn(LocalServer):
                 return "idle"
             if message.type == WSMsgType.BINARY:
                 stream.audio(message.data)
+                if self._due_to_drop(stream.conn):
+                    return "drop"
             elif message.type != WSMsgType.TEXT:
                 return "client"
             elif (kind := _control(message.data)) is not None:

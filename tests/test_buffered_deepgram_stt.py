@@ -13,8 +13,10 @@ from pipecat.tests.utils import SleepFrame, run_test
 from processors.buffered_deepgram_stt import BufferedDeepgramSTTService
 from standins.audio import read_wav
 from standins.deepgram_stt import DeepgramSTTStandIn
+from telephony.audio_backlog import AudioBacklog
 
 OPENING_HOURS = "What time do you open on Saturday?"
+BOOK_TABLE = "Hi, I'd like to book a table for two tomorrow at seven."
 
 
 def audio_frames(pcm: bytes) -> list[InputAudioRawFrame]:
@@ -77,3 +79,30 @@ async def test_audio_goes_in_100_ms_batches_and_the_turn_end_flushes_the_rest(da
     assert connection.audio_bytes == len(pcm), "the tail went out before the Finalize"
     assert connection.audio_messages == -(-len(pcm) // 1600)  # 100 ms each, the last shorter
     assert connection.controls == ["Finalize", "CloseStream"]
+
+
+async def test_a_cut_socket_gets_the_utterance_again_but_not_the_silence_before_it(data):
+    speech = read_wav(data / "book_table.wav")
+    silence = bytes(3 * 16000)
+    async with DeepgramSTTStandIn(drop_after_speech_secs=1.2, drop_with=1011) as stand_in:
+        frames = [SleepFrame(0.5), *audio_frames(silence), VADUserStartedSpeakingFrame()]
+        frames += [*audio_frames(speech), SleepFrame(1.0), VADUserStoppedSpeakingFrame()]
+        service = stt(stand_in, stable_secs=0.0)  # reopened at once
+        down, _ = await run_test(service, frames_to_send=[*frames, SleepFrame(1.0)])
+    first, second = stand_in.connections
+    assert first.dropped and first.audio.startswith(silence + speech[:8000])
+    # The VAD said speech started after the silence: 1 s of lead is re-sent, not 3 s.
+    assert second.audio == silence[-16000:] + speech
+    assert [f.text for f in down if type(f) is TranscriptionFrame] == [BOOK_TABLE]
+
+
+def test_the_backlog_keeps_silence_until_a_vad_has_reported():
+    backlog = AudioBacklog("test", batch_secs=0.1, max_secs=10.0)
+    backlog.add(bytes(32000), 8000, connected=False)
+    assert len(backlog.pcm) == 32000  # no VAD yet: perhaps there is none
+    backlog.speech_stopped()
+    backlog.add(bytes(320), 8000, connected=False)
+    assert len(backlog.pcm) == 16000  # the VAD heard nothing: 1 s of lead stays
+    backlog.speech_started(8000)
+    backlog.add(bytes(64000), 8000, connected=False)
+    assert len(backlog.pcm) == 16000 + 64000  # the speech and its lead, until transcribed

@@ -71,16 +71,26 @@ def heard_sentences(call: SimulatedCall, texts: list[str], *, since: float = 0.0
     """What the caller heard after `since`, as the sentences of `texts` it matches.
 
     The stand-in voice is deterministic, so heard audio is matched byte for byte against each
-    sentence's synthesis; a sentence cut short lists the words heard, then "…".
+    sentence's synthesis; a sentence cut short lists the words heard, then "…". A stretch that
+    picks up a cut sentence where it stopped (a playout gap: the audio came late, or a reply
+    paused and resumed) continues that sentence rather than counting as other audio.
     """
     # Whole texts too: a TTSSpeakFrame of several sentences is synthesized in one piece.
     sentences = {s for text in texts for s in (text.strip(), *_sentences(text))}
-    voices = {s: _voice(s) for s in sentences}
+    voices = {s: _voice(s) for s in sorted(sentences, key=lambda s: (len(s), s))}
     heard: list[str] = []
+    cut: _Cut | None = None
     for stretch in call.heard:
         if stretch.start >= since:
-            heard.extend(_match(bytes(stretch.ulaw), voices))
+            cut = _match(bytes(stretch.ulaw), voices, heard, cut)
     return heard
+
+
+@dataclass
+class _Cut:
+    """The sentence last heard (`heard[-1]`), cut short: where, in each voice it may be."""
+
+    at: dict[str, int]  # sentence → bytes of its voice heard
 
 
 @cache
@@ -98,16 +108,15 @@ def _sentences(text: str) -> list[str]:
     return out + ([" ".join(current)] if current else [])
 
 
-def _match(audio: bytes, voices: dict[str, bytes]) -> list[str]:
-    heard, position, unknown = [], 0, 0
+def _match(
+    audio: bytes, voices: dict[str, bytes], heard: list[str], cut: _Cut | None = None
+) -> _Cut | None:
+    """Append to `heard` what `audio` holds; returns the sentence left cut at its end, if any."""
+    position, unknown = 0, 0
     while position < len(audio):
-        best, length, whole = None, 0, False
-        for sentence, voice in voices.items():
-            n = _common_prefix(audio, position, voice)
-            complete = n >= len(voice) - 320
-            if (complete, n) > (whole, length):  # a whole sentence beats a longer cut one
-                best, length, whole = sentence, n, complete
-        if best is None or length < 160:  # not 20 ms of any sentence: skip to where one starts
+        # (sentence, where in its voice the audio is, bytes matched), best first.
+        found = _candidates(audio, position, voices, cut if unknown < 800 else None)
+        if not found or found[0][2] < 160:  # not 20 ms of any sentence: skip to where one starts
             skip = _next_match(audio, position + 1, voices) - position
             unknown += skip
             position += skip
@@ -115,13 +124,63 @@ def _match(audio: bytes, voices: dict[str, bytes]) -> list[str]:
         if unknown >= 800:  # under 0.1 s is playout padding
             heard.append(f"[{unknown / 8000:.1f} s of other audio]")
         unknown = 0
-        if length < len(voices[best]) - 320:  # cut short: the next audio may match for a while
+        best, start, length = found[0]
+        full = len(voices[best])
+        if start + length < full - 320:  # cut short: the next audio may match for a while
             length = _next_start(audio, position, length, voices)
-        heard.append(_heard_part(best, length, len(voices[best])))
+        if cut and best in cut.at and start:  # one entry for all that was heard of it
+            heard.pop()
+        heard.append(_heard_part(best, start + length, full))
+        # Voices that matched as well are kept as readings: the next stretch may go on in one.
+        same = [(s, at) for s, at, n in found if n == found[0][2] and (at > 0) == (start > 0)]
+        cut = _Cut({s: at + length for s, at in same}) if start + length < full - 320 else None
         position += length
     if unknown >= 800:
         heard.append(f"[{unknown / 8000:.1f} s of other audio]")
-    return heard
+    return cut if unknown < 800 else None
+
+
+def _candidates(
+    audio: bytes, position: int, voices: dict[str, bytes], cut: _Cut | None
+) -> list[tuple[str, int, int]]:
+    """The sentences the audio at `position` may be, as (sentence, offset, length), best first.
+
+    A whole sentence beats a longer cut one; then the longer match; then going on with a cut
+    sentence beats starting one afresh; then the shorter sentence (`voices`: shortest first).
+    """
+    ranked = []
+    for sentence, voice in voices.items():
+        n = _common_prefix(audio, position, voice)
+        ranked.append(((n >= len(voice) - 320, n, False), (sentence, 0, n)))
+    for sentence, cut_at in (cut.at if cut else {}).items():
+        voice = voices[sentence]
+        at, n = _continuation(audio, position, voice, cut_at)
+        if at > 0 and n >= 160:
+            ranked.append(((at + n >= len(voice) - 320, n, True), (sentence, at, n)))
+    ranked.sort(key=lambda r: r[0], reverse=True)  # stable: shorter sentences stay first
+    return [candidate for _, candidate in ranked]
+
+
+def _continuation(audio: bytes, position: int, voice: bytes, cut_at: int) -> tuple[int, int]:
+    """Where in `voice` the audio at `position` picks it up again, and for how long.
+
+    A late packet resumes exactly at `cut_at`; a paused reply resumes from its last played
+    mark, up to a second earlier. Returns (offset in `voice`, bytes matched), or (0, 0).
+    """
+    n = _common_prefix(audio, position, voice[cut_at:])
+    if n >= 160 or cut_at >= len(voice):
+        return cut_at, n
+    # Silence matches anywhere: look for the first 20 ms of sound after it.
+    quiet = len(audio[position:]) - len(audio[position:].lstrip(audio[position : position + 1]))
+    needle = audio[position : position + quiet + 160]
+    best = (0, 0)
+    at = voice.find(needle, max(0, cut_at - 8000), cut_at + 320 + len(needle))
+    while 0 <= at <= cut_at + 320:
+        n = _common_prefix(audio, position, voice[at:])
+        if n > best[1] or (n == best[1] and abs(at - cut_at) < abs(best[0] - cut_at)):
+            best = (at, n)
+        at = voice.find(needle, at + 1, cut_at + 320 + len(needle))
+    return best
 
 
 def _next_match(audio: bytes, start: int, voices: dict[str, bytes]) -> int:
