@@ -70,6 +70,7 @@ def create_app(
         calls,
         lambda call: declarations[call.pipeline].bot.shutdown_goodbye,
         timeout=settings.drain_timeout_secs,
+        server_calls=admission.count,
     )
     refusals = RefusalLog()
     tokens = StreamTokens(

@@ -7,6 +7,7 @@ the listening socket and the process exit (0). A SIGINT during the drain exits a
 """
 
 import asyncio
+import contextlib
 import contextvars
 import signal
 import threading
@@ -41,9 +42,16 @@ class Drain:
         *,
         timeout: float,
         goodbye_timeout: float = GOODBYE_TIMEOUT_SECS,
+        server_calls: Callable[[], int] | None = None,
     ):
-        """Drain `calls`, waiting `timeout` seconds before saying `goodbye`."""
+        """Drain `calls`, waiting `timeout` seconds before saying `goodbye`.
+
+        `server_calls`: the calls of every process of the server. A process whose own calls
+        have ended stays up (answering "draining" and "busy") until theirs have too: were it
+        to exit, a request the kernel had just handed it would be reset.
+        """
         self.calls = calls
+        self.server_calls = server_calls or (lambda: len(self.calls))
         self.goodbye = goodbye
         self.timeout = timeout
         self.goodbye_timeout = goodbye_timeout
@@ -68,7 +76,15 @@ class Drain:
             await self._say_goodbyes()
             if not await self._wait_for_calls(self.goodbye_timeout):
                 await self._cancel_the_rest()
+        await self._wait_for_other_processes(self.timeout + self.goodbye_timeout)
         logger.info(f"drained: {len(self.calls)} call(s) in progress")
+
+    async def _wait_for_other_processes(self, seconds: float) -> None:
+        """Stay up while other processes of the server still have calls (`seconds` at most)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                while self.server_calls() > len(self.calls):  # noqa: ASYNC110 (other processes)
+                    await asyncio.sleep(0.2)
 
     async def _wait_for_calls(self, seconds: float) -> bool:
         """Wait up to `seconds` for every call to end; True if they did."""

@@ -90,26 +90,17 @@ class SimulatedCall:
         *,
         account_sid: str,
         auth_token: str,
-        caller: str = "+15551230000",
-        called: str = "+15557650000",
-        signature: str | None = None,
-        webhook_query: str = "",
         parameters: dict[str, str] | None = None,
+        **webhook,
     ) -> "SimulatedCall":
         """Call the bot at `base_url` (its PUBLIC_URL) and start streaming.
 
-        `webhook_query` is added to the /voice URL (as configured on a Twilio number);
-        `parameters` override the TwiML's stream `<Parameter>`s (as a TwiML author would).
+        `webhook`: how the incoming-call webhook is posted, as `answered` takes it (`caller`,
+        `called`, `signature`, `webhook_query`: added to the /voice URL, as configured on a
+        Twilio number); `parameters` override the TwiML's stream `<Parameter>`s (as a TwiML
+        author would).
         """
-        answer = await answered(
-            base_url,
-            account_sid=account_sid,
-            auth_token=auth_token,
-            caller=caller,
-            called=called,
-            signature=signature,
-            webhook_query=webhook_query,
-        )
+        answer = await answered(base_url, account_sid=account_sid, auth_token=auth_token, **webhook)
         ws = await connect(
             answer.stream_url,
             additional_headers={"X-Twilio-Signature": answer.stream_signature},

@@ -71,18 +71,17 @@ def heard_sentences(call: SimulatedCall, texts: list[str], *, since: float = 0.0
     """What the caller heard after `since`, as the sentences of `texts` it matches.
 
     The stand-in voice is deterministic, so heard audio is matched byte for byte against each
-    sentence's synthesis; a sentence cut short lists the words heard, then "…". A stretch that
-    picks up a cut sentence where it stopped (a playout gap: the audio came late, or a reply
-    paused and resumed) continues that sentence rather than counting as other audio.
+    sentence's synthesis; a sentence cut short lists the words heard, then "…". Audio that
+    picks up a cut sentence where it stopped (a reply paused and resumed) continues that
+    sentence rather than counting as other audio.
     """
     # Whole texts too: a TTSSpeakFrame of several sentences is synthesized in one piece.
     sentences = {s for text in texts for s in (text.strip(), *_sentences(text))}
     voices = {s: _voice(s) for s in sorted(sentences, key=lambda s: (len(s), s))}
+    # Joined: a gap in playout (audio that came late) splits a stretch, not what was heard.
+    audio = b"".join(bytes(stretch.ulaw) for stretch in call.heard if stretch.start >= since)
     heard: list[str] = []
-    cut: _Cut | None = None
-    for stretch in call.heard:
-        if stretch.start >= since:
-            cut = _match(bytes(stretch.ulaw), voices, heard, cut)
+    _match(audio, voices, heard)
     return heard
 
 

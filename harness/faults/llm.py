@@ -68,9 +68,9 @@ async def ask_twice(fault: ChatFault) -> LLMFaultRun:
             try:
                 await call.listen()  # the greeting
                 await call.say(BOOK_TABLE_WAV)
-                first = await call.listen(timeout=10, quiet=1.0)
+                first = await call.listen(timeout=10, quiet=1.5)
                 await call.say(BOOK_TABLE_WAV)
-                second = await call.listen(timeout=10)
+                second = await call.listen(timeout=10, quiet=1.5)  # a playout gap is not its end
             finally:
                 await call.hang_up()
             run = LLMFaultRun(

@@ -193,7 +193,7 @@ async def refused_key(
             standins=standins,
             call=call,
             heard=heard_now,
-            heard_unavailable=UNAVAILABLE in heard_now,
+            heard_unavailable=UNAVAILABLE in " ".join(heard_now),  # whole or by sentence
             hung_up_via_rest=bool(hung_up),
             closed_after_s=closed_after,
             calls_left=len(bot.app.state.calls),
@@ -205,7 +205,7 @@ async def refused_key(
 def _judge_refusal(e: RefusalEvidence, stage: str) -> Outcome:
     problems = []
     if stage == "tts":
-        if UNAVAILABLE in e.heard:
+        if "technical problem" in " ".join(e.heard):
             problems.append("an apology was heard from a TTS that refused its key")
     elif not e.heard_unavailable:
         problems.append("the caller did not hear the whole `unavailable` line")
