@@ -1,6 +1,6 @@
 """Hostile input: fuzzed Media Streams messages against live calls, and forged signatures.
 
-The fuzzer starts from valid Twilio messages (../shared/PROTOCOLS.md) and mutates them: wrong
+The fuzzer starts from valid Twilio Media Streams messages and mutates them: wrong
 types, missing fields, huge numbers, bad base64, odd μ-law lengths, unicode, binary frames,
 deep nesting, truncated JSON, events out of order. Hypothesis draws them; it runs in a thread
 that hands each batch to the event loop serving the bot, so one server takes many examples.
