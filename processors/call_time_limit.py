@@ -3,10 +3,10 @@
 import asyncio
 
 from loguru import logger
-from pipecat.frames.frames import CancelFrame, EndFrame, Frame, StartFrame, TTSSpeakFrame
+from pipecat.frames.frames import CancelFrame, EndFrame, Frame, StartFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from processors.frames import EndCallFrame
+from processors.frames import EndCallFrame, spoken_ending
 from processors.playback_state import Playback
 
 TIME_UP_REASON = "the call reached its time limit"
@@ -59,8 +59,8 @@ class CallTimeLimit(FrameProcessor):
         logger.warning(f"the call reached its time limit of {self._max_secs:g} s: ending it")
         await self.broadcast_interruption()
         await asyncio.sleep(SETTLE_SECS)
-        await self.push_frame(TTSSpeakFrame(self._time_up))
-        await self.push_frame(EndCallFrame(reason=TIME_UP_REASON))
+        for frame in spoken_ending(self._time_up, TIME_UP_REASON):
+            await self.push_frame(frame)
 
     async def _stop(self) -> None:
         if self._timer:

@@ -5,9 +5,11 @@ from dataclasses import dataclass
 from pipecat.frames.frames import (
     ControlFrame,
     DataFrame,
+    Frame,
     InterruptionFrame,
     OutputTransportMessageFrame,
     SystemFrame,
+    TTSSpeakFrame,
 )
 
 
@@ -53,3 +55,8 @@ class EndCallFrame(ControlFrame):
     def __post_init__(self):
         super().__post_init__()
         self.interruptible = False
+
+
+def spoken_ending(text: str, reason: str) -> list[Frame]:
+    """The frames that end a call: say `text`, then hang up once it has played."""
+    return [TTSSpeakFrame(text), EndCallFrame(reason=reason)]

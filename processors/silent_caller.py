@@ -18,7 +18,7 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor, FrameProcessorSetup
 from pipecat.turns.user_idle_controller import UserIdleController
 
-from processors.frames import EndCallFrame
+from processors.frames import EndCallFrame, spoken_ending
 from processors.playback_state import Playback
 
 SILENCE_REASON = "the caller stayed silent"
@@ -172,8 +172,8 @@ class SilentCaller(FrameProcessor):
             return
         logger.info(f"the caller is still silent {self._goodbye_secs:g} s after the prompt")
         await self._stop()
-        await self.push_frame(TTSSpeakFrame(self._goodbye))
-        await self.push_frame(EndCallFrame(reason=SILENCE_REASON))
+        for frame in spoken_ending(self._goodbye, SILENCE_REASON):
+            await self.push_frame(frame)
 
     async def _stop(self) -> None:
         self._over = True

@@ -14,8 +14,9 @@ from pipecat.workers.runner import WorkerRunner
 from pipelines.build import END_CALL, SAMPLE_RATE, build_pipeline
 from pipelines.declaration import Declaration
 from pipelines.provider import ProviderAccess
-from processors.frames import EndCallFrame
+from processors.frames import spoken_ending
 from processors.greeting_player import SpokenSentence
+from processors.playback_state import Playback
 from processors.twilio_serializer import TwilioSerializer
 from server.provider_failure import end_call_if_unusable
 from server.stream_start import StreamStart
@@ -30,16 +31,21 @@ class Call:
     pipeline: str
     worker: PipelineWorker | None = field(default=None, repr=False)
     context: LLMContext | None = field(default=None, repr=False)
+    playback: Playback | None = field(default=None, repr=False)
     caller_hung_up: bool = False
-    ending: str = ""  # why the bot is ending the call, once it is
+    ending: str = ""  # why the server is ending the call, once it is
 
     async def say_and_end(self, text: str, reason: str) -> bool:
-        """Say `text`, then hang up once it has played; False if the call is already ending."""
-        if self.ending or self.worker is None:
+        """Say `text`, then hang up once it has played; False if the call is already ending.
+
+        Already ending: by the server, or by the pipeline itself (a farewell, a silent caller's
+        goodbye, the time limit: their EndCallFrame has reached the playback tracker).
+        """
+        if self.ending or self.worker is None or (self.playback and self.playback.ending):
             return False
         self.ending = reason
         logger.info(f"ending the call: {reason}")
-        await self.worker.queue_frames([TTSSpeakFrame(text), EndCallFrame(reason=reason)])
+        await self.worker.queue_frames(spoken_ending(text, reason))
         return True
 
 
@@ -68,6 +74,7 @@ async def run_call(
     )
     call.worker = worker
     call.context = built.context
+    call.playback = built.playback
 
     @worker.event_handler("on_pipeline_error")
     async def provider_failed(_worker, frame):
@@ -89,8 +96,8 @@ async def run_call(
         await params.result_callback(
             {"ended": True}, properties=FunctionCallResultProperties(run_llm=False)
         )
-        await params.llm.push_frame(TTSSpeakFrame(declaration.bot.farewell))
-        await params.llm.push_frame(EndCallFrame(reason="the bot said its farewell"))
+        for frame in spoken_ending(declaration.bot.farewell, "the bot said its farewell"):
+            await params.llm.push_frame(frame)
 
     built.llm.register_function(END_CALL.name, end_call, cancel_on_interruption=False)
     runner = WorkerRunner(handle_sigint=False)
