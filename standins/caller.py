@@ -362,6 +362,11 @@ async def answered(
     return Answer(call_sid, stream_url, validator.compute_signature(stream_url, {}), params)
 
 
+async def signed_webhook(url: str, form: dict[str, str], *, auth_token: str) -> str:
+    """POST `form` to `url` signed with `auth_token`, as Twilio does; the TwiML it answers."""
+    return await _post_webhook(url, form, RequestValidator(auth_token).compute_signature(url, form))
+
+
 async def _post_webhook(url: str, form: dict, signature: str) -> str:
     headers = {"X-Twilio-Signature": signature}
     async with (

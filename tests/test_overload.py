@@ -3,7 +3,6 @@
 import asyncio
 import xml.etree.ElementTree as ET
 
-import aiohttp
 import pytest
 
 from calls import dial
@@ -11,7 +10,7 @@ from harness.faults.overload import MAX_CALLS, over_max_calls
 from pipelines.declaration import ENGLISH_LINES, load_declarations
 from server.local import serve_locally
 from server.settings import Settings
-from standins.caller import DialError
+from standins.caller import DialError, signed_webhook
 
 BUSY_LINE = ENGLISH_LINES["busy"]
 
@@ -55,21 +54,14 @@ async def test_an_ended_call_frees_its_place(standins):
 
 
 async def test_the_busy_twiml_says_the_line_is_busy_then_hangs_up(standins):
-    from twilio.request_validator import RequestValidator
-
     from standins.stack import AUTH_TOKEN
 
     env = standins.env() | {"MAX_CALLS": "1"}
     async with serve_locally(env, load_declarations()) as bot:
         call = await dial(bot.url)
-        url = f"{bot.url}/voice"
         form = {"CallSid": "CA" + "0" * 32, "From": "+1555", "To": "+1666"}
-        signature = RequestValidator(AUTH_TOKEN).compute_signature(url, form)
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(url, data=form, headers={"X-Twilio-Signature": signature}) as r,
-        ):
-            root = ET.fromstring(await r.text())
+        twiml = await signed_webhook(f"{bot.url}/voice", form, auth_token=AUTH_TOKEN)
+        root = ET.fromstring(twiml)
         assert [child.tag for child in root] == ["Say", "Hangup"]
         assert root[0].text == BUSY_LINE and root[0].get("language") == "en"
         await call.hang_up()

@@ -14,6 +14,7 @@ from pipelines.declaration import Declaration, load_declarations
 from server.local import LocalBot, serve_locally
 from standins.audio import pcm_to_ulaw
 from standins.caller import SimulatedCall
+from standins.playout import Stretch
 from standins.speech import synthesize
 from standins.stack import ACCOUNT_SID, AUTH_TOKEN, StandIns, running_standins
 
@@ -68,7 +69,12 @@ def spoken_texts(standins: StandIns) -> list[str]:
 
 
 def heard_sentences(call: SimulatedCall, texts: list[str], *, since: float = 0.0) -> list[str]:
-    """What the caller heard after `since`, as the sentences of `texts` it matches.
+    """What the caller heard after `since`, as the sentences of `texts` it matches."""
+    return read_back([s for s in call.heard if s.start >= since], texts)
+
+
+def read_back(stretches: list[Stretch], texts: list[str]) -> list[str]:
+    """What the caller heard in `stretches` of playout, as the sentences of `texts` it matches.
 
     The stand-in voice is deterministic, so heard audio is matched byte for byte against each
     sentence's synthesis; a sentence cut short lists the words heard, then "…". Audio that
@@ -79,7 +85,7 @@ def heard_sentences(call: SimulatedCall, texts: list[str], *, since: float = 0.0
     sentences = {s for text in texts for s in (text.strip(), *_sentences(text))}
     voices = {s: _voice(s) for s in sorted(sentences, key=lambda s: (len(s), s))}
     # Joined: a gap in playout (audio that came late) splits a stretch, not what was heard.
-    audio = b"".join(bytes(stretch.ulaw) for stretch in call.heard if stretch.start >= since)
+    audio = b"".join(bytes(stretch.ulaw) for stretch in stretches)
     heard: list[str] = []
     _match(audio, voices, heard)
     return heard

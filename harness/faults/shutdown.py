@@ -11,13 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-from twilio.request_validator import RequestValidator
 
 from harness.faults import Fault, Outcome
 from pipelines.declaration import load_declarations
 from server.local import free_socket
 from standins.audio import pcm_to_ulaw
-from standins.caller import BotTurn, SimulatedCall
+from standins.caller import BotTurn, SimulatedCall, signed_webhook
 from standins.speech import synthesize
 from standins.stack import ACCOUNT_SID, AUTH_TOKEN, StandIns, running_standins
 
@@ -178,14 +177,8 @@ async def _health_until_draining(url: str, sigterm: float) -> list[tuple[float, 
 
 
 async def _post_voice(url: str) -> str:
-    voice_url = f"{url}/voice"
     form = {"CallSid": "CA" + "d" * 32, "From": "+15550009999", "To": "+15557650000"}
-    signature = RequestValidator(AUTH_TOKEN).compute_signature(voice_url, form)
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(voice_url, data=form, headers={"X-Twilio-Signature": signature}) as r,
-    ):
-        return await r.text()
+    return await signed_webhook(f"{url}/voice", form, auth_token=AUTH_TOKEN)
 
 
 def _judge(run: ShutdownRun, farewell: str, goodbye: str) -> Outcome:

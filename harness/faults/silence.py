@@ -8,12 +8,11 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from types import SimpleNamespace
 
 from loguru import logger
 
 from harness.barge_in import long_reply_to_bookings
-from harness.faults import Fault, Outcome, bot_with, dial, heard_sentences, spoken_texts
+from harness.faults import Fault, Outcome, bot_with, dial, read_back, spoken_texts
 from pipelines.declaration import ENGLISH_LINES, Declaration, load_declarations
 from standins.caller import SimulatedCall
 from standins.openai_replies import LONG_REPLY
@@ -213,9 +212,7 @@ def lines_heard(call: SimulatedCall, texts: list[str]) -> list[Line]:
 
 
 def _line(stretches: list[Stretch], texts: list[str]) -> Line:
-    joined = Stretch(stretches[0].start, bytearray(b"".join(s.ulaw for s in stretches)))
-    heard = heard_sentences(SimpleNamespace(heard=[joined]), texts)  # type: ignore[arg-type]
-    return Line(heard, stretches[0].start, stretches[-1].end)
+    return Line(read_back(stretches, texts), stretches[0].start, stretches[-1].end)
 
 
 # -- judging -----------------------------------------------------------------------------

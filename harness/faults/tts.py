@@ -3,12 +3,11 @@
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Literal
 
 from loguru import logger
 
-from harness.faults import Fault, Outcome, bot_with, dial, heard_sentences, spoken_texts
+from harness.faults import Fault, Outcome, bot_with, dial, read_back, spoken_texts
 from standins.audio import pcm_to_ulaw
 from standins.deepgram_tts import DeepgramTTSStandIn, TTSConnection
 from standins.playout import Stretch
@@ -78,7 +77,7 @@ async def drop_mid_reply(
             farewell = [s for s in call.heard if s.start >= goodbye_at]
             texts = spoken_texts(standins)
             run = DropRun(
-                outcome=Outcome(False, _heard(reply, texts) + _heard(farewell, texts)),
+                outcome=Outcome(False, read_back(reply, texts) + read_back(farewell, texts)),
                 connections=tts.connections[first:],
                 refused=list(tts.refused),
                 reply_audio=_joined(reply),
@@ -100,18 +99,6 @@ def _voice(text: str) -> bytes:
 
 def _joined(stretches: list[Stretch]) -> bytes:
     return b"".join(bytes(s.ulaw) for s in stretches)
-
-
-def _heard(stretches: list[Stretch], texts: list[str]) -> list[str]:
-    """The sentences heard in one turn, its stretches joined.
-
-    A loaded machine makes the caller's playout run dry for a few packets now and then;
-    matching each stretch alone would then read parts of sentences as other audio.
-    """
-    if not stretches:
-        return []
-    joined = Stretch(stretches[0].start, bytearray(_joined(stretches)))
-    return heard_sentences(SimpleNamespace(heard=[joined]), texts)  # type: ignore[arg-type]
 
 
 def _fragment(audio: bytes) -> int | None:
