@@ -19,6 +19,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from loguru import logger
 
 from pipelines.declaration import DeclarationError, load_declarations
+from recordings import RECORDINGS
 from server.logs import configure_logging
 from server.settings import ConfigError, load_settings
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
     from server.settings import Settings
 
-DATA = Path(__file__).parent / "tests" / "data"
+DATA = RECORDINGS
 # What the simulated caller says when no WAV is given, by the pipeline's language.
 DEFAULT_CALLER_AUDIO = {"en": [DATA / "book_table.wav"], "es": [DATA / "es" / "reservar_mesa.wav"]}
 

@@ -7,8 +7,8 @@ process, so their `time.monotonic()` records convert exactly (`SimulatedCall.str
 import asyncio
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from recordings import RECORDINGS
 from standins.audio import FRAME_MS, read_wav, voice_span
 from standins.caller import SimulatedCall
 from standins.deepgram_stt import DeepgramSTTStandIn
@@ -17,7 +17,7 @@ from standins.openai_chat import OpenAIChatStandIn
 from standins.openai_replies import LONG_REPLY, Reply, last_user_text, scripted_reply
 from standins.stack import ACCOUNT_SID, AUTH_TOKEN, StandIns
 
-DATA = Path(__file__).parent.parent / "tests" / "data"
+DATA = RECORDINGS
 CALLER_TURNS = ("opening_hours.wav", "book_table.wav", "yes.wav")
 TRANSCRIPTS = dict(
     line.split("|", 1) for line in (DATA / "transcripts.txt").read_text().splitlines() if line

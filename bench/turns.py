@@ -3,7 +3,7 @@
     python -m bench.turns             (or: make turns)  → TURNS.md
     python -m bench.turns --quick     one short recording; prints the tables (--out to write)
 
-Plays the recordings in tests/data in real time, as a call hears them (μ-law, 20 ms packets),
+Plays the recordings in recordings/ in real time, as a call hears them (μ-law, 20 ms packets),
 into the bot's own turn detection: pipecat's user aggregator with the VAD analyzer and turn
 strategies `pipelines.build` gives a call. Real time, because the strategies' timers are
 asyncio sleeps and Smart Turn stamps its audio with `time.monotonic()`: a simulated clock
@@ -44,10 +44,11 @@ from pipecat.workers.runner import WorkerRunner
 from bench.capacity import p95
 from pipelines.build import SAMPLE_RATE, call_context, turns
 from pipelines.declaration import PIPELINES_DIR, Declaration, load_declaration
+from recordings import RECORDINGS
 from standins.audio import read_wav
 from telephony.mulaw import pcm_to_ulaw, ulaw_to_pcm
 
-DATA = Path(__file__).parent.parent / "tests" / "data"
+DATA = RECORDINGS
 LONG = ["silero_test_8k", "aepyx_8k_60s"]  # real speech, 60 s each, cut mid-sentence
 SHORT = ["book_table", "opening_hours", "cancel", "yes", "goodbye"]  # one utterance each
 QUICK = ["cancel"]  # it has sentence pauses: the quick run meets a chance of a false end
@@ -145,7 +146,7 @@ def voice_spans(pcm: bytes) -> list[tuple[float, float]]:
 
 
 def load_recording(name: str) -> Recording:
-    """A recording of tests/data with its ground truth."""
+    """A recording of recordings/ with its ground truth."""
     pcm = read_wav(DATA / f"{name}.wav")
     spans = voice_spans(pcm)
     cut = spans[-1][1] > len(pcm) / 2 / SAMPLE_RATE - WORD_GAP_S
@@ -365,7 +366,7 @@ def probe_memory(kind: str, count: int) -> dict:
     import psutil
     from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 
-    from telephony.shared_smart_turn import SharedSmartTurnAnalyzerV3
+    from models.smart_turn import SharedSmartTurnAnalyzerV3
 
     make = LocalSmartTurnAnalyzerV3 if kind == "pipecat" else SharedSmartTurnAnalyzerV3
     process = psutil.Process()
@@ -395,7 +396,7 @@ def probe_memory(kind: str, count: int) -> dict:
 
 def probe_cpu(inferences: int) -> dict:
     """Wall and CPU time of Smart Turn inferences, and how late the event loop ran meanwhile."""
-    from telephony.shared_smart_turn import SharedSmartTurnAnalyzerV3
+    from models.smart_turn import SharedSmartTurnAnalyzerV3
 
     analyzer = SharedSmartTurnAnalyzerV3(sample_rate=SAMPLE_RATE)
     analyzer.set_sample_rate(SAMPLE_RATE)

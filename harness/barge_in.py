@@ -12,17 +12,17 @@ assistant message.
 import asyncio
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 from pipelines.declaration import load_declarations
 from processors.playback_state import INTERRUPTED_NOTE, NOTHING_HEARD_NOTE
+from recordings import RECORDINGS
 from server.local import serve_locally
 from standins.caller import SimulatedCall
 from standins.openai_replies import LONG_REPLY, Reply, last_user_text, scripted_reply
 from standins.speech import synthesize
 from standins.stack import ACCOUNT_SID, AUTH_TOKEN, StandIns, running_standins
 
-DATA = Path(__file__).parent.parent / "tests" / "data"
+DATA = RECORDINGS
 # The caller starts talking this long before the target offset: about what the VAD needs to
 # fire on cancel.wav, when the bot's playout pauses (the barge-in is confirmed later).
 _LEAD_S = 0.22

@@ -2,7 +2,7 @@
 
     python -m harness.false_barge_in      (or: make false-barge-in)
 
-For each recording in tests/data and a few synthetic non-interruptions (a cough: decaying
+For each recording in recordings/ and a few synthetic non-interruptions (a cough: decaying
 noise; "mm-hm": two short hums), prints the longest of the VAD's speech segments (VAD start →
 VAD stop, so including its `stop_secs` hang-over) with the default VAD parameters, heard as a
 call hears it: μ-law, in 20 ms frames. Those frames line up with the VAD's 32 ms windows in
@@ -10,17 +10,17 @@ eight ways, which can move a segment's ends by a window or split it: each way is
 """
 
 import asyncio
-from pathlib import Path
 
 import numpy as np
 from pipecat.audio.vad.vad_analyzer import VADParams, VADState
 
+from models.silero_vad import SharedSileroVADAnalyzer
 from pipelines.declaration import load_declarations
+from recordings import RECORDINGS
 from standins.audio import read_wav
 from telephony.mulaw import pcm_to_ulaw, ulaw_to_pcm
-from telephony.shared_vad import SharedSileroVADAnalyzer
 
-DATA = Path(__file__).parent.parent / "tests" / "data"
+DATA = RECORDINGS
 
 
 def cough(ms: int, seed: int = 1) -> bytes:

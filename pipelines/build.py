@@ -23,23 +23,23 @@ from pipecat.turns.user_stop import (
 )
 from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies, UserTurnStrategies
 
+from models.silero_vad import SharedSileroVADAnalyzer
+from models.smart_turn import SharedSmartTurnAnalyzerV3
 from pipelines.declaration import Declaration, Stage, Turn
 from pipelines.provider import ProviderAccess, ProviderContext
 from processors.call_time_limit import CallTimeLimit
 from processors.caller_audio_sink import CallerAudioSink
-from processors.ending_mute import EndingCallMuteStrategy
 from processors.greeting_player import GreetingPlayer, SpokenSentence
-from processors.guarded_external_turn_start import GuardedExternalUserTurnStartStrategy
 from processors.heard_context import HeardContext
 from processors.llm_failure_apology import LLMFailureApology
-from processors.min_speech_turn_start import MinSpeechUserTurnStartStrategy
 from processors.pause_filter import PlayoutPauseFilter
 from processors.playback_state import Playback
 from processors.playback_tracker import PlaybackTracker
-from processors.silence_turn_stop import SilenceTimedTurnStopStrategy
 from processors.silent_caller import SilentCaller
-from telephony.shared_smart_turn import SharedSmartTurnAnalyzerV3
-from telephony.shared_vad import SharedSileroVADAnalyzer
+from turns.ending_mute import EndingCallMuteStrategy
+from turns.guarded_external_start import GuardedExternalUserTurnStartStrategy
+from turns.min_speech_start import MinSpeechUserTurnStartStrategy
+from turns.silence_stop import SilenceTimedTurnStopStrategy
 
 SAMPLE_RATE = 8000  # the phone network's rate, end to end: nothing resamples
 

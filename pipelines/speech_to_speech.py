@@ -17,7 +17,7 @@ from processors.caller_audio_sink import CallerAudioSink
 from processors.greeting_player import SpokenSentence
 from processors.pause_filter import PlayoutPauseFilter
 from processors.playback_tracker import PlaybackTracker
-from processors.realtime_llm import RealtimeLLMService
+from services.openai_realtime import RealtimeLLMService
 
 PREFIX_PADDING_MS = 300  # server VAD: speech kept from before it fired (OpenAI's default)
 

@@ -12,6 +12,8 @@ from loguru import logger
 from starlette.status import WS_1008_POLICY_VIOLATION
 from twilio.request_validator import RequestValidator
 
+from models.silero_vad import shared_model
+from models.smart_turn import shared_session
 from pipelines.declaration import (
     PIPELINES_DIR,
     ROUTES_FILE,
@@ -33,9 +35,7 @@ from server.twilio_rest import TwilioCalls
 from server.twilio_urls import MEDIA_PATH, VOICE_PATH, media_stream_url, webhook_url
 from server.twiml import busy, connect_stream
 from server.upgrade_denial import refuse_upgrade
-from telephony.shared_smart_turn import shared_session
-from telephony.shared_tls import shared_tls
-from telephony.shared_vad import shared_model
+from services.tls import shared_tls
 
 
 def create_app(

@@ -19,19 +19,19 @@ import time
 import typing
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from aiohttp import WSMsgType, web
 from loguru import logger
 from openai.types.realtime import RealtimeClientEvent
 from pydantic import ValidationError
 
+from recordings import RECORDINGS
 from standins.http_server import LocalServer
 from standins.openai_replies import Reply, Responder, ToolCall, scripted_reply
 from standins.speech import Recognizer, is_speech, synthesize
 from telephony.mulaw import pcm_to_ulaw, ulaw_to_pcm
 
-DEFAULT_TRANSCRIPTS = Path(__file__).resolve().parent.parent / "tests" / "data" / "transcripts.txt"
+DEFAULT_TRANSCRIPTS = RECORDINGS / "transcripts.txt"
 DEFAULT_INSTRUCTIONS = "You are a helpful, witty, and friendly AI."
 RATES = {"audio/pcmu": 8000, "audio/pcm": 24000}
 BYTES_PER_MS = {"audio/pcmu": 8, "audio/pcm": 48}
@@ -785,7 +785,7 @@ class OpenAIRealtimeStandIn(LocalServer):
     `scripted_reply`), `api_key` (None: any bearer key is accepted; a wrong one gets the
     server's `invalid_api_key` error and a close), `realtime_factor` (None: audio as fast as
     possible; 1.0: real time), `chunk_ms` of audio per delta, `ttfb` seconds before a reply's
-    first event, `recognizer` (default: tests/data/transcripts.txt). Tests read `connections`
+    first event, `recognizer` (default: recordings//transcripts.txt). Tests read `connections`
     (one `RealtimeConnection` each) and `refused` (HTTP statuses of refused upgrades).
     """
 

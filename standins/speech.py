@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from recordings import RECORDINGS
 from standins.audio import read_wav
 
-DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
+DATA = RECORDINGS
 FRAME_S = 0.02
 SPEECH_DB = 35.0  # a 20 ms frame louder than this (RMS ~56 of 32767) counts as speech
 MATCH_THRESHOLD = 0.92  # a lower score (correlation of band envelopes) is unrecognized speech
@@ -281,7 +282,7 @@ class Recognizer:
     results). Below it, or with speech over 1 s longer than every recording, the transcript is
     UNRECOGNIZED; less than MIN_MATCH_S (0.4 s) of speech gives an empty one.
 
-    Measured on tests/data: catalogue recordings, whole or cut short, score >= 0.97 after a μ-law
+    Measured on recordings/: catalogue recordings, whole or cut short, score >= 0.97 after a μ-law
     round trip, with silence added at either end, or resampled to 16 kHz; stretches of unrelated
     real speech (silero_test_8k.wav) of 0.45 s or more score <= 0.86.
     """
@@ -341,7 +342,7 @@ def _shift(words: list[WordTiming], seconds: float) -> list[WordTiming]:
 def recognizer_for(language: str) -> Recognizer:
     """A recognizer of the recordings in `language` ("en", "es", "es-419": Spanish, …).
 
-    English recordings are `tests/data/transcripts.txt`, others `tests/data/<lang>/`; a
+    English recordings are `recordings//transcripts.txt`, others `recordings//<lang>/`; a
     language with none recognizes nothing, as a model would not understand the words.
     """
     base = language.split("-")[0].lower()

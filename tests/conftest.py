@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 from loguru import logger
 
-DATA = Path(__file__).parent / "data"
+from recordings import RECORDINGS
+
+DATA = RECORDINGS
 
 # Tests never read a developer's .env or real credentials.
 for _name in list(os.environ):

@@ -10,10 +10,10 @@ from pipecat.frames.frames import (
 )
 from pipecat.tests.utils import SleepFrame, run_test
 
-from processors.buffered_deepgram_stt import BufferedDeepgramSTTService
+from services.audio_backlog import AudioBacklog
+from services.deepgram_stt import BufferedDeepgramSTTService
 from standins.audio import read_wav
 from standins.deepgram_stt import DeepgramSTTStandIn
-from telephony.audio_backlog import AudioBacklog
 
 OPENING_HOURS = "What time do you open on Saturday?"
 BOOK_TABLE = "Hi, I'd like to book a table for two tomorrow at seven."

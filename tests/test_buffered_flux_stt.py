@@ -5,7 +5,7 @@ import asyncio
 from pipecat.frames.frames import InputAudioRawFrame, TranscriptionFrame
 from pipecat.tests.utils import SleepFrame, run_test
 
-from processors.buffered_flux_stt import BufferedFluxSTTService
+from services.deepgram_flux import BufferedFluxSTTService
 from standins.audio import read_wav
 from standins.deepgram_flux import DeepgramFluxStandIn
 

@@ -28,7 +28,7 @@ from harness.faults.llm import (
     llm_stream_cut,
     llm_timeout,
 )
-from processors.openai_llm import ClosingOpenAILLMService, NoFirstToken, StreamCut, StreamStalled
+from services.openai_llm import ClosingOpenAILLMService, NoFirstToken, StreamCut, StreamStalled
 from standins.openai_chat import ChatFault, OpenAIChatStandIn, fixed_reply, request_number
 
 QUESTION = [{"role": "user", "content": "When do you open?"}]

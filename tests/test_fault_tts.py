@@ -16,7 +16,7 @@ from pipecat.tests.utils import SleepFrame, run_test
 
 from harness.faults import tts as fault
 from processors.frames import SentenceAudioEndFrame
-from processors.sentence_deepgram_tts import SentenceDeepgramTTSService
+from services.deepgram_tts import SentenceDeepgramTTSService
 from standins.deepgram_tts import DeepgramTTSStandIn
 from standins.speech import synthesize
 

@@ -30,7 +30,7 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from pipelines.build import turns
 from pipelines.declaration import load_declaration
-from processors.guarded_external_turn_start import GuardedExternalUserTurnStartStrategy
+from turns.guarded_external_start import GuardedExternalUserTurnStartStrategy
 
 MIN_SPEECH_SECS = 0.3  # shorter than the declared 0.7 s, to keep the tests quick
 PACE_SECS = 0.01

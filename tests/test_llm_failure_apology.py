@@ -11,7 +11,7 @@ from pipecat.tests.utils import run_test
 from pipecat.utils.errors import ErrorCategory
 
 from processors.llm_failure_apology import LLMFailureApology
-from processors.openai_llm import ClosingOpenAILLMService
+from services.openai_llm import ClosingOpenAILLMService
 
 APOLOGY = "Sorry, I had a problem on my end. Could you say that again?"
 

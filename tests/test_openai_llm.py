@@ -4,7 +4,7 @@ from pipecat.frames.frames import LLMContextFrame, LLMTextFrame
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.tests.utils import run_test
 
-from processors.openai_llm import ClosingOpenAILLMService
+from services.openai_llm import ClosingOpenAILLMService
 from standins.openai_chat import OpenAIChatStandIn
 
 

@@ -8,10 +8,10 @@ from pipecat.frames.frames import (
 )
 from pipecat.tests.utils import SleepFrame, run_test
 
-from processors.openai_stt import ClosingOpenAISTTService
+from services.openai_stt import ClosingOpenAISTTService
+from services.tls import shared_tls
 from standins.audio import read_wav
 from standins.openai_transcription import OpenAITranscriptionStandIn
-from telephony.shared_tls import shared_tls
 
 
 def audio_frames(pcm: bytes) -> list[InputAudioRawFrame]:

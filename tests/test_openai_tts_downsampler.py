@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from processors.openai_tts_downsampler import Downsampler
+from services.downsampler import Downsampler
 from standins.speech import synthesize
 
 TEXT = "Of course. A table for two tomorrow at seven."

@@ -17,8 +17,9 @@ from pipelines.provider import ProviderAccess, ProviderContext
 from pipelines.providers.openai_realtime import RealtimeOptions, make_realtime
 from processors.frames import EndCallFrame
 from processors.playback_state import Playback
-from processors.realtime_llm import RealtimeLLMService
 from processors.twilio_serializer import MulawAudioFrame
+from recordings import RECORDINGS
+from services.openai_realtime import RealtimeLLMService
 from standins.audio import pcm_to_ulaw, read_wav, ulaw_to_pcm
 from standins.openai_realtime import OpenAIRealtimeStandIn
 from standins.openai_replies import LONG_REPLY, fixed_reply
@@ -50,7 +51,7 @@ def audio(frames) -> bytes:
 
 
 async def test_the_callers_mulaw_reaches_openai_unchanged_and_its_mulaw_comes_back_at_8khz():
-    ulaw = pcm_to_ulaw(read_wav("tests/data/book_table.wav"))
+    ulaw = pcm_to_ulaw(read_wav(RECORDINGS / "book_table.wav"))
     async with OpenAIRealtimeStandIn() as stand_in:
         llm = service(stand_in, Playback())
         frames = [*caller_frames(ulaw), UserStoppedSpeakingFrame(), SleepFrame(1.5)]

@@ -13,8 +13,8 @@ from pipecat.frames.frames import (
 from pipecat.tests.utils import SleepFrame, run_test
 
 from processors.frames import SentenceAudioEndFrame
-from processors.openai_tts_downsampler import Downsampler
-from processors.resampled_openai_tts import ResampledOpenAITTSService
+from services.downsampler import Downsampler
+from services.openai_tts import ResampledOpenAITTSService
 from standins.openai_speech import OpenAISpeechStandIn
 from standins.speech import synthesize
 

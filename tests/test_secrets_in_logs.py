@@ -1,15 +1,15 @@
 """No key or token reaches a log line, at any level, from our code or any library's."""
 
 import logging
-from pathlib import Path
 
 from loguru import logger
 
 from harness.faults import bot_with, dial
+from recordings import RECORDINGS
 from server.logs import MASK, ToLoguru, basic_auth, mask_secrets, register_secrets
 from standins.stack import ACCOUNT_SID
 
-DATA = Path(__file__).parent / "data"
+DATA = RECORDINGS
 SECRET_VARIABLES = ("DEEPGRAM_API_KEY", "OPENAI_API_KEY", "CARTESIA_API_KEY", "TWILIO_AUTH_TOKEN")
 
 

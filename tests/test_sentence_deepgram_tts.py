@@ -12,7 +12,7 @@ from pipecat.frames.frames import (
 from pipecat.tests.utils import SleepFrame, run_test
 
 from processors.frames import SentenceAudioEndFrame
-from processors.sentence_deepgram_tts import SentenceDeepgramTTSService
+from services.deepgram_tts import SentenceDeepgramTTSService
 from standins.deepgram_tts import DeepgramTTSStandIn
 from standins.speech import synthesize
 

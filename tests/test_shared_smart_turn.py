@@ -20,14 +20,14 @@ from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
 from pipecat.turns.user_turn_processor import UserTurnProcessor
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
-from pipelines.build import SAMPLE_RATE, _turn_stop
-from pipelines.declaration import Turn
-from standins.audio import read_wav
-from telephony.shared_smart_turn import (
+from models.smart_turn import (
     SharedSmartTurnAnalyzerV3,
     shared_executor,
     shared_session,
 )
+from pipelines.build import SAMPLE_RATE, _turn_stop
+from pipelines.declaration import Turn
+from standins.audio import read_wav
 
 PACKET = 320  # 20 ms of 8 kHz PCM
 

@@ -14,7 +14,7 @@ from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
 from pipecat.turns.user_turn_processor import UserTurnProcessor
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
-from processors.silence_turn_stop import SilenceTimedTurnStopStrategy
+from turns.silence_stop import SilenceTimedTurnStopStrategy
 
 
 def packets(seconds: float, amplitude: float) -> list[InputAudioRawFrame]:

@@ -3,7 +3,6 @@
 import asyncio
 import itertools
 import json
-from pathlib import Path
 from urllib.parse import urlencode
 
 import aiohttp
@@ -19,10 +18,11 @@ from pipecat.frames.frames import (
 from pipecat.services.deepgram.flux.stt import DeepgramFluxSTTService
 from pipecat.tests.utils import SleepFrame, run_test
 
+from recordings import RECORDINGS
 from standins.audio import read_wav, voice_span
 from standins.deepgram_flux import DeepgramFluxStandIn
 
-DATA = Path(__file__).parent / "data"
+DATA = RECORDINGS
 AUTH = {"Authorization": "Token test-key"}
 BOOK_TABLE = "Hi, I'd like to book a table for two tomorrow at seven."
 CANCEL = "Actually, cancel that. I need to change my reservation."

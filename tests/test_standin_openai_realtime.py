@@ -13,6 +13,7 @@ from pipecat.services.openai.realtime import events
 from pipecat.services.openai.realtime.llm import OpenAIRealtimeLLMService
 from pipecat.tests.utils import SleepFrame, run_test
 
+from recordings import RECORDINGS
 from standins.audio import pcm_to_ulaw, read_wav
 from standins.openai_realtime import OpenAIRealtimeStandIn
 from standins.openai_replies import LONG_REPLY, fixed_reply
@@ -111,7 +112,7 @@ async def test_pipecats_client_is_heard_and_answered_in_its_default_pcm_session(
                 system_instruction="You are a receptionist.", session_properties=session
             ),
         )
-        pcm = read_wav("tests/data/book_table.wav") + bytes(16000)  # then a second of silence
+        pcm = read_wav(RECORDINGS / "book_table.wav") + bytes(16000)  # then a second of silence
         frames = [InputAudioRawFrame(pcm[i : i + 320], 8000, 1) for i in range(0, len(pcm), 320)]
         down, up = await run_test(llm, frames_to_send=[SleepFrame(0.3), *frames, SleepFrame(2)])
 
@@ -140,7 +141,7 @@ async def test_pipecats_client_is_heard_and_answered_in_its_default_pcm_session(
 async def test_a_mulaw_session_commits_transcribes_and_answers_in_mulaw():
     async with OpenAIRealtimeStandIn() as stand_in, aiohttp.ClientSession() as http:
         ws = await connect(http, stand_in, mulaw_session())
-        ulaw = pcm_to_ulaw(read_wav("tests/data/book_table.wav"))
+        ulaw = pcm_to_ulaw(read_wav(RECORDINGS / "book_table.wav"))
         await append(ws, ulaw)
         await ws.send_json({"type": "input_audio_buffer.commit"})
         committed = await until(ws, "conversation.item.input_audio_transcription.completed")
@@ -229,14 +230,14 @@ async def test_server_vad_cuts_a_reply_when_the_caller_speaks_then_answers_them(
         ws = await connect(http, stand_in, mulaw_session(vad))
         await ws.send_json({"type": "response.create"})
         await until(ws, "response.output_audio.delta")
-        speech = bytes(16000) + read_wav("tests/data/book_table.wav") + bytes(16000)
+        speech = bytes(16000) + read_wav(RECORDINGS / "book_table.wav") + bytes(16000)
         await append(ws, pcm_to_ulaw(speech))
         cut = await until(ws, "response.done")
         stand_in.responder = fixed_reply("Sure.")
         answered = await until(ws, "response.done")
 
     started = next(e for e in cut if e["type"] == "input_audio_buffer.speech_started")
-    pcm = read_wav("tests/data/book_table.wav")
+    pcm = read_wav(RECORDINGS / "book_table.wav")
     first = next(i for i in range(0, len(pcm), 320) if is_speech(pcm[i : i + 320])) // 320
     assert started["audio_start_ms"] == 1000 + 20 * first - 300, "the onset, less 300 ms padding"
     assert cut[-1]["response"]["status_details"]["reason"] == "turn_detected"
@@ -249,7 +250,7 @@ async def test_server_vad_cuts_a_reply_when_the_caller_speaks_then_answers_them(
 async def test_the_offered_tool_is_called_and_an_instruction_to_say_something_is_obeyed():
     async with OpenAIRealtimeStandIn() as stand_in, aiohttp.ClientSession() as http:
         ws = await connect(http, stand_in, mulaw_session(tools=[END_CALL]))
-        await append(ws, pcm_to_ulaw(read_wav("tests/data/goodbye.wav")))
+        await append(ws, pcm_to_ulaw(read_wav(RECORDINGS / "goodbye.wav")))
         await ws.send_json({"type": "input_audio_buffer.commit"})
         await ws.send_json({"type": "response.create"})
         called = await until(ws, "response.done")

@@ -3,7 +3,6 @@
 import io
 import json
 import wave
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -17,10 +16,11 @@ from pipecat.frames.frames import (
 from pipecat.services.openai.stt import OpenAISTTService
 from pipecat.tests.utils import SleepFrame, run_test
 
+from recordings import RECORDINGS
 from standins.audio import read_wav
 from standins.openai_transcription import OpenAITranscriptionStandIn
 
-DATA = Path(__file__).parent / "data"
+DATA = RECORDINGS
 BOOK_TABLE = "Hi, I'd like to book a table for two tomorrow at seven."
 AUTH = {"Authorization": "Bearer sk-test"}
 

@@ -3,11 +3,11 @@
 import itertools
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from recordings import RECORDINGS
 from standins.audio import pcm_to_ulaw, read_wav, ulaw_to_pcm
 from standins.speech import (
     MATCH_THRESHOLD,
@@ -17,7 +17,7 @@ from standins.speech import (
     synthesize,
 )
 
-DATA = Path(__file__).parent / "data"
+DATA = RECORDINGS
 CATALOGUE = ["book_table", "opening_hours", "cancel", "yes", "goodbye"]
 
 

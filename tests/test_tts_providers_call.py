@@ -14,10 +14,10 @@ from calls import dial, final_transcripts
 from harness.barge_in import barge_in, long_reply_to_bookings, offsets
 from pipelines.declaration import DeclarationError, load_declaration
 from pipelines.provider import ProviderAccess, ProviderContext
-from processors.openai_tts_downsampler import Downsampler
 from processors.playback_state import INTERRUPTED_NOTE
 from server.greetings import GreetingCache
 from server.local import serve_locally
+from services.downsampler import Downsampler
 from standins.audio import pcm_to_ulaw
 from standins.cartesia_tts import CartesiaTTSStandIn
 from standins.openai_replies import LONG_REPLY

@@ -15,7 +15,7 @@ from pipecat.frames.frames import (
 from pipecat.tests.utils import SleepFrame, run_test
 
 from processors.frames import SentenceAudioEndFrame
-from processors.word_timed_cartesia_tts import WordTimedCartesiaTTSService
+from services.cartesia_tts import WordTimedCartesiaTTSService
 from standins.cartesia_tts import CartesiaTTSStandIn
 from standins.speech import synthesize
 

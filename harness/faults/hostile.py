@@ -14,7 +14,6 @@ import secrets
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import aiohttp
 import websockets
@@ -24,11 +23,12 @@ from loguru import logger
 from twilio.request_validator import RequestValidator
 
 from harness.faults import Fault, Outcome, bot_with, dial, heard_sentences, spoken_texts
+from recordings import RECORDINGS
 from server.local import LocalBot
 from standins.caller import DialError, answered
 from standins.stack import ACCOUNT_SID, AUTH_TOKEN
 
-BOOK_TABLE = Path(__file__).parents[2] / "tests" / "data" / "book_table.wav"
+BOOK_TABLE = RECORDINGS / "book_table.wav"
 BOOKING_REPLY = [
     "Of course.",
     "A table for two tomorrow at seven.",

@@ -9,12 +9,12 @@ showing exactly what the caller heard.
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 
 from loguru import logger
 
 from harness.faults import Fault, Outcome, bot_with, dial, heard_sentences, spoken_texts
 from pipelines.declaration import ENGLISH_LINES
+from recordings import RECORDINGS
 from standins.audio import ULAW_SILENCE, pcm_to_ulaw
 from standins.caller import BotTurn, SimulatedCall
 from standins.openai_chat import (
@@ -27,7 +27,7 @@ from standins.openai_chat import (
 from standins.playout import Stretch
 from standins.speech import synthesize
 
-BOOK_TABLE_WAV = Path(__file__).parents[2] / "tests" / "data" / "book_table.wav"
+BOOK_TABLE_WAV = RECORDINGS / "book_table.wav"
 GREETING = "Thanks for calling Luigi's. How can I help you today?"
 BOOK_TABLE = "Hi, I'd like to book a table for two tomorrow at seven."
 BOOKING_REPLY = "Of course. A table for two tomorrow at seven. May I have a name for the booking?"

@@ -3,7 +3,6 @@
 import asyncio
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import aiohttp
 from twilio.request_validator import RequestValidator
@@ -12,6 +11,7 @@ from websockets.exceptions import InvalidStatus
 
 from harness.faults import Fault, Outcome, bot_with, dial
 from pipelines.declaration import ENGLISH_LINES
+from recordings import RECORDINGS
 from standins.audio import pcm_to_ulaw
 from standins.caller import SimulatedCall
 from standins.speech import synthesize
@@ -19,7 +19,7 @@ from standins.stack import ACCOUNT_SID, AUTH_TOKEN
 
 BUSY_LINE = ENGLISH_LINES["busy"]
 
-BOOK_TABLE = Path(__file__).parents[2] / "tests" / "data" / "book_table.wav"
+BOOK_TABLE = RECORDINGS / "book_table.wav"
 BOOKING_REPLY = "Of course. A table for two tomorrow at seven. May I have a name for the booking?"
 MAX_CALLS = 2
 HAMMERS = 4  # concurrent loops of extra attempts, alternating /voice and /media

@@ -14,6 +14,7 @@ import aiohttp
 
 from harness.faults import Fault, Outcome
 from pipelines.declaration import load_declarations
+from recordings import RECORDINGS
 from server.local import free_socket
 from standins.audio import pcm_to_ulaw
 from standins.caller import BotTurn, SimulatedCall, signed_webhook
@@ -21,7 +22,7 @@ from standins.speech import synthesize
 from standins.stack import ACCOUNT_SID, AUTH_TOKEN, StandIns, running_standins
 
 ROOT = Path(__file__).parents[2]
-GOODBYE_WAV = ROOT / "tests" / "data" / "goodbye.wav"
+GOODBYE_WAV = RECORDINGS / "goodbye.wav"
 DRAIN_TIMEOUT_SECS = 5.0
 
 

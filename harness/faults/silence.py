@@ -7,19 +7,19 @@ a shipped declaration, so these calls take seconds.
 import asyncio
 import contextlib
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 from loguru import logger
 
 from harness.barge_in import long_reply_to_bookings
 from harness.faults import Fault, Outcome, bot_with, dial, read_back, spoken_texts
 from pipelines.declaration import ENGLISH_LINES, Declaration, load_declarations
+from recordings import RECORDINGS
 from standins.caller import SimulatedCall
 from standins.openai_replies import LONG_REPLY
 from standins.playout import Stretch
 from standins.stack import StandIns
 
-DATA = Path(__file__).parents[2] / "tests" / "data"
+DATA = RECORDINGS
 GREETING = "Thanks for calling Luigi's. How can I help you today?"
 BOOKING_REPLY = "Of course. A table for two tomorrow at seven. May I have a name for the booking?"
 PROMPT, GOODBYE = ENGLISH_LINES["silence_prompt"], ENGLISH_LINES["silence_goodbye"]

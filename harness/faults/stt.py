@@ -71,7 +71,7 @@ async def drop_mid_utterance(
     sink = logger.add(
         lambda m: warnings.append(m.record["message"]),
         level="WARNING",
-        filter="telephony.audio_backlog",
+        filter="services.audio_backlog",
     )
     try:
         async with bot_with(stt=stt) as (bot, standins):

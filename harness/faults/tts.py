@@ -2,18 +2,18 @@
 
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Literal
 
 from loguru import logger
 
 from harness.faults import Fault, Outcome, bot_with, dial, read_back, spoken_texts
+from recordings import RECORDINGS
 from standins.audio import pcm_to_ulaw
 from standins.deepgram_tts import DeepgramTTSStandIn, TTSConnection
 from standins.playout import Stretch
 from standins.speech import synthesize
 
-DATA = Path(__file__).parents[2] / "tests" / "data"
+DATA = RECORDINGS
 BOOK_TABLE = "Hi, I'd like to book a table for two tomorrow at seven."
 GOODBYE = "Thanks, that's all. Goodbye."
 BOOKING_REPLY = "Of course. A table for two tomorrow at seven. May I have a name for the booking?"

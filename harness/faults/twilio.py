@@ -4,16 +4,16 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 
 import aiohttp
 from loguru import logger
 
 from harness.faults import Fault, Outcome, bot_with, dial, heard_sentences, spoken_texts
+from recordings import RECORDINGS
 from server.twilio_rest import RetryPolicy
 from standins.twilio_rest import TwilioRequest
 
-GOODBYE = Path(__file__).parents[2] / "tests" / "data" / "goodbye.wav"
+GOODBYE = RECORDINGS / "goodbye.wav"
 FAREWELL = "Thanks for calling Luigi's. Goodbye!"
 CLOSE_LIMIT_SECS = 3.0  # farewell played → socket closed, whatever the REST API does
 

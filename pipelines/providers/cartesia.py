@@ -4,7 +4,7 @@ from pipecat.services.cartesia.tts import GenerationConfig
 from pydantic import Field
 
 from pipelines.provider import Options, Provider, ProviderContext
-from processors.word_timed_cartesia_tts import WordTimedCartesiaTTSService
+from services.cartesia_tts import WordTimedCartesiaTTSService
 
 DEFAULT_BASE_URL = "wss://api.cartesia.ai"
 KEY = "CARTESIA_API_KEY"

@@ -3,8 +3,8 @@
 from pydantic import Field, field_validator
 
 from pipelines.provider import Options, Provider, ProviderContext
-from processors.buffered_deepgram_stt import BufferedDeepgramSTTService
-from processors.sentence_deepgram_tts import SentenceDeepgramTTSService
+from services.deepgram_stt import BufferedDeepgramSTTService
+from services.deepgram_tts import SentenceDeepgramTTSService
 
 DEFAULT_BASE_URL = "wss://api.deepgram.com"
 KEY = "DEEPGRAM_API_KEY"

@@ -6,7 +6,7 @@ from pydantic import Field
 
 from pipelines.provider import Options, Provider, ProviderContext
 from pipelines.providers.deepgram import KEY, base_url
-from processors.buffered_flux_stt import BufferedFluxSTTService
+from services.deepgram_flux import BufferedFluxSTTService
 
 ENGLISH_ONLY = "flux-general-en"
 

@@ -5,7 +5,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 
 from pipelines.provider import Options, Provider, ProviderContext
-from processors.openai_llm import (
+from services.openai_llm import (
     CHUNK_TIMEOUT_SECS,
     FIRST_TOKEN_TIMEOUT_SECS,
     ClosingOpenAILLMService,

@@ -7,7 +7,7 @@ from pipecat.services.openai.realtime import events
 from pydantic import Field
 
 from pipelines.provider import Options, Provider, ProviderContext
-from processors.realtime_llm import RealtimeLLMService
+from services.openai_realtime import RealtimeLLMService
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 KEY = "OPENAI_API_KEY"

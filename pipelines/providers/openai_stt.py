@@ -7,7 +7,7 @@ from pydantic import Field
 
 from pipelines.provider import Options, Provider, ProviderContext
 from pipelines.providers.openai_llm import DEFAULT_BASE_URL, KEY
-from processors.openai_stt import ClosingOpenAISTTService
+from services.openai_stt import ClosingOpenAISTTService
 
 
 class TranscriptionOptions(Options):

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from pipelines.provider import Options, Provider, ProviderContext
 from pipelines.providers.openai_llm import DEFAULT_BASE_URL, KEY
-from processors.resampled_openai_tts import ResampledOpenAITTSService
+from services.openai_tts import ResampledOpenAITTSService
 
 Voice = Literal[
     "alloy",

@@ -9,8 +9,8 @@ from pipecat.services.openai.tts import VALID_VOICES, OpenAITTSService
 from pipecat.utils.text.base_text_aggregator import TextType
 
 from processors.frames import SentenceAudioEndFrame
-from processors.openai_tts_downsampler import OUT_RATE, Downsampler
-from telephony.shared_tls import shared_tls
+from services.downsampler import OUT_RATE, Downsampler
+from services.tls import shared_tls
 
 # A sentence that stalls this long holds every sentence after it: fail it and go on.
 TIMEOUT = openai.Timeout(10.0, connect=5.0)

@@ -10,8 +10,8 @@ from pipecat.processors.frame_processor import FrameProcessorSetup
 from pipecat.services.deepgram.flux.stt import DeepgramFluxSTTService
 from pipecat.services.deepgram.flux.stt_base import DeepgramFluxSTTBase
 
-from telephony.audio_backlog import AudioBacklog
-from telephony.shared_tls import SharedTLSWebsocket
+from services.audio_backlog import AudioBacklog
+from services.tls import SharedTLSWebsocket
 
 
 class BufferedFluxSTTService(SharedTLSWebsocket, DeepgramFluxSTTService):

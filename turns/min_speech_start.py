@@ -9,7 +9,7 @@ from pipecat.frames.frames import (
 from pipecat.turns.types import ProcessFrameResult
 from pipecat.turns.user_start.base_user_turn_start_strategy import BaseUserTurnStartStrategy
 
-from processors.speech_over_bot import SpeechOverBot
+from turns.speech_over_bot import SpeechOverBot
 
 
 class MinSpeechUserTurnStartStrategy(SpeechOverBot, BaseUserTurnStartStrategy):

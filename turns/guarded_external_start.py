@@ -14,7 +14,7 @@ from pipecat.frames.frames import (
 from pipecat.turns.types import ProcessFrameResult
 from pipecat.turns.user_start import ExternalUserTurnStartStrategy
 
-from processors.speech_over_bot import SpeechOverBot
+from turns.speech_over_bot import SpeechOverBot
 
 
 class GuardedExternalUserTurnStartStrategy(SpeechOverBot, ExternalUserTurnStartStrategy):

@@ -18,7 +18,7 @@ from pipecat.services.cartesia.tts import CartesiaTTSService
 from pipecat.utils.text.word_timestamp_utils import merge_punct_tokens
 
 from processors.frames import SentenceAudioEndFrame
-from telephony.shared_tls import SharedTLSWebsocket
+from services.tls import SharedTLSWebsocket
 
 
 @dataclass

@@ -14,7 +14,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSet
 from pipecat.services.deepgram.stt import DeepgramSTTService
 from pipecat.services.stt_service import STTService
 
-from telephony.audio_backlog import AudioBacklog
+from services.audio_backlog import AudioBacklog
 
 
 class BufferedDeepgramSTTService(DeepgramSTTService):

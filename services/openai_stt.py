@@ -3,7 +3,7 @@
 from openai import DefaultAsyncHttpxClient
 from pipecat.services.openai.stt import OpenAISTTService
 
-from telephony.shared_tls import shared_tls
+from services.tls import shared_tls
 
 
 class ClosingOpenAISTTService(OpenAISTTService):

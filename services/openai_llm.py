@@ -18,7 +18,7 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.utils.errors import ErrorCategory
 
-from telephony.shared_tls import shared_tls
+from services.tls import shared_tls
 
 FIRST_TOKEN_TIMEOUT_SECS = 1.5
 CHUNK_TIMEOUT_SECS = 1.0

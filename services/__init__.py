@@ -1,0 +1,1 @@
+"""Provider services: pipecat services for phone calls, one vendor service per module."""

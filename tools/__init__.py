@@ -1,0 +1,1 @@
+"""Project tools run by CI: the budget of private pipecat names."""
