@@ -4,7 +4,6 @@ from dataclasses import dataclass
 
 from pipecat.frames.frames import (
     ControlFrame,
-    DataFrame,
     Frame,
     InterruptionFrame,
     OutputTransportMessageFrame,
@@ -37,13 +36,6 @@ class PlayoutPauseFrame(InterruptionFrame):
     serializer send Twilio `clear`; `PlayoutPauseFilter` stops it there, so the rest of the
     graph (the assistant aggregator) does not end the reply.
     """
-
-
-@dataclass
-class SentenceAudioEndFrame(DataFrame):
-    """The TTS audio of one sentence ends here, in order with the audio frames."""
-
-    text: str
 
 
 @dataclass

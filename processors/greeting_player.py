@@ -14,7 +14,7 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.utils.text.base_text_aggregator import TextType
 
-from processors.frames import SentenceAudioEndFrame
+from telephony.frames import SentenceEndFrame
 
 CHUNK_BYTES = 800  # 50 ms of 8 kHz 16-bit audio per frame, as the TTS would send it
 
@@ -61,5 +61,5 @@ class GreetingPlayer(FrameProcessor):
             for i in range(0, len(sentence.pcm), CHUNK_BYTES):
                 chunk = sentence.pcm[i : i + CHUNK_BYTES]
                 frames.append(TTSAudioRawFrame(chunk, self._sample_rate, 1))
-            frames.append(SentenceAudioEndFrame(text=sentence.text))
+            frames.append(SentenceEndFrame(text=sentence.text))
         return [*frames, TTSStoppedFrame(), LLMAssistantPushAggregationFrame()]

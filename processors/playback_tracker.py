@@ -25,9 +25,9 @@ from processors.frames import (
     PlaybackEchoFrame,
     PlaybackMarkFrame,
     PlayoutPauseFrame,
-    SentenceAudioEndFrame,
 )
 from processors.playback_state import Playback, Reply, Sentence
+from telephony.frames import SentenceEndFrame
 
 # After the caller's speech stops, how long a pause waits for more speech before resuming:
 # words are often split into VAD segments ~0.1 s apart, and a barge-in must not resume.
@@ -73,7 +73,7 @@ class PlaybackTracker(FrameProcessor):
         await super().process_frame(frame, direction)
         if isinstance(frame, PlaybackEchoFrame):
             await self._echo(frame.mark)
-        elif isinstance(frame, SentenceAudioEndFrame):
+        elif isinstance(frame, SentenceEndFrame):
             self._sentence_end()
         elif isinstance(frame, EndCallFrame):
             self._end_call = frame

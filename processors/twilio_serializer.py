@@ -5,13 +5,11 @@ import binascii
 import json
 import time
 from collections import Counter
-from dataclasses import dataclass
 
 from loguru import logger
 from pipecat.audio.dtmf.types import KeypadEntry
 from pipecat.frames.frames import (
     Frame,
-    InputAudioRawFrame,
     InputDTMFFrame,
     InterruptionFrame,
     OutputAudioRawFrame,
@@ -22,6 +20,7 @@ from pipecat.processors.frame_processor import FrameProcessorSetup
 from pipecat.serializers.base_serializer import FrameSerializer
 
 from processors.frames import PlaybackEchoFrame, PlaybackMarkFrame
+from telephony.frames import MulawAudioFrame
 from telephony.mulaw import pcm_to_ulaw, ulaw_to_pcm
 
 TWILIO_SAMPLE_RATE = 8000
@@ -31,17 +30,6 @@ MAX_MESSAGE_BYTES = 64 * 1024
 # Per kind of problem, log the first few occurrences, then one in every hundred.
 _LOG_FIRST = 3
 _LOG_EVERY = 100
-
-
-@dataclass
-class MulawAudioFrame(InputAudioRawFrame):
-    """The caller's audio as 8 kHz PCM, and as the μ-law bytes Twilio sent.
-
-    A μ-law service (OpenAI Realtime) takes `ulaw` as it came: re-encoding the PCM is not
-    exact, since G.711 decodes both 0xFF and 0x7F to 0.
-    """
-
-    ulaw: bytes = b""
 
 
 class TwilioSerializer(FrameSerializer):

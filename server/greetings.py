@@ -18,8 +18,8 @@ from pipecat.workers.runner import WorkerRunner
 from pipelines.build import SAMPLE_RATE, make_service
 from pipelines.declaration import Declaration
 from pipelines.provider import ProviderAccess
-from processors.frames import SentenceAudioEndFrame
 from processors.greeting_player import SpokenSentence
+from telephony.frames import SentenceEndFrame
 
 SYNTHESIS_TIMEOUT_SECS = 15.0
 
@@ -65,7 +65,7 @@ class _Recorder(FrameProcessor):
             self.texts.append(frame.text)
         elif isinstance(frame, TTSAudioRawFrame):
             self._pcm.extend(frame.audio)
-        elif isinstance(frame, SentenceAudioEndFrame):
+        elif isinstance(frame, SentenceEndFrame):
             self.sentences.append(SpokenSentence(frame.text.strip(), bytes(self._pcm)))
             self._pcm.clear()
         await self.push_frame(frame, direction)

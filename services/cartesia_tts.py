@@ -17,8 +17,8 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSet
 from pipecat.services.cartesia.tts import CartesiaTTSService
 from pipecat.utils.text.word_timestamp_utils import merge_punct_tokens
 
-from processors.frames import SentenceAudioEndFrame
 from services.tls import SharedTLSWebsocket
+from telephony.frames import SentenceEndFrame
 
 
 @dataclass
@@ -35,7 +35,7 @@ class WordTimedCartesiaTTSService(SharedTLSWebsocket, CartesiaTTSService):
     pipecat turns Cartesia's word timestamps into one `TTSTextFrame` per word, sent when the
     timestamp arrives, which is ahead of the word's audio when Cartesia sends it first (as
     pipecat, which holds words that come before any audio, expects). The playback tracker
-    records each as a unit of the reply; here a `SentenceAudioEndFrame` follows, in order
+    records each as a unit of the reply; here a `SentenceEndFrame` follows, in order
     with the audio, exactly where that word's audio ends: where the next word starts (the
     audio frame is cut there), or at the end of the context for the last. A timestamp that
     comes after its audio is marked as soon as it comes (late: never early).
@@ -150,7 +150,7 @@ class WordTimedCartesiaTTSService(SharedTLSWebsocket, CartesiaTTSService):
 
     async def _mark(self) -> None:
         word = self._words.popleft()
-        await super().push_frame(SentenceAudioEndFrame(text=word.text))
+        await super().push_frame(SentenceEndFrame(text=word.text))
 
     def _end_of_first(self) -> int | None:
         """Where the first unmarked word's audio ends, once the word after it has started."""

@@ -14,7 +14,7 @@ from pipecat.utils.tracing.service_decorators import traced_tts
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-from processors.frames import SentenceAudioEndFrame
+from telephony.frames import SentenceEndFrame
 
 # A dropped socket is retried at once, then after 1 s and 2 s (pipecat waits 4 s and more).
 RECONNECT_MIN_WAIT_SECS = 1.0
@@ -22,7 +22,7 @@ RECONNECT_MAX_WAIT_SECS = 4.0
 
 
 class SentenceDeepgramTTSService(DeepgramTTSService):
-    """`DeepgramTTSService` that emits a `SentenceAudioEndFrame` after each sentence's audio.
+    """`DeepgramTTSService` that emits a `SentenceEndFrame` after each sentence's audio.
 
     Deepgram's audio stream carries no boundaries, and pipecat releases each sentence's text
     when it is sent, not when it is heard. Flushing after every sentence makes Deepgram answer
@@ -90,7 +90,7 @@ class SentenceDeepgramTTSService(DeepgramTTSService):
             sentence = self._flushes.popleft()
             if sentence is not None:
                 self._swallow_remove = True
-                frame = SentenceAudioEndFrame(text=sentence)
+                frame = SentenceEndFrame(text=sentence)
         await super().append_to_audio_context(context_id, frame)
 
     async def remove_audio_context(self, context_id):

@@ -22,7 +22,7 @@ from pipecat.services.openai.realtime.llm import CurrentAudioResponse, OpenAIRea
 
 from processors.frames import EndCallFrame
 from processors.playback_state import Playback
-from processors.twilio_serializer import MulawAudioFrame
+from telephony.frames import MulawAudioFrame
 from telephony.mulaw import pcm_to_ulaw, ulaw_to_pcm
 
 PHONE_RATE = 8000  # samples per second, and μ-law bytes per second

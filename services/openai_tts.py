@@ -8,9 +8,9 @@ from pipecat.frames.frames import ErrorFrame, Frame, StartFrame, TTSAudioRawFram
 from pipecat.services.openai.tts import VALID_VOICES, OpenAITTSService
 from pipecat.utils.text.base_text_aggregator import TextType
 
-from processors.frames import SentenceAudioEndFrame
 from services.downsampler import OUT_RATE, Downsampler
 from services.tls import shared_tls
+from telephony.frames import SentenceEndFrame
 
 # A sentence that stalls this long holds every sentence after it: fail it and go on.
 TIMEOUT = openai.Timeout(10.0, connect=5.0)
@@ -27,7 +27,7 @@ class ResampledOpenAITTSService(OpenAITTSService):
     One HTTP request speaks one sentence. Stock pipecat releases a sentence's `TTSTextFrame`
     after all its audio, so a caller who cuts in while it downloads has heard words the
     context never gets; here the text goes first, with the sentence's first audio, and the
-    frame pipecat releases after the audio becomes the sentence's `SentenceAudioEndFrame`:
+    frame pipecat releases after the audio becomes the sentence's `SentenceEndFrame`:
 
     | in (from the LLM)      | out (in order)                                            |
     |------------------------|-----------------------------------------------------------|
@@ -109,7 +109,7 @@ class ResampledOpenAITTSService(OpenAITTSService):
         if isinstance(frame, TTSTextFrame) and frame is not self._said:
             if not self._said:
                 return  # nothing was heard of it
-            self._said, frame = None, SentenceAudioEndFrame(frame.text)
+            self._said, frame = None, SentenceEndFrame(frame.text)
         await super().append_to_audio_context(context_id, frame)
 
     async def cleanup(self):

@@ -1,1 +1,1 @@
-"""Telephony audio primitives shared by the processors and the stand-ins."""
+"""The phone line: Twilio Media Streams, its playout, the transport, a call's lifecycle."""

@@ -15,10 +15,10 @@ from pipecat.frames.frames import (
 from pipecat.tests.utils import SleepFrame, run_test
 
 from harness.faults import tts as fault
-from processors.frames import SentenceAudioEndFrame
 from services.deepgram_tts import SentenceDeepgramTTSService
 from standins.deepgram_tts import DeepgramTTSStandIn
 from standins.speech import synthesize
+from telephony.frames import SentenceEndFrame
 
 SENTENCES = fault.SENTENCES
 AUTH = {"Authorization": "Token test-key"}
@@ -91,7 +91,7 @@ def audio_at_boundaries(down) -> tuple[bytes, list[tuple[str, int]]]:
     for frame in down:
         if isinstance(frame, TTSAudioRawFrame):
             audio += frame.audio
-        elif isinstance(frame, SentenceAudioEndFrame):
+        elif isinstance(frame, SentenceEndFrame):
             boundaries.append((frame.text.strip(), len(audio)))
     return audio, boundaries
 

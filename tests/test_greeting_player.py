@@ -9,8 +9,8 @@ from pipecat.frames.frames import (
 )
 from pipecat.tests.utils import run_test
 
-from processors.frames import SentenceAudioEndFrame
 from processors.greeting_player import GreetingPlayer, SpokenSentence
+from telephony.frames import SentenceEndFrame
 
 
 async def test_the_greeting_plays_at_start_as_a_tts_reply_in_50_ms_frames():
@@ -24,10 +24,10 @@ async def test_the_greeting_plays_at_start_as_a_tts_reply_in_50_ms_frames():
         TTSTextFrame,
         TTSAudioRawFrame,
         TTSAudioRawFrame,
-        SentenceAudioEndFrame,
+        SentenceEndFrame,
         TTSTextFrame,
         TTSAudioRawFrame,
-        SentenceAudioEndFrame,
+        SentenceEndFrame,
         TTSStoppedFrame,
         LLMAssistantPushAggregationFrame,
     ]

@@ -22,11 +22,11 @@ from processors.frames import (
     PlaybackEchoFrame,
     PlaybackMarkFrame,
     PlayoutPauseFrame,
-    SentenceAudioEndFrame,
 )
 from processors.pause_filter import PlayoutPauseFilter
 from processors.playback_state import Playback
 from processors.playback_tracker import PlaybackTracker
+from telephony.frames import SentenceEndFrame
 
 FIRST, SECOND = "Hello there.", "How can I help you today?"
 
@@ -43,10 +43,10 @@ def reply() -> list:
         TTSTextFrame(SECOND, text_type=TextType.SENTENCE),
         audio(100),
         audio(100),
-        SentenceAudioEndFrame(text=FIRST),
+        SentenceEndFrame(text=FIRST),
         audio(200),
         audio(200),
-        SentenceAudioEndFrame(text=SECOND),
+        SentenceEndFrame(text=SECOND),
         TTSStoppedFrame(),
     ]
 
@@ -55,7 +55,7 @@ async def test_each_audio_frame_is_followed_by_a_mark_of_the_reply_and_its_offse
     down, _ = await run_test(PlaybackTracker(Playback()), frames_to_send=reply(), start_timeout=5)
     marks = [f.message for f in down if isinstance(f, PlaybackMarkFrame)]
     assert marks == ["1:100", "1:200", "1:400", "1:600"]
-    assert not any(isinstance(f, SentenceAudioEndFrame) for f in down)  # consumed
+    assert not any(isinstance(f, SentenceEndFrame) for f in down)  # consumed
 
 
 async def test_a_barge_in_records_the_words_heard_by_the_last_echo_and_the_clock():

@@ -17,13 +17,13 @@ from pipelines.provider import ProviderAccess, ProviderContext
 from pipelines.providers.openai_realtime import RealtimeOptions, make_realtime
 from processors.frames import EndCallFrame
 from processors.playback_state import Playback
-from processors.twilio_serializer import MulawAudioFrame
 from recordings import RECORDINGS
 from services.openai_realtime import RealtimeLLMService
 from standins.audio import pcm_to_ulaw, read_wav, ulaw_to_pcm
 from standins.openai_realtime import OpenAIRealtimeStandIn
 from standins.openai_replies import LONG_REPLY, fixed_reply
 from standins.speech import synthesize
+from telephony.frames import MulawAudioFrame
 
 BOOK_TABLE = "Hi, I'd like to book a table for two tomorrow at seven."
 BOOKING_REPLY = "Of course. A table for two tomorrow at seven. May I have a name for the booking?"

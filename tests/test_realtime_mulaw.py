@@ -7,8 +7,9 @@ from pipecat.tests.utils import SleepFrame, run_test
 from test_realtime_llm import service
 
 from processors.playback_state import Playback
-from processors.twilio_serializer import MulawAudioFrame, TwilioSerializer
+from processors.twilio_serializer import TwilioSerializer
 from standins.openai_realtime import OpenAIRealtimeStandIn
+from telephony.frames import MulawAudioFrame
 from telephony.mulaw import pcm_to_ulaw, ulaw_to_pcm
 
 EVERY_BYTE = bytes(range(256))

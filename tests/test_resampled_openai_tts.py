@@ -12,11 +12,11 @@ from pipecat.frames.frames import (
 )
 from pipecat.tests.utils import SleepFrame, run_test
 
-from processors.frames import SentenceAudioEndFrame
 from services.downsampler import Downsampler
 from services.openai_tts import ResampledOpenAITTSService
 from standins.openai_speech import OpenAISpeechStandIn
 from standins.speech import synthesize
+from telephony.frames import SentenceEndFrame
 
 LONG = "We also have a vegetarian risotto with wild mushrooms that our regulars love."
 
@@ -46,7 +46,7 @@ def timeline(frames) -> list[tuple[str, str, int]]:
     for frame in frames:
         if isinstance(frame, TTSAudioRawFrame):
             audio += len(frame.audio)
-        elif isinstance(frame, TTSTextFrame | SentenceAudioEndFrame):
+        elif isinstance(frame, TTSTextFrame | SentenceEndFrame):
             events.append((type(frame).__name__, frame.text.strip(), audio))
     return events
 
@@ -62,9 +62,9 @@ async def test_each_sentence_is_spoken_at_8khz_its_text_first_and_its_end_marked
     assert {(f.sample_rate, f.num_channels) for f in audio} == {(8000, 1)}
     assert timeline(down) == [
         ("TTSTextFrame", "Hello there.", 0),
-        ("SentenceAudioEndFrame", "Hello there.", len(first)),
+        ("SentenceEndFrame", "Hello there.", len(first)),
         ("TTSTextFrame", "How are you?", len(first)),
-        ("SentenceAudioEndFrame", "How are you?", len(first) + len(second)),
+        ("SentenceEndFrame", "How are you?", len(first) + len(second)),
     ]
     # All of the first 40 ms chunk but its last 3 ms left at once (24 samples at 8 kHz).
     assert len(audio[0].audio) == (960 - 72) // 3 * 2
@@ -96,7 +96,7 @@ async def test_a_refused_sentence_is_an_error_and_not_said_and_the_next_one_is_s
     assert any("HTTP 500" in error for error in errors), errors
     assert timeline(down) == [
         ("TTSTextFrame", "How are you?", 0),
-        ("SentenceAudioEndFrame", "How are you?", len(at_8khz("How are you?"))),
+        ("SentenceEndFrame", "How are you?", len(at_8khz("How are you?"))),
     ]
 
 
@@ -119,6 +119,6 @@ async def test_three_sentences_are_three_requests_each_ended_in_turn():
         tts = service(stand_in)
         frames = [*reply("One.", "Two.", "Three."), SleepFrame(0.5)]
         down, _ = await run_test(tts, frames_to_send=frames, start_timeout=5)
-    ends = [e for e in timeline(down) if e[0] == "SentenceAudioEndFrame"]
+    ends = [e for e in timeline(down) if e[0] == "SentenceEndFrame"]
     assert [text for _, text, _ in ends] == ["One.", "Two.", "Three."]
     assert [r.status for r in stand_in.requests] == [200, 200, 200]

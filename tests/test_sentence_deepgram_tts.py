@@ -11,10 +11,10 @@ from pipecat.frames.frames import (
 )
 from pipecat.tests.utils import SleepFrame, run_test
 
-from processors.frames import SentenceAudioEndFrame
 from services.deepgram_tts import SentenceDeepgramTTSService
 from standins.deepgram_tts import DeepgramTTSStandIn
 from standins.speech import synthesize
+from telephony.frames import SentenceEndFrame
 
 
 async def test_each_sentence_ends_with_a_boundary_right_after_its_audio():
@@ -28,7 +28,7 @@ async def test_each_sentence_ends_with_a_boundary_right_after_its_audio():
     for frame in down:
         if isinstance(frame, TTSAudioRawFrame):
             total += len(frame.audio)
-        elif isinstance(frame, SentenceAudioEndFrame):
+        elif isinstance(frame, SentenceEndFrame):
             audio_before.append(total)
     first = len(synthesize("Hello there.").pcm)
     assert audio_before == [first, first + len(synthesize("How are you?").pcm)]

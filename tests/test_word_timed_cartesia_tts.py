@@ -14,10 +14,10 @@ from pipecat.frames.frames import (
 )
 from pipecat.tests.utils import SleepFrame, run_test
 
-from processors.frames import SentenceAudioEndFrame
 from services.cartesia_tts import WordTimedCartesiaTTSService
 from standins.cartesia_tts import CartesiaTTSStandIn
 from standins.speech import synthesize
+from telephony.frames import SentenceEndFrame
 
 TEXT = "Hello there. How are you?"
 LONG = "We also have a vegetarian risotto with wild mushrooms that our regulars love."
@@ -46,7 +46,7 @@ def timeline(frames) -> list[tuple[str, str, int]]:
             events, audio = [], 0  # the last reply's
         elif isinstance(frame, TTSAudioRawFrame):
             audio += len(frame.audio)
-        elif isinstance(frame, TTSTextFrame | SentenceAudioEndFrame):
+        elif isinstance(frame, TTSTextFrame | SentenceEndFrame):
             kind = "text" if isinstance(frame, TTSTextFrame) else "end"
             events.append((kind, frame.text.strip(), audio))
     return events
