@@ -15,10 +15,10 @@ CATEGORIES = [
     ("Deepgram STT socket", r"deepgram/listen|services/deepgram/stt|buffered_deepgram_stt"),
     ("Deepgram TTS socket", r"deepgram/speak|services/deepgram/tts|sentence_deepgram_tts"),
     ("OpenAI stream", r"openai/|httpx|httpcore|services/openai"),
-    ("Twilio media (JSON, base64, μ-law)", r"serializers/twilio|twilio_serializer|mulaw\.py"),
+    ("Twilio media (JSON, base64, μ-law)", r"serializers/twilio|media_streams|mulaw\.py"),
     ("Twilio socket", r"starlette/websockets|websockets_sansio|transports/websocket/fastapi"),
     ("turn detection", r"turns/|vad_controller|vad_analyzer"),
-    ("playback truth (marks)", r"playback_tracker|playback_state|heard_context"),
+    ("playback truth (marks)", r"twilio_output|playout|spoken|heard_context"),
     ("pipecat frame plumbing", r"pipecat/"),
     ("event loop", r"asyncio/|uvloop|selectors"),
 ]

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from pipelines.declaration import load_declarations
-from processors.playback_state import INTERRUPTED_NOTE, NOTHING_HEARD_NOTE
+from processors.heard_context import INTERRUPTED_NOTE, NOTHING_HEARD_NOTE
 from recordings import RECORDINGS
 from server.local import serve_locally
 from standins.caller import SimulatedCall

@@ -32,10 +32,8 @@ from processors.caller_audio_sink import CallerAudioSink
 from processors.greeting_player import GreetingPlayer, SpokenSentence
 from processors.heard_context import HeardContext
 from processors.llm_failure_apology import LLMFailureApology
-from processors.pause_filter import PlayoutPauseFilter
-from processors.playback_state import Playback
-from processors.playback_tracker import PlaybackTracker
 from processors.silent_caller import SilentCaller
+from telephony.lifecycle import CallLifecycle
 from turns.ending_mute import EndingCallMuteStrategy
 from turns.guarded_external_start import GuardedExternalUserTurnStartStrategy
 from turns.min_speech_start import MinSpeechUserTurnStartStrategy
@@ -58,74 +56,73 @@ class CallPipeline:
     pipeline: Pipeline
     context: LLMContext
     llm: LLMService
-    playback: Playback
 
 
 def build_pipeline(
     declaration: Declaration,
     transport: BaseTransport,
     access: ProviderAccess,
+    lifecycle: CallLifecycle,
     greeting: list[SpokenSentence] | None = None,
 ) -> CallPipeline:
     """Transport in → turn detection → STT → context → LLM → TTS → transport out → context.
 
+    `lifecycle` is the call's: what ends the call claims it, and the caller is muted then.
     With `greeting` (pre-synthesized), the greeting plays the moment the pipeline starts.
     A `[speech_to_speech]` declaration is built by `pipelines/speech_to_speech.py`.
     """
     if declaration.speech_to_speech:
         from pipelines.speech_to_speech import build_speech_to_speech  # (it imports this module)
 
-        return build_speech_to_speech(declaration, transport, access, greeting)
+        return build_speech_to_speech(declaration, transport, access, lifecycle)
     assert declaration.stt and declaration.llm and declaration.tts, "a cascaded pipeline"
-    context, playback, aggregators = call_context(declaration, turns(declaration))
+    context, aggregators = call_context(declaration, turns(declaration), lifecycle)
     llm = make_service(declaration.llm, declaration, access)
     pipeline = Pipeline(
         [
-            transport.input(),  # Twilio media → 8 kHz PCM frames; mark echoes
+            transport.input(),  # Twilio media → 8 kHz PCM frames, key presses
             make_service(declaration.stt, declaration, access),  # PCM → transcripts
             aggregators.user(),  # VAD + turn strategy → the caller's turn into the context
             CallerAudioSink(),  # the caller's audio goes no further
-            *limits(declaration, playback),  # a silent caller, a call too long: say, hang up
-            HeardContext(playback),  # an interrupted reply → what the caller heard of it
+            *limits(declaration, lifecycle),  # a silent caller, a call too long: say, hang up
             LLMFailureApology(llm, declaration.bot.apology),  # a failed turn → an apology
             llm,  # context → streamed tokens
             make_service(declaration.tts, declaration, access),  # sentences → 8 kHz PCM
             *([GreetingPlayer(greeting)] if greeting else []),  # cached greeting on start
-            PlaybackTracker(playback),  # marks out, echoes in: what the caller has heard
-            transport.output(),  # PCM → Twilio media, interruptions → Twilio clear
-            PlayoutPauseFilter(playback),  # a pause (maybe a barge-in) stops here
-            aggregators.assistant(),  # what the bot said → the context
+            transport.output(),  # PCM → the phone; passes text on as it is heard, pauses
+            # on caller speech, cuts on a barge-in (ReplyCut: the words heard)
+            HeardContext(),  # a cut reply → the words the caller heard, into the context
+            aggregators.assistant(),  # what the caller heard → the context
         ]
     )
-    return CallPipeline(pipeline=pipeline, context=context, llm=llm, playback=playback)
+    return CallPipeline(pipeline=pipeline, context=context, llm=llm)
 
 
 def call_context(
-    declaration: Declaration, strategies: UserTurnStrategies
-) -> tuple[LLMContext, Playback, LLMContextAggregatorPair]:
-    """A call's LLM context, its playback record, and the aggregators that fill the context.
+    declaration: Declaration, strategies: UserTurnStrategies, lifecycle: CallLifecycle
+) -> tuple[LLMContext, LLMContextAggregatorPair]:
+    """A call's LLM context and the aggregators that fill it.
 
-    The user side runs the VAD and `strategies`; the caller is muted while the bot ends the call.
+    The user side runs the VAD and `strategies`; the caller is muted once the call is ending.
     """
     context = LLMContext(tools=ToolsSchema(standard_tools=[END_CALL]))
-    playback = Playback()
     user_params = LLMUserAggregatorParams(
         vad_analyzer=_vad(declaration.turn),
         user_turn_strategies=strategies,
-        user_mute_strategies=[EndingCallMuteStrategy(playback)],
+        user_mute_strategies=[EndingCallMuteStrategy(lifecycle)],
     )
-    return context, playback, LLMContextAggregatorPair(context, user_params=user_params)
+    return context, LLMContextAggregatorPair(context, user_params=user_params)
 
 
 def limits(
-    declaration: Declaration, playback: Playback, *, answers_every_turn: bool = False
+    declaration: Declaration, lifecycle: CallLifecycle, *, answers_every_turn: bool = False
 ) -> list[FrameProcessor]:
     """The call's [call] limits: a caller silent too long, a call lasting too long."""
     bot, call = declaration.bot, declaration.call
     return [
-        CallTimeLimit(playback, time_up=bot.time_up, max_secs=call.max_secs),
+        CallTimeLimit(lifecycle, time_up=bot.time_up, max_secs=call.max_secs),
         SilentCaller(
-            playback,
+            lifecycle,
             prompt=bot.silence_prompt,
             goodbye=bot.silence_goodbye,
             prompt_secs=call.silence_prompt_secs,

@@ -14,10 +14,9 @@ from pipelines.build import CallPipeline, call_context, limits, make_service, tu
 from pipelines.declaration import Declaration
 from pipelines.provider import ProviderAccess
 from processors.caller_audio_sink import CallerAudioSink
-from processors.greeting_player import SpokenSentence
-from processors.pause_filter import PlayoutPauseFilter
-from processors.playback_tracker import PlaybackTracker
+from processors.heard_context import HeardContext
 from services.openai_realtime import RealtimeLLMService
+from telephony.lifecycle import CallLifecycle
 
 PREFIX_PADDING_MS = 300  # server VAD: speech kept from before it fired (OpenAI's default)
 
@@ -26,37 +25,36 @@ def build_speech_to_speech(
     declaration: Declaration,
     transport: BaseTransport,
     access: ProviderAccess,
-    greeting: list[SpokenSentence] | None = None,
+    lifecycle: CallLifecycle,
 ) -> CallPipeline:
     """Transport in → turn detection → the speech-to-speech service → transport out → context.
 
-    `greeting` (audio pre-synthesized by a TTS) is not played: the service speaks the greeting
-    in its own voice, into its own conversation, when server/call.py queues it as text.
+    No greeting is pre-synthesized: the service speaks it in its own voice, into its own
+    conversation, when server/call.py queues it as text.
     """
     stage = declaration.speech_to_speech
     assert stage, "a speech-to-speech pipeline"
-    context, playback, aggregators = call_context(declaration, _local_turns(declaration))
+    context, aggregators = call_context(declaration, _local_turns(declaration), lifecycle)
     llm = make_service(stage, declaration, access)
     if not isinstance(llm, RealtimeLLMService):
         raise TypeError(f"{stage.provider.name!r} is not a speech-to-speech service")
-    llm.join_call(context=context, playback=playback, turn_detection=_server_turns(declaration))
+    llm.join_call(context=context, turn_detection=_server_turns(declaration))
     pipeline = Pipeline(
         [
-            transport.input(),  # Twilio media → 8 kHz PCM frames; mark echoes
+            transport.input(),  # Twilio media → 8 kHz PCM frames (and Twilio's μ-law bytes)
             # A silent caller, a call too long (the service answers every turn itself). Before
             # the user aggregator, which broadcasts turn frames both ways: between it and the
             # service they would delay the transcripts it must have when a reply starts.
-            *limits(declaration, playback, answers_every_turn=True),
+            *limits(declaration, lifecycle, answers_every_turn=True),
             aggregators.user(),  # VAD + turn strategy → turn frames, interruptions, mute
-            llm,  # the caller's μ-law → OpenAI → its μ-law → 8 kHz PCM; cut on barge-in
+            llm,  # the caller's μ-law → OpenAI → its μ-law → 8 kHz PCM; cut where heard
             CallerAudioSink(),  # the caller's audio goes no further
-            PlaybackTracker(playback),  # marks out, echoes in: what the caller has heard
-            transport.output(),  # PCM → Twilio media, interruptions → Twilio clear
-            PlayoutPauseFilter(playback),  # a pause (maybe a barge-in) stops here
-            aggregators.assistant(),  # what the bot said → the call's record
+            transport.output(),  # PCM → the phone; ReplyCut ↑ tells the service what was heard
+            HeardContext(),  # a cut reply → the words the caller heard, into the record
+            aggregators.assistant(),  # what the caller heard → the call's record
         ]
     )
-    return CallPipeline(pipeline=pipeline, context=context, llm=llm, playback=playback)
+    return CallPipeline(pipeline=pipeline, context=context, llm=llm)
 
 
 def _local_turns(declaration: Declaration) -> UserTurnStrategies:

@@ -3,11 +3,10 @@
 import asyncio
 
 from loguru import logger
-from pipecat.frames.frames import CancelFrame, EndFrame, Frame, StartFrame
+from pipecat.frames.frames import CancelFrame, EndFrame, EndWorkerFrame, Frame, StartFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from processors.frames import EndCallFrame, spoken_ending
-from processors.playback_state import Playback
+from telephony.lifecycle import CallLifecycle, spoken_ending
 
 TIME_UP_REASON = "the call reached its time limit"
 # Between the interruption and the line: a TTS asked to speak in the same instant as it is
@@ -22,8 +21,8 @@ class CallTimeLimit(FrameProcessor):
     | frame               | what it does                                                 |
     |---------------------|--------------------------------------------------------------|
     | Start ↓             | the clock starts                                             |
-    | `max_secs` later    | a warning; Interruption ↕, TTSSpeak(time_up) ↓, EndCall ↓    |
-    | EndCall ↓           | the call is ending anyway: the clock stops                   |
+    | `max_secs` later    | a warning; Interruption ↕, TTSSpeak(time_up) ↓, EndWorker ↓  |
+    | EndWorker ↓         | the call is ending anyway: the clock stops                   |
     | End, Cancel         | the clock stops                                              |
 
     It interrupts whatever the bot is saying or generating: a limit is a limit, and waiting
@@ -34,10 +33,10 @@ class CallTimeLimit(FrameProcessor):
     any bot speech.
     """
 
-    def __init__(self, playback: Playback, *, time_up: str, max_secs: float, **kwargs):
-        """Limit the call whose playback record is `playback` (it knows when it is ending)."""
+    def __init__(self, lifecycle: CallLifecycle, *, time_up: str, max_secs: float, **kwargs):
+        """Limit the call whose lifecycle is `lifecycle` (it knows when it is ending)."""
         super().__init__(**kwargs)
-        self._playback = playback
+        self._lifecycle = lifecycle
         self._time_up = time_up
         self._max_secs = max_secs
         self._timer: asyncio.Task | None = None
@@ -47,14 +46,14 @@ class CallTimeLimit(FrameProcessor):
         await super().process_frame(frame, direction)
         if isinstance(frame, StartFrame):
             self._timer = self.create_task(self._time_limit(), name="call-time-limit")
-        elif isinstance(frame, (EndFrame, CancelFrame, EndCallFrame)):
+        elif isinstance(frame, (EndFrame, CancelFrame, EndWorkerFrame)):
             await self._stop()
         await self.push_frame(frame, direction)
 
     async def _time_limit(self) -> None:
         await asyncio.sleep(self._max_secs)
         self._timer = None
-        if self._playback.ending:
+        if not self._lifecycle.end(TIME_UP_REASON):
             return
         logger.warning(f"the call reached its time limit of {self._max_secs:g} s: ending it")
         await self.broadcast_interruption()

@@ -1,55 +1,67 @@
-"""Before the LLM answers, make the context say what the caller actually heard."""
+"""The caller's ear in the LLM context: an interrupted reply becomes the words they heard."""
+
+import re
 
 from loguru import logger
-from pipecat.frames.frames import Frame, LLMContextFrame
-from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.frames.frames import Frame, LLMMessagesTransformFrame
+from pipecat.processors.aggregators.llm_context import LLMContextMessage
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from processors.playback_state import Correction, Playback, same_reply
+from telephony.frames import ReplyCutFrame
+
+INTERRUPTED_NOTE = "[The caller interrupted here; they heard only the words above.]"
+NOTHING_HEARD_NOTE = "[The caller interrupted before hearing any of this reply.]"
 
 
 class HeardContext(FrameProcessor):
-    """Rewrites an interrupted reply in the context to the words the caller heard.
+    """Writes what the caller heard of a cut reply into the context, through the frame path.
 
-    pipecat writes every sentence it sent to the TTS into the assistant message, heard or
-    not, and may write it before or after the barge-in. This sits just before the LLM, so the
-    fix lands after pipecat's write and before the next request, whatever the order.
+    Sits between the output transport and the assistant aggregator. The transport passes the
+    reply's text on as it is heard, and the aggregator commits what it has when the
+    interruption reaches it; the transport then says exactly what was heard, which becomes
+    the reply's assistant message, with a note that the caller cut in.
 
-    | in                                             | out                                   |
-    |------------------------------------------------|---------------------------------------|
-    | LLMContextFrame, after a barge-in              | same frame; the interrupted assistant |
-    |                                                | message now holds the heard words and |
-    |                                                | a note that the caller cut in         |
-    | anything else                                  | unchanged                             |
+    | in              | out                                                                   |
+    |-----------------|-----------------------------------------------------------------------|
+    | ReplyCut ↓      | ReplyCut ↓, then LLMMessagesTransform ↓ (uninterruptible): the reply's |
+    |                 | assistant message now holds the heard words and the note (or one is   |
+    |                 | added, if the aggregator had committed none of it)                    |
+    | anything else   | unchanged                                                             |
     """
 
-    def __init__(self, playback: Playback, **kwargs):
-        """Correct from `playback`, the call's shared record."""
-        super().__init__(**kwargs)
-        self._playback = playback
-
     async def process_frame(self, frame: Frame, direction: FrameDirection):
-        """Apply a pending correction to the context about to be sent."""
+        """Follow a cut reply with the edit that makes the context say what was heard."""
         await super().process_frame(frame, direction)
-        correction = self._playback.correction
-        if isinstance(frame, LLMContextFrame) and correction:
-            self._playback.correction = None
-            _rewrite(frame.context, correction)
         await self.push_frame(frame, direction)
+        if isinstance(frame, ReplyCutFrame) and direction == FrameDirection.DOWNSTREAM:
+            edit = LLMMessagesTransformFrame(transform=lambda m: heard_reply(m, frame))
+            edit.interruptible = False  # a second barge-in right away must not lose it
+            await self.push_frame(edit)
 
 
-def _rewrite(context: LLMContext, correction: Correction) -> None:
-    messages = context.get_messages()
+def heard_reply(messages: list[LLMContextMessage], cut: ReplyCutFrame) -> list[LLMContextMessage]:
+    """`messages` with the cut reply's assistant message saying what the caller heard."""
+    content = f"{cut.heard}… {INTERRUPTED_NOTE}" if cut.heard else NOTHING_HEARD_NOTE
     for message in reversed(messages):
-        content = message.get("content") if isinstance(message, dict) else None
-        if message.get("role") == "assistant" and isinstance(content, str):
-            if same_reply(content, correction.spoken):
-                message["content"] = correction.message()
-                logger.debug(f"context now says the caller heard {correction.heard!r}")
-                return
+        text = message.get("content") if isinstance(message, dict) else None
+        if message.get("role") == "assistant" and isinstance(text, str):
+            if same_reply(text, cut.spoken):
+                message["content"] = content
+                logger.debug(f"the context now says the caller heard {cut.heard!r}")
+                return messages
             break
-    user_turns = len(messages)
-    while user_turns and messages[user_turns - 1].get("role") == "user":
-        user_turns -= 1
-    messages.insert(user_turns, {"role": "assistant", "content": correction.message()})
-    context.set_messages(messages)
+    # Not committed (nothing of it had been heard): added, ahead of any turn the caller began.
+    end = len(messages)
+    while end and messages[end - 1].get("role") == "user":
+        end -= 1
+    return [*messages[:end], {"role": "assistant", "content": content}, *messages[end:]]
+
+
+def same_reply(message: str, spoken: str) -> bool:
+    """Whether a context message holds (a prefix of) the spoken reply."""
+    a, b = _normal(message), _normal(spoken)
+    return bool(a) and (b.startswith(a[:40]) or a.startswith(b[:40]))
+
+
+def _normal(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()

@@ -5,6 +5,7 @@ from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     CancelFrame,
     EndFrame,
+    EndWorkerFrame,
     ErrorFrame,
     Frame,
     LLMContextFrame,
@@ -18,8 +19,7 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor, FrameProcessorSetup
 from pipecat.turns.user_idle_controller import UserIdleController
 
-from processors.frames import EndCallFrame, spoken_ending
-from processors.playback_state import Playback
+from telephony.lifecycle import CallLifecycle, spoken_ending
 
 SILENCE_REASON = "the caller stayed silent"
 
@@ -41,7 +41,7 @@ class CallerSilenceClock(UserIdleController):
       is due means none is coming: it starts.
     - BotStoppedSpeaking fires when the output transport has *sent* the audio, seconds before
       the phone has played it. That is left to the processor's place: upstream of
-      PlaybackTracker, which holds that frame until Twilio echoes the reply's last mark.
+      the Twilio transport, which holds that frame until the caller has heard the reply.
     """
 
     def __init__(self, *, timeout: float, answers_every_turn: bool):
@@ -109,11 +109,11 @@ class SilentCaller(FrameProcessor):
     | LLMContext ↓, TTSSpeak ↓                | a reply is due: stopped until the bot speaks   |
     | Error ↑ while a reply is due            | none is coming: starts it                      |
     | `prompt_secs` of silence                | TTSSpeak(prompt) ↓                             |
-    | `goodbye_secs` more after it played     | TTSSpeak(goodbye) ↓, EndCall ↓                 |
-    | EndCall ↓, End, Cancel                  | stops it for good                              |
+    | `goodbye_secs` more after it played     | TTSSpeak(goodbye) ↓, EndWorker ↓                 |
+    | EndWorker ↓, End, Cancel                  | stops it for good                              |
 
     It must sit upstream of the LLM (its lines are spoken and recorded like any bot speech)
-    and of PlaybackTracker (BotStoppedSpeaking ↑ then means heard, not sent). It sees the VAD
+    and of the output transport (BotStoppedSpeaking ↑ then means heard, not sent). It sees the VAD
     and turn frames on either side of the user aggregator, which broadcasts them both ways;
     only downstream of it does it see an LLMContext. `answers_every_turn`: the LLM answers
     every turn that ends (speech to speech), rather than only those the aggregator sends it
@@ -122,7 +122,7 @@ class SilentCaller(FrameProcessor):
 
     def __init__(
         self,
-        playback: Playback,
+        lifecycle: CallLifecycle,
         *,
         prompt: str,
         goodbye: str,
@@ -131,9 +131,9 @@ class SilentCaller(FrameProcessor):
         answers_every_turn: bool = False,
         **kwargs,
     ):
-        """Watch the call whose playback record is `playback` (it knows when it is ending)."""
+        """Watch the call whose lifecycle is `lifecycle` (it knows when the call is ending)."""
         super().__init__(**kwargs)
-        self._playback = playback
+        self._lifecycle = lifecycle
         self._prompt, self._goodbye = prompt, goodbye
         self._prompt_secs, self._goodbye_secs = prompt_secs, goodbye_secs
         self._prompted = False
@@ -149,7 +149,7 @@ class SilentCaller(FrameProcessor):
     async def process_frame(self, frame: Frame, direction: FrameDirection):
         """Feed the clock, pass every frame on."""
         await super().process_frame(frame, direction)
-        if isinstance(frame, (EndFrame, CancelFrame, EndCallFrame)):
+        if isinstance(frame, (EndFrame, CancelFrame, EndWorkerFrame)):
             await self._stop()
         elif isinstance(frame, (VADUserStartedSpeakingFrame, UserStartedSpeakingFrame)):
             self._prompted = False
@@ -161,7 +161,7 @@ class SilentCaller(FrameProcessor):
         await self.push_frame(frame, direction)
 
     async def _on_silence(self, _clock: CallerSilenceClock) -> None:
-        if self._over or self._playback.ending:
+        if self._over or self._lifecycle.ending:
             return
         if not self._prompted:
             self._prompted = True
@@ -172,6 +172,8 @@ class SilentCaller(FrameProcessor):
             return
         logger.info(f"the caller is still silent {self._goodbye_secs:g} s after the prompt")
         await self._stop()
+        if not self._lifecycle.end(SILENCE_REASON):
+            return
         for frame in spoken_ending(self._goodbye, SILENCE_REASON):
             await self.push_frame(frame)
 

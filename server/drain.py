@@ -105,7 +105,7 @@ class Drain:
                 if await call.say_and_end(self.goodbye(call), "the server is shutting down"):
                     logger.info("draining: saying the shutdown goodbye")
                 else:
-                    logger.info(f"draining: the call is already ending ({call.ending})")
+                    logger.info(f"draining: the call is already ending ({call.lifecycle.reason})")
 
     async def _cancel_the_rest(self) -> None:
         logger.error(

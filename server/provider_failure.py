@@ -10,7 +10,7 @@ talking to dead air. Here the first such error of a call logs what to fix, the b
 from typing import TYPE_CHECKING
 
 from loguru import logger
-from pipecat.frames.frames import ErrorFrame
+from pipecat.frames.frames import EndWorkerFrame, ErrorFrame
 from pipecat.processors.frame_processor import FrameProcessor
 from pipecat.services.llm_service import LLMService
 from pipecat.services.stt_service import STTService
@@ -18,7 +18,6 @@ from pipecat.services.tts_service import TTSService
 from pipecat.utils.errors import ErrorCategory, extract_http_status_code
 
 from pipelines.declaration import STAGE_NAMES, Declaration
-from processors.frames import EndCallFrame
 
 if TYPE_CHECKING:
     from server.call import Call
@@ -27,14 +26,14 @@ if TYPE_CHECKING:
 async def end_call_if_unusable(call: "Call", frame: ErrorFrame, declaration: Declaration) -> None:
     """If `frame` made its processor unusable, log what to fix and end the call (once)."""
     processor = frame.processor
-    if processor is None or processor.is_usable or call.ending or call.worker is None:
+    if processor is None or processor.is_usable or call.lifecycle.ending or call.worker is None:
         return
     section = _section_of(processor, declaration)
     failure, fix = describe(frame, section, declaration)
     if section == "tts":  # the voice that would apologise is the one that failed
         logger.error(f"{failure}: {fix}; hanging up without an apology")
-        call.ending = failure
-        await call.worker.queue_frame(EndCallFrame(reason=failure))
+        call.lifecycle.end(failure)
+        await call.worker.queue_frame(EndWorkerFrame(reason=failure))
     else:
         logger.error(f"{failure}: {fix}; apologising and hanging up")
         await call.say_and_end(declaration.bot.unavailable, failure)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from fastapi import WebSocket, WebSocketDisconnect
 from loguru import logger
 
-from processors.twilio_serializer import TwilioSerializer
+from telephony.media_streams import MediaStreamMessages
 
 START_TIMEOUT_SECS = 10.0
 # Twilio SIDs: two letters and 32 hex digits. The call SID goes into REST URLs unquoted.
@@ -40,7 +40,7 @@ async def read_stream_start(websocket: WebSocket) -> StreamStart:
 
 
 async def _read_until_start(websocket: WebSocket) -> StreamStart:
-    parser = TwilioSerializer(stream_sid="")
+    parser = MediaStreamMessages(stream_sid="")
     early_media = 0
     while True:
         message = parser.parse(await _receive(websocket))

@@ -6,6 +6,7 @@ import time
 
 from loguru import logger
 from pipecat.frames.frames import (
+    EndWorkerFrame,
     Frame,
     InputAudioRawFrame,
     TTSAudioRawFrame,
@@ -20,9 +21,7 @@ from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.openai.realtime import events
 from pipecat.services.openai.realtime.llm import CurrentAudioResponse, OpenAIRealtimeLLMService
 
-from processors.frames import EndCallFrame
-from processors.playback_state import Playback
-from telephony.frames import MulawAudioFrame
+from telephony.frames import MulawAudioFrame, ReplyCutFrame
 from telephony.mulaw import pcm_to_ulaw, ulaw_to_pcm
 
 PHONE_RATE = 8000  # samples per second, and μ-law bytes per second
@@ -46,10 +45,10 @@ class RealtimeLLMService(OpenAIRealtimeLLMService):
     | response.output_audio.delta (μ-law)    | TTSAudioRaw ↓, 8 kHz PCM                     |
     | transcript delta before any audio      | TTSStarted ↓ first: the reply has begun      |
     | TTSSpeak ↓, or pushed by a handler     | response.create: say it word for word        |
-    | EndCall pushed after a farewell        | held until the farewell's response is done   |
-    | Interruption ↓                         | response.cancel; truncate the reply at what  |
-    |                                        | the caller heard (`Playback`, from Twilio's  |
-    |                                        | marks); its late deltas are dropped          |
+    | EndWorker pushed after a farewell      | held until the farewell's response is done   |
+    | Interruption ↓                         | response.cancel; its late deltas are dropped |
+    | ReplyCut ↑ (from the transport)        | truncate the reply where the caller stopped  |
+    |                                        | hearing it (Twilio's marks)                  |
     | VADUserStarted ↓                       | notes where the caller's speech began, to    |
     |                                        | replay it after an input buffer clear        |
     | an error event                         | logged; the session goes on                  |
@@ -60,7 +59,7 @@ class RealtimeLLMService(OpenAIRealtimeLLMService):
     def __init__(self, **kwargs):
         """Like pipecat's service; the session must declare `audio/pcmu` both ways."""
         super().__init__(**kwargs)
-        self._playback: Playback | None = None
+        self._cut_item: tuple[CurrentAudioResponse, list[list]] | None = None  # to truncate
         self._held = bytearray()  # the caller's μ-law before the session is ready
         self._recent = bytearray()  # the caller's latest μ-law, as sent
         self._sent = 0  # μ-law bytes appended in all
@@ -72,27 +71,21 @@ class RealtimeLLMService(OpenAIRealtimeLLMService):
         self._says: list[str] = []  # to say, in order
         self._say_sent: str | None = None  # being said: response.create sent, not created
         self._saying: set[str] = set()  # responses saying something
-        self._held_end: EndCallFrame | None = None
+        self._held_end: EndWorkerFrame | None = None
         self._end_timer: asyncio.Task | None = None
         self._rate_warned = False
 
     def join_call(
-        self,
-        *,
-        context: LLMContext,
-        playback: Playback,
-        turn_detection: events.TurnDetection | None,
+        self, *, context: LLMContext, turn_detection: events.TurnDetection | None
     ) -> None:
         """Wire the service into one call before it starts.
 
         The conversation lives at OpenAI, built from the call's audio: `context` is the call's
-        record and its tools (end_call), never replayed to OpenAI. `playback` says what the
-        caller has heard. `turn_detection`: OpenAI's server VAD ends turns; None: the
-        pipeline's local VAD and turn strategies do.
+        record and its tools (end_call), never replayed to OpenAI. `turn_detection`: OpenAI's
+        server VAD ends turns; None: the pipeline's local VAD and turn strategies do.
         """
         self._context = context
         self._llm_needs_conversation_setup = False
-        self._playback = playback
         audio = self._settings.session_properties.audio
         audio.input.turn_detection = turn_detection or False
         # Without server VAD, pipecat warns that no turn frames come: ours come from local VAD.
@@ -108,6 +101,8 @@ class RealtimeLLMService(OpenAIRealtimeLLMService):
             self._speech_ended = self._sent
         elif isinstance(frame, UserStoppedSpeakingFrame):
             self._onset = None  # the turn is committed: its speech is OpenAI's now
+        elif isinstance(frame, ReplyCutFrame) and direction == FrameDirection.UPSTREAM:
+            await self._truncate_where_heard(frame.heard_ms)
         await super().process_frame(frame, direction)
 
     async def push_frame(self, frame: Frame, direction: FrameDirection = FrameDirection.DOWNSTREAM):
@@ -118,7 +113,7 @@ class RealtimeLLMService(OpenAIRealtimeLLMService):
             if isinstance(frame, TTSSpeakFrame):
                 await self._say(frame.text)
                 return
-            if isinstance(frame, EndCallFrame) and self._saying_something():
+            if isinstance(frame, EndWorkerFrame) and self._saying_something():
                 await self._hold_end(frame)
                 return
             if isinstance(frame, TTSAudioRawFrame):
@@ -212,18 +207,21 @@ class RealtimeLLMService(OpenAIRealtimeLLMService):
         await super()._handle_evt_speech_started(evt)
 
     async def _truncate_current_audio_response(self):
-        """Tell OpenAI its reply stopped where the caller's playout did (Twilio's marks)."""
+        """Keep the interrupted reply to truncate once the transport says what was heard."""
         current, self._current_audio_response = self._current_audio_response, None
-        if not current:
+        self._cut_item = (current, [list(item) for item in self._item_audio]) if current else None
+
+    async def _truncate_where_heard(self, heard_ms: float) -> None:
+        """Tell OpenAI its reply stopped where the caller's playout did (Twilio's marks)."""
+        if not self._cut_item:
             return
+        (current, item_audio), self._cut_item = self._cut_item, None
         offset, item_ms = 0.0, 0.0
-        for item_id, ms in self._item_audio:
+        for item_id, ms in item_audio:
             if item_id == current.item_id:
                 item_ms = ms
                 break
             offset += ms
-        reply = self._playback.reply if self._playback else None
-        heard_ms = reply.heard_at(time.monotonic()) if reply else 0.0
         end_ms = int(min(max(heard_ms - offset, 0.0), item_ms))
         logger.info(f"barge-in: OpenAI's reply truncated at {end_ms} ms, as the caller heard it")
         await self.send_client_event(
@@ -251,11 +249,9 @@ class RealtimeLLMService(OpenAIRealtimeLLMService):
     def _saying_something(self) -> bool:
         return bool(self._says or self._say_sent or self._saying)
 
-    async def _hold_end(self, frame: EndCallFrame) -> None:
-        """Hang up after the farewell, which OpenAI has yet to speak; mute the caller now."""
+    async def _hold_end(self, frame: EndWorkerFrame) -> None:
+        """End the call after the farewell, which OpenAI has yet to speak."""
         self._held_end = frame
-        if self._playback:
-            self._playback.ending = True
         self._end_timer = self.create_task(self._end_anyway())
 
     async def _end_anyway(self) -> None:

@@ -12,7 +12,7 @@ from calls import dial, user_texts
 from harness.barge_in import long_reply_to_bookings, old_audio_after
 from harness.false_barge_in import mm_hm
 from pipelines.declaration import load_declaration
-from processors.playback_state import INTERRUPTED_NOTE
+from processors.heard_context import INTERRUPTED_NOTE
 from server.local import serve_locally
 from standins.openai_replies import LONG_REPLY
 from standins.speech import synthesize

@@ -7,7 +7,7 @@ from test_call import heard_matches
 
 from calls import dial
 from harness.barge_in import barge_in, long_reply_to_bookings, offsets
-from processors.playback_state import INTERRUPTED_NOTE
+from processors.heard_context import INTERRUPTED_NOTE
 from standins.openai_replies import LONG_REPLY
 from standins.speech import synthesize
 

@@ -14,7 +14,7 @@ from calls import dial, final_transcripts
 from harness.barge_in import barge_in, long_reply_to_bookings, offsets
 from pipelines.declaration import DeclarationError, load_declaration
 from pipelines.provider import ProviderAccess, ProviderContext
-from processors.playback_state import INTERRUPTED_NOTE
+from processors.heard_context import INTERRUPTED_NOTE
 from server.greetings import GreetingCache
 from server.local import serve_locally
 from services.downsampler import Downsampler

@@ -1,19 +1,19 @@
-"""A user-mute strategy that keeps the caller from cutting off the bot's farewell."""
+"""A user-mute strategy that keeps the caller from cutting off the bot's last words."""
 
 from pipecat.frames.frames import Frame
 from pipecat.turns.user_mute.base_user_mute_strategy import BaseUserMuteStrategy
 
-from processors.playback_state import Playback
+from telephony.lifecycle import CallLifecycle
 
 
 class EndingCallMuteStrategy(BaseUserMuteStrategy):
-    """Mutes the caller's turns once the bot has decided to end the call."""
+    """Mutes the caller's turns once the call is ending (its lifecycle says so)."""
 
-    def __init__(self, playback: Playback, **kwargs):
-        """Read the ending state from `playback`, the call's shared record."""
+    def __init__(self, lifecycle: CallLifecycle, **kwargs):
+        """Mute while `lifecycle` is ending."""
         super().__init__(**kwargs)
-        self._playback = playback
+        self._lifecycle = lifecycle
 
     async def process_frame(self, frame: Frame) -> bool:
-        """Mute everything while the farewell plays."""
-        return self._playback.ending
+        """Mute everything while the bot says its last words."""
+        return self._lifecycle.ending
