@@ -40,21 +40,23 @@ class HeardContext(FrameProcessor):
 
 
 def heard_reply(messages: list[LLMContextMessage], cut: ReplyCutFrame) -> list[LLMContextMessage]:
-    """`messages` with the cut reply's assistant message saying what the caller heard."""
+    """`messages` with the cut reply's assistant message saying what the caller heard.
+
+    The reply is the assistant's since the caller's last turn (the turn that cut it in is
+    not in the context yet); if the aggregator committed none of it, the message is added.
+    """
     content = f"{cut.heard}… {INTERRUPTED_NOTE}" if cut.heard else NOTHING_HEARD_NOTE
-    for message in reversed(messages):
-        text = message.get("content") if isinstance(message, dict) else None
+    since_caller = len(messages)
+    while since_caller and messages[since_caller - 1].get("role") != "user":
+        since_caller -= 1
+    for message in reversed(messages[since_caller:]):
+        text = message.get("content")
         if message.get("role") == "assistant" and isinstance(text, str):
             if same_reply(text, cut.spoken):
                 message["content"] = content
                 logger.debug(f"the context now says the caller heard {cut.heard!r}")
                 return messages
-            break
-    # Not committed (nothing of it had been heard): added, ahead of any turn the caller began.
-    end = len(messages)
-    while end and messages[end - 1].get("role") == "user":
-        end -= 1
-    return [*messages[:end], {"role": "assistant", "content": content}, *messages[end:]]
+    return [*messages, {"role": "assistant", "content": content}]
 
 
 def same_reply(message: str, spoken: str) -> bool:

@@ -64,7 +64,7 @@ class Playout:
         """Where the caller's phone is at `now`: the last echo plus real-time playout since."""
         if self.paused or not self._pending:
             return self.heard
-        played = self.heard + int((now - self._echoed_at) * SAMPLE_RATE)
+        played = self.heard + round((now - self._echoed_at) * SAMPLE_RATE)
         return min(played, self._pending[0][1])
 
     def interruptible_at(self, now: float) -> bool:

@@ -29,8 +29,9 @@ class TwilioInputTransport(BaseInputTransport):
     | `media`               | MulawAudioFrame ↓ (8 kHz PCM, and Twilio's μ-law bytes)          |
     | `dtmf`                | InputDTMFFrame ↓                                                |
     | `mark`                | to the output, which learns what the caller heard               |
-    | `stop`, or the socket | CancelWorker ↑ (the pipeline ends); `caller_hung_up`            |
-    |   closes under us     |                                                                 |
+    | the socket closes     | CancelWorker ↑ (the pipeline ends); `caller_hung_up`            |
+    |   under us (`stop`    |                                                                 |
+    |   comes just before)  |                                                                 |
     | anything malformed    | dropped with one log line; the call goes on                     |
 
     The socket is read until it closes, after End too: while the output plays the last audio
@@ -88,8 +89,8 @@ class TwilioInputTransport(BaseInputTransport):
             elif isinstance(event, Dtmf) and self._listening:
                 await self.push_frame(InputDTMFFrame(event.digit))
             elif isinstance(event, Stop):
+                # Twilio closes the socket right after; reading on costs nothing meanwhile.
                 logger.info("Twilio stopped the stream: the caller hung up")
-                break
         await self._hung_up()
 
     async def _caller_audio(self, media: Media) -> None:

@@ -1,6 +1,7 @@
 """CallTimeLimit: at max_secs, the bot stops, says its time_up line and hangs up."""
 
 from pipecat.frames.frames import (
+    EndWorkerFrame,
     InterruptionFrame,
     TTSSpeakFrame,
     TTSTextFrame,
@@ -10,14 +11,13 @@ from pipecat.tests.utils import SleepFrame, run_test
 from pipecat.utils.text.base_text_aggregator import TextType
 
 from processors.call_time_limit import TIME_UP_REASON, CallTimeLimit
-from processors.frames import EndCallFrame
-from processors.playback_state import Playback
+from telephony.lifecycle import CallLifecycle
 
 TIME_UP = "Time's up. Goodbye."
 
 
-def limit(playback: Playback | None = None, secs: float = 0.3) -> CallTimeLimit:
-    return CallTimeLimit(playback or Playback(), time_up=TIME_UP, max_secs=secs)
+def limit(lifecycle: CallLifecycle | None = None, secs: float = 0.3) -> CallTimeLimit:
+    return CallTimeLimit(lifecycle or CallLifecycle(), time_up=TIME_UP, max_secs=secs)
 
 
 async def test_at_the_limit_the_bot_is_interrupted_says_time_up_and_hangs_up(log_lines):
@@ -25,8 +25,8 @@ async def test_at_the_limit_the_bot_is_interrupted_says_time_up_and_hangs_up(log
     down, up = await run_test(
         limit(),
         frames_to_send=[talk, SleepFrame(sleep=1.0)],
-        expected_down_frames=[TTSTextFrame, InterruptionFrame, TTSSpeakFrame, EndCallFrame],
-        expected_up_frames=[InterruptionFrame],
+        expected_down_frames=[TTSTextFrame, InterruptionFrame, TTSSpeakFrame, EndWorkerFrame],
+        expected_up_frames=[InterruptionFrame, EndWorkerFrame],  # the worker ends the pipeline
         start_timeout=5,
     )
     assert down[2].text == TIME_UP
@@ -40,16 +40,25 @@ async def test_nothing_happens_before_the_limit():
 
 
 async def test_a_call_already_ending_is_left_to_end():
-    playback = Playback()
-    playback.ending = True
-    await run_test(limit(playback), frames_to_send=[SleepFrame(sleep=0.6)], expected_down_frames=[])
+    lifecycle = CallLifecycle()
+    lifecycle.end("the bot said its farewell")
+    await run_test(
+        limit(lifecycle), frames_to_send=[SleepFrame(sleep=0.6)], expected_down_frames=[]
+    )
+    assert lifecycle.reason == "the bot said its farewell"
+
+
+async def test_the_limit_claims_the_calls_ending():
+    lifecycle = CallLifecycle()
+    await run_test(limit(lifecycle), frames_to_send=[SleepFrame(sleep=0.6)])
+    assert lifecycle.reason == TIME_UP_REASON
 
 
 async def test_a_hang_up_on_its_way_stops_the_clock():
     await run_test(
         limit(),
-        frames_to_send=[EndCallFrame(reason="farewell"), SleepFrame(sleep=0.6)],
-        expected_down_frames=[EndCallFrame],
+        frames_to_send=[EndWorkerFrame(reason="farewell"), SleepFrame(sleep=0.6)],
+        expected_down_frames=[EndWorkerFrame],
     )
 
 

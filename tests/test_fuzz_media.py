@@ -6,7 +6,6 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pipecat.frames.frames import Frame
 
 from harness.faults.hostile import (
     fuzz_live_call,
@@ -14,9 +13,8 @@ from harness.faults.hostile import (
     hostile_batches,
     hostile_messages,
 )
-from processors.frames import PlaybackEchoFrame, PlaybackMarkFrame
-from processors.twilio_serializer import TwilioSerializer
 from server.stream_start import StreamStart, StreamStartError, read_stream_start
+from telephony.media_streams import Dtmf, MarkEcho, Media, MediaStreamMessages, Stop
 
 STREAM, CALL = "MZ" + "a" * 32, "CA" + "b" * 32
 MANY = settings(
@@ -26,9 +24,9 @@ MANY = settings(
 
 @MANY
 @given(message=hostile_messages(STREAM, CALL))
-async def test_the_serializer_turns_any_message_into_a_frame_or_nothing(message):
-    frame = await TwilioSerializer(STREAM).deserialize(message)
-    assert frame is None or isinstance(frame, Frame)
+async def test_any_message_is_read_as_an_event_or_nothing(message):
+    event = MediaStreamMessages(STREAM).read(message)
+    assert event is None or isinstance(event, (Media, Dtmf, MarkEcho, Stop))
 
 
 class FakeWebSocket:
@@ -57,26 +55,6 @@ async def test_the_opening_of_a_stream_starts_a_call_or_refuses_it_cleanly(frame
 
 
 # Regressions the fuzzer found.
-
-
-async def test_json_nested_deeper_than_the_decoder_allows_is_dropped(log_lines):
-    message = '{"event": "media", "x": ' + "[" * 30_000 + "]" * 30_000 + "}"
-    assert await TwilioSerializer(STREAM).deserialize(message) is None
-    assert "nested too deeply" in log_lines[0]
-
-
-async def test_an_echo_of_a_mark_never_sent_is_dropped(log_lines):
-    # The playback tracker read "1:abc" as reply 1 heard up to float("abc") and raised.
-    serializer = TwilioSerializer(STREAM)
-    await serializer.serialize(PlaybackMarkFrame(message="1:400"))
-    forged = {"event": "mark", "streamSid": STREAM, "mark": {"name": "1:abc"}}
-    echo = {"event": "mark", "streamSid": STREAM, "mark": {"name": "1:400"}}
-
-    assert await serializer.deserialize(json.dumps(forged)) is None
-    frame = await serializer.deserialize(json.dumps(echo))
-    assert isinstance(frame, PlaybackEchoFrame) and frame.mark == "1:400"
-    assert await serializer.deserialize(json.dumps(echo)) is None  # each mark echoes once
-    assert "echo of mark '1:abc', which was not sent" in log_lines[0]
 
 
 def start_message(**start) -> str:
@@ -110,8 +88,8 @@ async def test_a_valid_start_after_junk_starts_the_call():
 async def test_any_length_of_mulaw_decodes_to_twice_as_many_pcm_bytes(ulaw):
     payload = base64.b64encode(ulaw).decode()
     message = json.dumps({"event": "media", "streamSid": STREAM, "media": {"payload": payload}})
-    frame = await TwilioSerializer(STREAM).deserialize(message)
-    assert (frame is None) if not ulaw else len(frame.audio) == 2 * len(ulaw)
+    event = MediaStreamMessages(STREAM).read(message)
+    assert (event is None) if not ulaw else len(event.pcm) == 2 * len(ulaw)
 
 
 # Against the real server.

@@ -1,51 +1,49 @@
-"""HeardContext: the next LLM request sees what the caller heard of an interrupted reply."""
+"""HeardContext: the context says what the caller heard of a reply they cut short."""
 
-from pipecat.frames.frames import LLMContextFrame
-from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.frames.frames import LLMMessagesTransformFrame
 from pipecat.tests.utils import run_test
 
-from processors.heard_context import HeardContext
-from processors.playback_state import INTERRUPTED_NOTE, NOTHING_HEARD_NOTE, Correction, Playback
+from processors.heard_context import INTERRUPTED_NOTE, NOTHING_HEARD_NOTE, HeardContext, heard_reply
+from telephony.frames import ReplyCutFrame
 
 SPOKEN = "Tonight we have lamb. We also have a risotto."
 
 
-def context(*messages: tuple[str, str]) -> LLMContext:
-    return LLMContext(messages=[{"role": r, "content": c} for r, c in messages])
+def messages(*pairs: tuple[str, str]) -> list[dict]:
+    return [{"role": role, "content": content} for role, content in pairs]
 
 
-async def run(playback: Playback, ctx: LLMContext) -> list[dict]:
+async def test_a_cut_reply_is_followed_by_an_edit_of_the_context_that_survives_a_barge_in():
+    cut = ReplyCutFrame(heard="Tonight we have", spoken=SPOKEN, heard_ms=900)
     down, _ = await run_test(
-        HeardContext(playback), frames_to_send=[LLMContextFrame(ctx)], start_timeout=5
+        HeardContext(),
+        frames_to_send=[cut],
+        expected_down_frames=[ReplyCutFrame, LLMMessagesTransformFrame],
     )
-    (frame,) = [f for f in down if isinstance(f, LLMContextFrame)]
-    return frame.context.get_messages()
+    edit = down[1]
+    assert not edit.interruptible and not edit.run_llm
+    edited = edit.transform(messages(("user", "Dinner?"), ("assistant", SPOKEN)))
+    assert edited[-1]["content"] == f"Tonight we have… {INTERRUPTED_NOTE}"
 
 
-async def test_the_interrupted_reply_is_cut_to_the_heard_words_with_a_note():
-    playback = Playback()
-    playback.correction = Correction(spoken=SPOKEN, heard="Tonight we have")
-    messages = await run(playback, context(("assistant", SPOKEN), ("user", "Cancel that.")))
-    assert messages[0]["content"] == f"Tonight we have… {INTERRUPTED_NOTE}"
-    assert messages[1] == {"role": "user", "content": "Cancel that."}
-    assert playback.correction is None  # applied once
+def test_the_committed_reply_becomes_the_heard_words_with_a_note():
+    cut = ReplyCutFrame(heard="Tonight we have", spoken=SPOKEN, heard_ms=900)
+    # The aggregator committed the words it had been passed: those heard so far.
+    edited = heard_reply(messages(("user", "Dinner?"), ("assistant", "Tonight we have lamb.")), cut)
+    assert edited == messages(
+        ("user", "Dinner?"), ("assistant", f"Tonight we have… {INTERRUPTED_NOTE}")
+    )
 
 
-async def test_a_reply_cut_before_any_word_says_so():
-    playback = Playback()
-    playback.correction = Correction(spoken=SPOKEN, heard="")
-    messages = await run(playback, context(("assistant", SPOKEN), ("user", "Stop.")))
-    assert messages[0]["content"] == NOTHING_HEARD_NOTE
+def test_a_reply_cut_before_any_word_says_so():
+    cut = ReplyCutFrame(heard="", spoken=SPOKEN, heard_ms=0)
+    edited = heard_reply(messages(("user", "Dinner?")), cut)
+    assert edited == messages(("user", "Dinner?"), ("assistant", NOTHING_HEARD_NOTE))
 
 
-async def test_a_reply_missing_from_the_context_is_inserted_before_the_new_turn():
-    playback = Playback()
-    playback.correction = Correction(spoken=SPOKEN, heard="Tonight")
-    messages = await run(playback, context(("assistant", "Hi."), ("user", "Wait.")))
-    assert [m["role"] for m in messages] == ["assistant", "assistant", "user"]
-    assert messages[1]["content"].startswith("Tonight…")
-
-
-async def test_without_a_barge_in_the_context_is_untouched():
-    messages = await run(Playback(), context(("assistant", SPOKEN), ("user", "Yes.")))
-    assert messages[0]["content"] == SPOKEN
+def test_a_reply_before_the_callers_last_turn_is_left_alone_even_if_it_was_the_same():
+    cut = ReplyCutFrame(heard="Tonight", spoken=SPOKEN, heard_ms=300)
+    edited = heard_reply(messages(("assistant", SPOKEN), ("user", "Say again?")), cut)
+    assert edited == messages(
+        ("assistant", SPOKEN), ("user", "Say again?"), ("assistant", f"Tonight… {INTERRUPTED_NOTE}")
+    )

@@ -1,6 +1,7 @@
 """RealtimeLLMService against the OpenAI Realtime stand-in: frames in, frames and events out."""
 
 from pipecat.frames.frames import (
+    EndWorkerFrame,
     ErrorFrame,
     InputAudioRawFrame,
     InterruptionFrame,
@@ -10,33 +11,33 @@ from pipecat.frames.frames import (
     TTSStoppedFrame,
     UserStoppedSpeakingFrame,
 )
+from pipecat.pipeline.pipeline import Pipeline
 from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.tests.utils import SleepFrame, run_test
 
 from pipelines.provider import ProviderAccess, ProviderContext
 from pipelines.providers.openai_realtime import RealtimeOptions, make_realtime
-from processors.frames import EndCallFrame
-from processors.playback_state import Playback
 from recordings import RECORDINGS
 from services.openai_realtime import RealtimeLLMService
 from standins.audio import pcm_to_ulaw, read_wav, ulaw_to_pcm
 from standins.openai_realtime import OpenAIRealtimeStandIn
 from standins.openai_replies import LONG_REPLY, fixed_reply
 from standins.speech import synthesize
-from telephony.frames import MulawAudioFrame
+from telephony.frames import MulawAudioFrame, ReplyCutFrame
 
 BOOK_TABLE = "Hi, I'd like to book a table for two tomorrow at seven."
 BOOKING_REPLY = "Of course. A table for two tomorrow at seven. May I have a name for the booking?"
 
 
-def service(stand_in: OpenAIRealtimeStandIn, playback: Playback) -> RealtimeLLMService:
+def service(stand_in: OpenAIRealtimeStandIn) -> RealtimeLLMService:
     """The service as the realtime pipeline builds it, pointed at the stand-in."""
     access = ProviderAccess(
         {"OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": f"{stand_in.http_url}/v1"}
     )
     context = ProviderContext(access=access, system_prompt="You take bookings.", language="en")
     llm = make_realtime(RealtimeOptions(), context)
-    llm.join_call(context=LLMContext(), playback=playback, turn_detection=None)
+    llm.join_call(context=LLMContext(), turn_detection=None)
     return llm
 
 
@@ -53,7 +54,7 @@ def audio(frames) -> bytes:
 async def test_the_callers_mulaw_reaches_openai_unchanged_and_its_mulaw_comes_back_at_8khz():
     ulaw = pcm_to_ulaw(read_wav(RECORDINGS / "book_table.wav"))
     async with OpenAIRealtimeStandIn() as stand_in:
-        llm = service(stand_in, Playback())
+        llm = service(stand_in)
         frames = [*caller_frames(ulaw), UserStoppedSpeakingFrame(), SleepFrame(1.5)]
         down, _ = await run_test(llm, frames_to_send=frames)
 
@@ -71,11 +72,10 @@ async def test_the_callers_mulaw_reaches_openai_unchanged_and_its_mulaw_comes_ba
     assert kinds.index(TTSStoppedFrame) > len(kinds) - 1 - kinds[::-1].index(TTSAudioRawFrame)
 
 
-async def test_a_speak_frame_is_said_word_for_word_and_an_end_call_waits_for_it():
-    playback = Playback()
+async def test_a_speak_frame_is_said_word_for_word_and_the_end_waits_for_it():
     async with OpenAIRealtimeStandIn() as stand_in:
-        llm = service(stand_in, playback)
-        frames = [TTSSpeakFrame("Goodbye now."), EndCallFrame(reason="done"), SleepFrame(1.0)]
+        llm = service(stand_in)
+        frames = [TTSSpeakFrame("Goodbye now."), EndWorkerFrame(reason="done"), SleepFrame(1.0)]
         down, _ = await run_test(llm, frames_to_send=frames)
 
     (response,) = stand_in.connections[0].responses
@@ -85,18 +85,31 @@ async def test_a_speak_frame_is_said_word_for_word_and_an_end_call_waits_for_it(
     assert audio(down) == ulaw_to_pcm(pcm_to_ulaw(synthesize("Goodbye now.").pcm))
     kinds = [type(f) for f in down]
     assert TTSSpeakFrame not in kinds, "spoken by OpenAI, not passed on to a TTS"
-    assert kinds[-1] is EndCallFrame and kinds.index(TTSStoppedFrame) < kinds.index(EndCallFrame)
-    assert playback.ending, "the caller is muted while the farewell is generated"
+    assert kinds[-1] is EndWorkerFrame
+    assert kinds.index(TTSStoppedFrame) < kinds.index(EndWorkerFrame)
 
 
-async def test_an_interruption_cancels_the_reply_and_truncates_it_where_playback_paused():
-    playback = Playback()
-    playback.start_reply().paused_ms = 420.0  # the tracker paused the phone's playout here
+class CutAt(FrameProcessor):
+    """The transport's part: an interruption cuts the reply where the caller had heard to."""
+
+    def __init__(self, heard_ms: float):
+        super().__init__()
+        self._heard_ms = heard_ms
+
+    async def process_frame(self, frame, direction):
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+        if isinstance(frame, InterruptionFrame):
+            cut = ReplyCutFrame(heard="Tonight", spoken=LONG_REPLY, heard_ms=self._heard_ms)
+            await self.push_frame(cut, FrameDirection.UPSTREAM)
+
+
+async def test_an_interruption_cancels_the_reply_and_truncates_it_where_the_caller_was():
     stand_in = OpenAIRealtimeStandIn(responder=fixed_reply(LONG_REPLY), realtime_factor=1.0)
     async with stand_in:
-        llm = service(stand_in, playback)
+        llm = service(stand_in)
         frames = [TTSSpeakFrame(LONG_REPLY), SleepFrame(1.2), InterruptionFrame(), SleepFrame(0.6)]
-        down, _ = await run_test(llm, frames_to_send=frames)
+        down, _ = await run_test(Pipeline([llm, CutAt(heard_ms=420.0)]), frames_to_send=frames)
 
     conn = stand_in.connections[0]
     (response,) = conn.responses
@@ -110,7 +123,7 @@ async def test_an_interruption_cancels_the_reply_and_truncates_it_where_playback
 
 async def test_an_error_event_is_logged_and_the_session_goes_on(log_lines):
     async with OpenAIRealtimeStandIn() as stand_in:
-        llm = service(stand_in, Playback())
+        llm = service(stand_in)
         frames = [
             SleepFrame(0.2),
             UserStoppedSpeakingFrame(),  # commits an empty buffer: OpenAI refuses
@@ -129,7 +142,7 @@ async def test_an_error_event_is_logged_and_the_session_goes_on(log_lines):
 
 async def test_audio_that_is_not_8khz_mono_is_refused_with_an_error_naming_it():
     async with OpenAIRealtimeStandIn() as stand_in:
-        llm = service(stand_in, Playback())
+        llm = service(stand_in)
         frames = [SleepFrame(0.2), InputAudioRawFrame(bytes(640), 16000, 1), SleepFrame(0.2)]
         _, up = await run_test(llm, frames_to_send=frames)
 

@@ -9,9 +9,9 @@ import websockets
 from test_call import BOOKING_REPLY, heard_matches
 
 from calls import answer, dial
-from telephony.media_streams import MAX_MESSAGE_BYTES
 from server.size_limits import MAX_BODY_BYTES, MAX_WEBSOCKET_MESSAGE_BYTES
 from standins.stack import ACCOUNT_SID
+from telephony.media_streams import MAX_MESSAGE_BYTES
 
 
 async def post(url: str, data, headers: dict | None = None) -> tuple[int, str]:
