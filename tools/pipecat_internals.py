@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCT = [
     "bot.py",
+    "models",
     "pipelines",
     "processors",
     "server",
