@@ -51,24 +51,48 @@ class GreetingCache:
 
 
 class _Recorder(FrameProcessor):
-    """Collects the TTS output of one utterance, sentence by sentence."""
+    """Collects the TTS output of one utterance, cut into the units the TTS timed.
+
+    Words by their timestamps (a service with word timing), sentences by their
+    `SentenceEndFrame`s, or else the whole utterance as one.
+    """
 
     def __init__(self) -> None:
         super().__init__()
-        self.texts: list[str] = []
-        self.sentences: list[SpokenSentence] = []
         self._pcm = bytearray()
+        self._texts: list[str] = []
+        self._words: list[tuple[str, int]] = []  # (text, pts)
+        self._sentences: list[SpokenSentence] = []
+        self._sentence_start = 0
 
     async def process_frame(self, frame: Frame, direction: FrameDirection):
         await super().process_frame(frame, direction)
-        if isinstance(frame, TTSTextFrame):
-            self.texts.append(frame.text)
+        if isinstance(frame, TTSTextFrame) and frame.pts is not None:
+            self._words.append((frame.text.strip(), frame.pts))
+        elif isinstance(frame, TTSTextFrame):
+            self._texts.append(frame.text.strip())
         elif isinstance(frame, TTSAudioRawFrame):
             self._pcm.extend(frame.audio)
         elif isinstance(frame, SentenceEndFrame):
-            self.sentences.append(SpokenSentence(frame.text.strip(), bytes(self._pcm)))
-            self._pcm.clear()
+            pcm = bytes(self._pcm[self._sentence_start :])
+            self._sentences.append(SpokenSentence(frame.text.strip(), pcm))
+            self._sentence_start = len(self._pcm)
         await self.push_frame(frame, direction)
+
+    def units(self) -> list[SpokenSentence]:
+        """The utterance's audio, unit by unit."""
+        if self._words:
+            first = self._words[0][1]
+            starts = [round((pts - first) * SAMPLE_RATE / 1e9) * 2 for _, pts in self._words]
+            ends = [*starts[1:], len(self._pcm)]
+            return [
+                SpokenSentence(text, bytes(self._pcm[start:end]))
+                for (text, _), start, end in zip(self._words, starts, ends, strict=True)
+            ]
+        if self._sentences:
+            return self._sentences
+        text = " ".join(self._texts)
+        return [SpokenSentence(text, bytes(self._pcm))] if text and self._pcm else []
 
 
 async def _synthesize(declaration: Declaration, access: ProviderAccess) -> list[SpokenSentence]:
@@ -84,4 +108,4 @@ async def _synthesize(declaration: Declaration, access: ProviderAccess) -> list[
     runner = WorkerRunner(handle_sigint=False)
     await runner.add_workers(worker)
     await runner.run()
-    return recorder.sentences
+    return recorder.units()

@@ -42,7 +42,7 @@ class SpokenReply:
         """
         if self._first_pts is None:
             self._first_pts = pts
-        position = self.start + (pts - self._first_pts) * SAMPLE_RATE // 1_000_000_000
+        position = self.start + round((pts - self._first_pts) * SAMPLE_RATE / 1e9)
         if text.strip():
             self.units.append(_Unit(text.strip(), start=position))
         return position

@@ -234,7 +234,7 @@ async def test_pipecat_cartesia_gets_the_audio_and_a_word_frame_per_timestamp():
     assert first["voice"] == {"mode": "id", "id": "voice-1"} and first["add_timestamps"] is True
     assert conn.requests[-1]["transcript"] == "" and conn.requests[-1]["continue"] is False
     # Stock pipecat 1.14 sends sentences without the space between them; Cartesia joins a
-    # context's transcripts verbatim (processors/word_timed_cartesia_tts.py adds the space).
+    # context's transcripts verbatim (the provider sets `append_trailing_space`).
     assert stand_in.contexts[0].text == "Hello there.How are you?"
 
 

@@ -106,7 +106,7 @@ def spoken_texts(standins, provider: str) -> list[str]:
     return [ctx.text for ctx in standins.cartesia.contexts]
 
 
-async def test_the_greeting_is_pre_synthesized_in_units_the_playback_tracker_can_time(
+async def test_the_greeting_is_pre_synthesized_in_units_the_transport_can_time(
     standins, provider, declaration
 ):
     cache = GreetingCache()

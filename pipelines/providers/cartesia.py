@@ -1,10 +1,9 @@
 """Cartesia Sonic over its WebSocket, at the call's rate (CARTESIA_API_KEY, CARTESIA_BASE_URL)."""
 
-from pipecat.services.cartesia.tts import GenerationConfig
+from pipecat.services.cartesia.tts import CartesiaTTSService, GenerationConfig
 from pydantic import Field
 
 from pipelines.provider import Options, Provider, ProviderContext
-from services.cartesia_tts import WordTimedCartesiaTTSService
 
 DEFAULT_BASE_URL = "wss://api.cartesia.ai"
 KEY = "CARTESIA_API_KEY"
@@ -21,23 +20,29 @@ class SonicOptions(Options):
     emotion: str | None = Field(default=None, min_length=1, description="e.g. calm, content")
 
 
-def make_sonic(options: SonicOptions, context: ProviderContext) -> WordTimedCartesiaTTSService:
-    """WebSocket TTS, raw 16-bit PCM at the call's rate (Cartesia speaks 8 kHz), word-timed."""
+def make_sonic(options: SonicOptions, context: ProviderContext) -> CartesiaTTSService:
+    """Pipecat's Cartesia service: raw 16-bit PCM at the call's rate, timed word by word.
+
+    Cartesia's word timestamps reach the transport as pipecat's timed word frames, which is
+    all it needs to know what a caller heard. Sentences end with a space: Cartesia joins a
+    context's transcripts verbatim ("there.How" otherwise).
+    """
     tuning = {"speed": options.speed, "volume": options.volume, "emotion": options.emotion}
     generation = {name: value for name, value in tuning.items() if value is not None}
-    settings = WordTimedCartesiaTTSService.Settings(
+    settings = CartesiaTTSService.Settings(
         model=options.model,
         voice=options.voice,
         language=options.language or context.language,
         generation_config=GenerationConfig(**generation) if generation else None,
     )
     base_url = context.access.get("CARTESIA_BASE_URL", DEFAULT_BASE_URL)
-    return WordTimedCartesiaTTSService(
+    return CartesiaTTSService(
         api_key=context.access[KEY],
         url=f"{base_url}/tts/websocket",
         sample_rate=context.sample_rate,
         encoding="pcm_s16le",
         container="raw",
+        append_trailing_space=True,
         settings=settings,
     )
 
