@@ -46,6 +46,7 @@ from pipelines.build import SAMPLE_RATE, call_context, turns
 from pipelines.declaration import PIPELINES_DIR, Declaration, load_declaration
 from recordings import RECORDINGS
 from standins.audio import read_wav
+from telephony.lifecycle import CallLifecycle
 from telephony.mulaw import pcm_to_ulaw, ulaw_to_pcm
 
 DATA = RECORDINGS
@@ -241,7 +242,7 @@ class Run:
 
 def _user_aggregator(declaration: Declaration) -> FrameProcessor:
     """The call's user aggregator, with the VAD and turn strategies the bot builds."""
-    _context, _playback, aggregators = call_context(declaration, turns(declaration))
+    _context, aggregators = call_context(declaration, turns(declaration), CallLifecycle())
     return aggregators.user()
 
 

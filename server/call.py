@@ -3,7 +3,6 @@
 from dataclasses import dataclass, field
 
 from fastapi import WebSocket
-from loguru import logger
 from pipecat.frames.frames import FunctionCallResultProperties, TTSSpeakFrame
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
@@ -41,7 +40,6 @@ class Call:
         """
         if self.worker is None or not self.lifecycle.end(reason):
             return False
-        logger.info(f"ending the call: {reason}")
         await self.worker.queue_frames(spoken_ending(text, reason))
         return True
 
@@ -82,7 +80,6 @@ async def run_call(
         )
         if not claimed:
             return  # already ending: its own last words are on their way
-        logger.info("the bot is ending the call")
         for frame in spoken_ending(declaration.bot.farewell, FAREWELL_REASON):
             await params.llm.push_frame(frame)
 

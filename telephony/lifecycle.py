@@ -1,5 +1,6 @@
 """How a call is ending, and why: the one place every part of a call asks."""
 
+from loguru import logger
 from pipecat.frames.frames import EndWorkerFrame, Frame, TTSSpeakFrame
 
 
@@ -26,12 +27,13 @@ class CallLifecycle:
         if self.reason is not None:
             return False
         self.reason = reason
+        logger.info(f"ending the call: {reason}")
         return True
 
     def caller_left(self) -> None:
         """The caller hung up: nothing more can be heard."""
         self.caller_hung_up = True
-        self.end("the caller hung up")
+        self.reason = self.reason or "the caller hung up"
 
 
 def spoken_ending(text: str, reason: str) -> list[Frame]:
