@@ -91,6 +91,8 @@ class ResampledOpenAITTSService(TTSService):
         self._downsampler = Downsampler()
         self._said: TTSTextFrame | None = None  # the sentence being spoken, once it has audio
         # Audio contexts whose words stay out of the LLM context (a TTSSpeakFrame's choice).
+        # Never pruned (a few per call): a context the base recreates after a 3 s stall
+        # gets no TTSStartedFrame of its own, and must still be found here.
         self._kept_out: set[str] = set()
 
     def can_generate_metrics(self) -> bool:
