@@ -14,6 +14,7 @@ from openai import (
     DefaultAsyncHttpxClient,
 )
 from openai.types.chat import ChatCompletionChunk
+from pipecat.frames.frames import ErrorFrame
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.utils.errors import ErrorCategory
@@ -53,7 +54,22 @@ class ClosingOpenAILLMService(OpenAILLMService):
     refused connection), each later chunk within `chunk_timeout_secs` of the one before, and
     a stream that ends without a `finish_reason` counts as cut. Each failure reaches pipecat's
     error handling as an exception, so the turn ends with an `ErrorFrame` upstream and an
-    `LLMFullResponseEndFrame` downstream.
+    `LLMFullResponseEndFrame` downstream:
+
+    | LLMContextFrame ↓, and the provider…      | out                                        |
+    |-------------------------------------------|--------------------------------------------|
+    | streams a reply                           | LLMFullResponseStart, LLMText…, End ↓      |
+    | fails once before streaming (5xx, refused)| the same, after one retry at once          |
+    | answers 5xx twice                         | Start, End ↓; ErrorFrame ↑ SERVER          |
+    | sends nothing by the first-token deadline | Start, End ↓; ErrorFrame ↑ NoFirstToken    |
+    | goes quiet, or ends without a finish      | Start, LLMText… so far, End ↓;             |
+    |                                           |   ErrorFrame ↑ StreamStalled / StreamCut   |
+    | refuses the connection twice              | Start, End ↓; ErrorFrame ↑ CONNECTIVITY    |
+    | rejects the key (401)                     | Start, End ↓; ErrorFrame ↑ AUTHENTICATION, |
+    |                                           |   and the service is no longer usable      |
+
+    The stream errors are filed as SERVER (the provider failed), which keeps the service
+    usable and lets `LLMFailureApology` answer the turn.
 
     It also shares one TLS context (stock builds one per call, ~40 ms of blocking work) and
     closes its client on cleanup (stock leaves a keep-alive socket open until garbage
@@ -84,7 +100,7 @@ class ClosingOpenAILLMService(OpenAILLMService):
         **kwargs,
     ):
         """An `AsyncOpenAI` client on the process's TLS context that never retries by itself."""
-        return AsyncOpenAI(
+        self._openai = AsyncOpenAI(
             api_key=api_key,
             base_url=base_url,
             organization=organization,
@@ -94,6 +110,7 @@ class ClosingOpenAILLMService(OpenAILLMService):
             max_retries=0,
             timeout=CLIENT_TIMEOUT,
         )
+        return self._openai
 
     async def get_chat_completions(self, context: LLMContext) -> AsyncStream[ChatCompletionChunk]:
         """The completion stream, once its first chunk has arrived within the deadline."""
@@ -131,18 +148,25 @@ class ClosingOpenAILLMService(OpenAILLMService):
             raise
         return _GuardedStream(stream, chunks, first, self._chunk_timeout)
 
-    def _classify_error(self, exception: Exception) -> ErrorCategory | None:
-        """Stalls and cuts are the provider's failures; a refused connection is connectivity."""
-        if isinstance(exception, LLMStreamError):
-            return ErrorCategory.SERVER
-        if isinstance(exception, APIConnectionError):
-            return ErrorCategory.CONNECTIVITY
-        return None
+    async def push_error_frame(self, error: ErrorFrame, force_treat_as_permanent: bool = False):
+        """Report an error, filing the failures pipecat cannot classify (it would say UNKNOWN)."""
+        if error.category is None and error.exception is not None:
+            error.category = _category(error.exception)
+        await super().push_error_frame(error, force_treat_as_permanent=force_treat_as_permanent)
 
     async def cleanup(self):
         """Clean up, then close the HTTP client."""
         await super().cleanup()
-        await self._client.close()
+        await self._openai.close()
+
+
+def _category(error: BaseException) -> ErrorCategory | None:
+    """Stalls and cuts are the provider's failures; a refused connection is connectivity."""
+    if isinstance(error, LLMStreamError):
+        return ErrorCategory.SERVER
+    if isinstance(error, APIConnectionError):  # carries no HTTP status for pipecat to read
+        return ErrorCategory.CONNECTIVITY
+    return None
 
 
 def _retryable(error: APIStatusError | APIConnectionError) -> bool:

@@ -27,11 +27,12 @@ async def test_it_transcribes_each_utterance_then_closes_its_client(data):
         frames += [VADUserStoppedSpeakingFrame(), SleepFrame(0.5)]
         down, _ = await run_test(service, frames_to_send=frames)
         assert [f.text for f in down if type(f) is TranscriptionFrame] == ["Yes, that works."]
-        assert service._client.is_closed()
+        assert service._http_client.is_closed
     assert stand_in.requests[0].fields["model"] == "gpt-transcribe"  # pipecat's default
 
 
 def test_its_http_client_uses_the_processs_tls_context():
     service = ClosingOpenAISTTService(api_key="sk-test")
-    pool = service._client._client._transport._pool
+    pool = service._client._client._transport._pool  # pipecat's openai client's connections
     assert pool._ssl_context is shared_tls()
+    assert service._client._client is service._http_client, "the client it closes"

@@ -8,12 +8,16 @@ from pipecat.frames.frames import (
     LLMFullResponseStartFrame,
     LLMTextFrame,
     TTSAudioRawFrame,
+    TTSSpeakFrame,
+    TTSStartedFrame,
+    TTSStoppedFrame,
     TTSTextFrame,
 )
 from pipecat.tests.utils import SleepFrame, run_test
 
 from services.downsampler import Downsampler
 from services.openai_tts import ResampledOpenAITTSService
+from services.tls import shared_tls
 from standins.openai_speech import OpenAISpeechStandIn
 from standins.speech import synthesize
 from telephony.frames import SentenceEndFrame
@@ -122,3 +126,41 @@ async def test_three_sentences_are_three_requests_each_ended_in_turn():
     ends = [e for e in timeline(down) if e[0] == "SentenceEndFrame"]
     assert [text for _, text, _ in ends] == ["One.", "Two.", "Three."]
     assert [r.status for r in stand_in.requests] == [200, 200, 200]
+
+
+async def test_the_declared_options_reach_each_request():
+    async with OpenAISpeechStandIn() as stand_in:
+        tts = service(stand_in, model="tts-1", instructions="Speak warmly.", speed=1.25)
+        await run_test(tts, frames_to_send=[*reply("Hello there."), SleepFrame(0.3)])
+    [request] = stand_in.requests
+    assert request.body == {
+        "input": "Hello there.",
+        "model": "tts-1",
+        "voice": "coral",
+        "response_format": "pcm",
+        "instructions": "Speak warmly.",
+        "speed": 1.25,
+    }
+
+
+async def test_a_speak_frame_kept_out_of_the_context_is_spoken_with_its_text_kept_out():
+    async with OpenAISpeechStandIn() as stand_in:
+        tts = service(stand_in)
+        frames = [
+            TTSSpeakFrame("One moment.", append_to_context=False),
+            SleepFrame(0.3),
+            TTSSpeakFrame("Here it is."),
+            SleepFrame(0.3),
+        ]
+        down, _ = await run_test(tts, frames_to_send=frames, start_timeout=5)
+    started = [f for f in down if isinstance(f, TTSStartedFrame)]
+    assert [f.append_to_context for f in started] == [False, True]
+    texts = [(f.text, f.append_to_context) for f in down if isinstance(f, TTSTextFrame)]
+    assert texts == [("One moment.", False), ("Here it is.", True)]
+    assert timeline(down)[1] == ("SentenceEndFrame", "One moment.", len(at_8khz("One moment.")))
+    assert sum(isinstance(f, TTSStoppedFrame) for f in down) == 2
+
+
+def test_its_http_client_uses_the_processs_tls_context():
+    tts = ResampledOpenAITTSService(api_key="k", base_url="http://127.0.0.1:9/v1")
+    assert tts._client._client._transport._pool._ssl_context is shared_tls()
