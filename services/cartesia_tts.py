@@ -17,7 +17,6 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSet
 from pipecat.services.cartesia.tts import CartesiaTTSService
 from pipecat.utils.text.word_timestamp_utils import merge_punct_tokens
 
-from services.tls import SharedTLSWebsocket
 from telephony.frames import SentenceEndFrame
 
 
@@ -29,7 +28,7 @@ class _Word:
     start: int | None
 
 
-class WordTimedCartesiaTTSService(SharedTLSWebsocket, CartesiaTTSService):
+class WordTimedCartesiaTTSService(CartesiaTTSService):
     """`CartesiaTTSService` whose word frames are each followed by the end of their audio.
 
     pipecat turns Cartesia's word timestamps into one `TTSTextFrame` per word, sent when the

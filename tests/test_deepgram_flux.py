@@ -1,11 +1,11 @@
-"""BufferedFluxSTTService: frames in, frames out, against the Deepgram Flux stand-in."""
+"""FluxSTTService: frames in, frames out, against the Deepgram Flux stand-in."""
 
 import asyncio
 
 from pipecat.frames.frames import InputAudioRawFrame, TranscriptionFrame
 from pipecat.tests.utils import SleepFrame, run_test
 
-from services.deepgram_flux import BufferedFluxSTTService
+from services.deepgram_flux import FluxSTTService
 from standins.audio import read_wav
 from standins.deepgram_flux import DeepgramFluxStandIn
 
@@ -16,9 +16,9 @@ def audio_frames(pcm: bytes) -> list[InputAudioRawFrame]:
     return [InputAudioRawFrame(pcm[i : i + 320], 8000, 1) for i in range(0, len(pcm), 320)]
 
 
-def stt(stand_in: DeepgramFluxStandIn, **kwargs) -> BufferedFluxSTTService:
+def stt(stand_in: DeepgramFluxStandIn, **kwargs) -> FluxSTTService:
     url = f"{stand_in.ws_url}/v2/listen"
-    return BufferedFluxSTTService(api_key="k", url=url, sample_rate=8000, **kwargs)
+    return FluxSTTService(api_key="k", url=url, sample_rate=8000, **kwargs)
 
 
 def transcripts(frames) -> list[str]:

@@ -1,4 +1,4 @@
-"""BufferedDeepgramSTTService: frames in, frames out, against the Deepgram stand-in."""
+"""DeepgramNovaSTTService: frames in, frames out, against the Deepgram stand-in."""
 
 import asyncio
 
@@ -11,7 +11,7 @@ from pipecat.frames.frames import (
 from pipecat.tests.utils import SleepFrame, run_test
 
 from services.audio_backlog import AudioBacklog
-from services.deepgram_stt import BufferedDeepgramSTTService
+from services.deepgram_stt import DeepgramNovaSTTService
 from standins.audio import read_wav
 from standins.deepgram_stt import DeepgramSTTStandIn
 
@@ -23,8 +23,8 @@ def audio_frames(pcm: bytes) -> list[InputAudioRawFrame]:
     return [InputAudioRawFrame(pcm[i : i + 320], 8000, 1) for i in range(0, len(pcm), 320)]
 
 
-def stt(stand_in: DeepgramSTTStandIn, **kwargs) -> BufferedDeepgramSTTService:
-    return BufferedDeepgramSTTService(
+def stt(stand_in: DeepgramSTTStandIn, **kwargs) -> DeepgramNovaSTTService:
+    return DeepgramNovaSTTService(
         api_key="k", base_url=stand_in.ws_url, sample_rate=8000, **kwargs
     )
 
@@ -38,8 +38,13 @@ async def test_audio_sent_before_the_socket_opens_is_held_and_transcribed(data):
         down, _ = await run_test(stt(stand_in), frames_to_send=frames, start_timeout=5)
     assert [f.text for f in down if type(f) is TranscriptionFrame] == [OPENING_HOURS]
     (connection,) = stand_in.connections
-    assert connection.audio_bytes == len(pcm) + 1920  # then 100 ms batches
-    assert connection.controls[0] == "Finalize"  # sent once the held audio was flushed
+    # The held audio and its Finalize went out as the socket opened: the transcript came
+    # before any later audio, which then went in 100 ms batches (320 bytes still held).
+    assert connection.audio_bytes == len(pcm) + 1600
+    assert connection.controls[0] == "Finalize"
+    (transcript_at,) = [i for i, f in enumerate(down) if type(f) is TranscriptionFrame]
+    audio_at = [i for i, f in enumerate(down) if type(f) is InputAudioRawFrame]
+    assert audio_at[-7] < transcript_at < audio_at[-6], "after the speech, before the rest"
 
 
 async def test_the_call_starts_without_waiting_for_the_handshake():
