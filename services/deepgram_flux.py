@@ -294,7 +294,7 @@ class FluxSTTService(STTService):
 
 
 def _default_settings() -> DeepgramFluxSTTSettings:
-    """pipecat's defaults for `DeepgramFluxSTTService`, every field given."""
+    """The defaults pipecat's `DeepgramFluxSTTService` starts from, every field given."""
     return DeepgramFluxSTTSettings(
         model="flux-general-en",
         language=None,

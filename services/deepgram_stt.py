@@ -1,4 +1,4 @@
-"""Deepgram live STT (nova) on its WebSocket: audio sent in batches, none lost to a failed socket."""
+"""Deepgram live STT (nova) on its own WebSocket: audio in batches, none lost to a failure."""
 
 import asyncio
 import json
@@ -65,7 +65,7 @@ class DeepgramNovaSTTService(STTService):
     The turn's last audio always goes out with its Finalize, so batching delays interim
     results (by up to `batch_secs`), never the final transcript. A socket that had been up
     `stable_secs` reopens at once; one that fails sooner waits out a backoff. KeepAlive goes
-    out after `KEEPALIVE_SECS` with nothing sent.
+    out after `keepalive_secs` with nothing sent.
     """
 
     Settings = DeepgramSTTSettings
@@ -80,6 +80,7 @@ class DeepgramNovaSTTService(STTService):
         batch_secs: float = 0.1,
         max_buffer_secs: float = 10.0,
         stable_secs: float = 5.0,
+        keepalive_secs: float = KEEPALIVE_SECS,
         ttfs_p99_latency: float | None = DEEPGRAM_TTFS_P99,
         **kwargs,
     ):
@@ -94,6 +95,7 @@ class DeepgramNovaSTTService(STTService):
             batch_secs: Audio sent per message.
             max_buffer_secs: Audio kept at most while the socket is down or untranscribed.
             stable_secs: A socket up this long that fails is reopened without a backoff.
+            keepalive_secs: With nothing sent for this long, KeepAlive is sent.
             ttfs_p99_latency: Speech end to final transcript, p99, for turn strategies.
             **kwargs: For `STTService`.
         """
@@ -119,7 +121,7 @@ class DeepgramNovaSTTService(STTService):
             on_message=self._on_message,
             on_close=self._keep_unconfirmed,
             on_idle=self._keep_alive,
-            idle_secs=KEEPALIVE_SECS,
+            idle_secs=keepalive_secs,
             stable_secs=stable_secs,
         )
 
@@ -226,7 +228,7 @@ class DeepgramNovaSTTService(STTService):
 
 
 def _default_settings() -> DeepgramSTTSettings:
-    """pipecat's defaults for `DeepgramSTTService`, every field given."""
+    """The defaults pipecat's `DeepgramSTTService` starts from, every field given."""
     return DeepgramSTTSettings(
         model="nova-3-general",
         language=Language.EN,

@@ -1,19 +1,32 @@
 """DeepgramNovaSTTService: frames in, frames out, against the Deepgram stand-in."""
 
 import asyncio
+from urllib.parse import parse_qsl
 
+import pytest
+from aiohttp import web
 from pipecat.frames.frames import (
+    CancelFrame,
+    ErrorFrame,
     InputAudioRawFrame,
+    InterimTranscriptionFrame,
+    MetricsFrame,
     TranscriptionFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
+from pipecat.metrics.metrics import TTFBMetricsData
+from pipecat.pipeline.worker import PipelineParams
 from pipecat.tests.utils import SleepFrame, run_test
+from pipecat.utils.errors import ErrorCategory, extract_http_status_code
 
+from pipelines.provider import ProviderContext
+from pipelines.providers.deepgram import NovaOptions, make_nova
 from services.audio_backlog import AudioBacklog
 from services.deepgram_stt import DeepgramNovaSTTService
 from standins.audio import read_wav
 from standins.deepgram_stt import DeepgramSTTStandIn
+from standins.speech import is_speech
 
 OPENING_HOURS = "What time do you open on Saturday?"
 BOOK_TABLE = "Hi, I'd like to book a table for two tomorrow at seven."
@@ -24,9 +37,7 @@ def audio_frames(pcm: bytes) -> list[InputAudioRawFrame]:
 
 
 def stt(stand_in: DeepgramSTTStandIn, **kwargs) -> DeepgramNovaSTTService:
-    return DeepgramNovaSTTService(
-        api_key="k", base_url=stand_in.ws_url, sample_rate=8000, **kwargs
-    )
+    return DeepgramNovaSTTService(api_key="k", base_url=stand_in.ws_url, sample_rate=8000, **kwargs)
 
 
 async def test_audio_sent_before_the_socket_opens_is_held_and_transcribed(data):
@@ -111,3 +122,126 @@ def test_the_backlog_keeps_silence_until_a_vad_has_reported():
     backlog.speech_started(8000)
     backlog.add(bytes(64000), 8000, connected=False)
     assert len(backlog.pcm) == 16000 + 64000  # the speech and its lead, until transcribed
+
+
+class QueryRecordingStandIn(DeepgramSTTStandIn):
+    """The Deepgram stand-in, also keeping each upgrade's query as sent (repeated keys too)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.queries: list[list[tuple[str, str]]] = []
+
+    async def _listen(self, request: web.Request) -> web.StreamResponse:
+        self.queries.append(parse_qsl(request.query_string))
+        return await super()._listen(request)
+
+
+def speech_secs(pcm: bytes) -> float:
+    """Seconds of `pcm` the stand-in counts as speech (20 ms frames at 8 kHz)."""
+    return sum(is_speech(pcm[i : i + 320]) for i in range(0, len(pcm) - 319, 320)) * 0.02
+
+
+async def test_the_providers_settings_reach_the_url_as_pipecats_deepgram_client_sends_them():
+    async with QueryRecordingStandIn() as stand_in:
+        access = {"DEEPGRAM_API_KEY": "k", "DEEPGRAM_BASE_URL": stand_in.ws_url}
+        context = ProviderContext(
+            access=access, system_prompt="", language="en-US", sample_rate=8000
+        )
+        service = make_nova(NovaOptions(keyterms=["Luigi", "tiramisu cake"]), context)
+        await run_test(service, frames_to_send=[SleepFrame(0.3)])
+    # What pipecat's DeepgramSTTService (deepgram-sdk 7.17) sent for the same options.
+    stock = (
+        "channels=1&detect_entities=false&diarize=false&dictation=false&encoding=linear16&"
+        "interim_results=true&keyterm=Luigi&keyterm=tiramisu+cake&language=en-US&"
+        "model=nova-3-general&multichannel=false&numerals=false&punctuate=true&"
+        "sample_rate=8000&smart_format=false"
+    )
+    assert sorted(stand_in.queries[0]) == sorted(parse_qsl(stock))
+    assert stand_in.connections[0].authorization == "Token k"
+
+
+@pytest.mark.parametrize(
+    ("status", "category"),
+    [(401, ErrorCategory.AUTHENTICATION), (403, ErrorCategory.AUTHORIZATION)],
+)
+async def test_a_refused_handshake_is_a_permanent_error_and_never_retried(status, category):
+    async with DeepgramSTTStandIn(reject_with_status=status) as stand_in:
+        service = stt(stand_in)
+        frames = [SleepFrame(0.5), *audio_frames(bytes(3200))]
+        _, up = await run_test(service, frames_to_send=frames)
+    (error,) = [f for f in up if isinstance(f, ErrorFrame)]
+    assert error.category is category and extract_http_status_code(error.exception) == status
+    assert f"(HTTP {status})" in error.error
+    assert not service.is_usable
+    assert stand_in.refused == [status] and stand_in.connections == []
+
+
+async def test_interim_then_final_results_and_the_finalized_transcript_reports_ttfb(data):
+    pcm = read_wav(data / "opening_hours.wav")
+    async with DeepgramSTTStandIn() as stand_in:
+        frames = [SleepFrame(0.3), VADUserStartedSpeakingFrame(), *audio_frames(pcm)]
+        frames += [VADUserStoppedSpeakingFrame(stop_secs=0.2), SleepFrame(0.5)]
+        params = PipelineParams(enable_metrics=True)
+        down, _ = await run_test(stt(stand_in), frames_to_send=frames, pipeline_params=params)
+    texts = [f for f in down if isinstance(f, InterimTranscriptionFrame | TranscriptionFrame)]
+    *interims, final = texts
+    assert interims and all(type(f) is InterimTranscriptionFrame for f in interims)
+    assert type(final) is TranscriptionFrame and final.text == OPENING_HOURS and final.finalized
+    assert final.result["from_finalize"] is True
+    # (pipecat reports a zero for every metric at start; the measured one is the final's.)
+    ttfb = [
+        (i, d)
+        for i, f in enumerate(down)
+        if isinstance(f, MetricsFrame)
+        for d in f.data
+        if isinstance(d, TTFBMetricsData) and d.value > 0
+    ]
+    ((at, measured),) = ttfb
+    assert measured.model == "nova-3-general" and down[at + 1] is final
+
+
+async def test_a_finalize_unanswered_when_the_socket_fails_is_sent_again_after_the_audio(data):
+    pcm = read_wav(data / "yes.wav")
+    half = len(pcm) // 2 // 320 * 320
+    # The socket is cut during the second half, with the first half's Finalize unanswered.
+    drop_at = speech_secs(pcm[:half]) + 0.1
+    async with DeepgramSTTStandIn(
+        final_delay=1.0, drop_after_speech_secs=drop_at, drop_with=1011
+    ) as stand_in:
+        frames = [SleepFrame(0.3), VADUserStartedSpeakingFrame(), *audio_frames(pcm[:half])]
+        frames += [VADUserStoppedSpeakingFrame(), *audio_frames(pcm[half:]), SleepFrame(1.5)]
+        down, _ = await run_test(stt(stand_in, stable_secs=0.0), frames_to_send=frames)
+    first, second = stand_in.connections
+    assert first.dropped and first.controls == ["Finalize"] and first.sent_of("Results") == []
+    assert second.controls[0] == "Finalize" and second.audio.endswith(pcm)
+    (answer,) = [r for r in second.sent_of("Results") if r["from_finalize"]]
+    heard = len(second.audio) // 320 * 0.02  # (the stand-in reads whole 20 ms frames)
+    assert answer["start"] + answer["duration"] == pytest.approx(heard), "after all the audio"
+    assert [f.text for f in down if type(f) is TranscriptionFrame] == ["Yes, that works."]
+
+
+async def test_keepalive_holds_an_idle_socket_open():
+    async with DeepgramSTTStandIn(idle_timeout=1.0) as stand_in:
+        await run_test(stt(stand_in, keepalive_secs=0.3), frames_to_send=[SleepFrame(2.0)])
+    (connection,) = stand_in.connections  # the stand-in would have closed it after 1 s idle
+    assert connection.controls.count("KeepAlive") >= 3
+    assert connection.controls[-1] == "CloseStream"
+
+
+async def test_a_cancelled_call_closes_the_socket(data):
+    async with DeepgramSTTStandIn() as stand_in:
+        frames = [SleepFrame(0.3), *audio_frames(read_wav(data / "yes.wav")), CancelFrame()]
+        await run_test(stt(stand_in), frames_to_send=frames, send_end_frame=False)
+        (connection,) = stand_in.connections
+        for _ in range(50):
+            if connection.closed:
+                break
+            await asyncio.sleep(0.02)
+    assert connection.closed and connection.controls == ["CloseStream"]
+
+
+def test_a_base_url_that_is_not_a_websocket_is_refused_by_name():
+    with pytest.raises(ValueError, match="base_url must be a ws:// or wss:// URL"):
+        DeepgramNovaSTTService(api_key="k", base_url="https://api.deepgram.com")
+    with pytest.raises(ValueError, match="api_key"):
+        DeepgramNovaSTTService(api_key="")
