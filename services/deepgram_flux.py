@@ -115,7 +115,7 @@ class FluxSTTService(STTService):
         self._socket = ReconnectingWebsocket(
             self,
             provider="Deepgram Flux",
-            url=self._url_with_query,
+            url=lambda: self.url,
             headers={"Authorization": f"Token {api_key}"},
             on_open=self._resume,
             on_message=self._on_message,
@@ -141,6 +141,11 @@ class FluxSTTService(STTService):
             enable_interruptions=self._should_interrupt
         )
         return frame
+
+    @property
+    def url(self) -> str:
+        """The URL the next connection opens: `listen_url` with the current settings."""
+        return f"{self.listen_url}?{urlencode(_query(self.settings, self.sample_rate))}"
 
     async def setup(self, setup: FrameProcessorSetup):
         """Start connecting, without waiting for the handshake."""
@@ -175,9 +180,6 @@ class FluxSTTService(STTService):
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             self._backlog.speech_stopped()
         await super().process_frame(frame, direction)
-
-    def _url_with_query(self) -> str:
-        return f"{self.listen_url}?{urlencode(_query(self.settings, self.sample_rate))}"
 
     async def _send_kept(self) -> None:
         async with self._sending:

@@ -115,7 +115,7 @@ class DeepgramNovaSTTService(STTService):
         self._socket = ReconnectingWebsocket(
             self,
             provider="Deepgram",
-            url=self._url_with_query,
+            url=lambda: self.url,
             headers={"Authorization": f"Token {api_key}"},
             on_open=self._send_kept,
             on_message=self._on_message,
@@ -128,6 +128,11 @@ class DeepgramNovaSTTService(STTService):
     def can_generate_metrics(self) -> bool:
         """TTFB (speech end to final transcript) and usage metrics are reported."""
         return True
+
+    @property
+    def url(self) -> str:
+        """The URL the next connection opens: `listen_url` with the current settings."""
+        return f"{self.listen_url}?{urlencode(_query(self.settings, self.sample_rate), doseq=True)}"
 
     async def setup(self, setup: FrameProcessorSetup):
         """Start connecting, without waiting for the handshake."""
@@ -165,9 +170,6 @@ class DeepgramNovaSTTService(STTService):
         if isinstance(frame, VADUserStoppedSpeakingFrame):
             self._finalize_due = True
             await self._send_kept()
-
-    def _url_with_query(self) -> str:
-        return f"{self.listen_url}?{urlencode(_query(self.settings, self.sample_rate), doseq=True)}"
 
     async def _send_kept(self) -> None:
         """Send all the audio kept, then the Finalize due, if any."""
