@@ -45,8 +45,7 @@ def test_provider_clients_keep_the_configured_base_urls():
         }
     )
     stt = make_service(declaration.stt, declaration, access)
-    environment = stt._client._client_wrapper.get_environment()
-    assert environment.production == "ws://127.0.0.1:9"  # no silent fallback to Deepgram
+    assert stt.url.startswith("ws://127.0.0.1:9/v1/listen?")  # no silent fallback to Deepgram
     assert make_service(declaration.tts, declaration, access)._base_url == "ws://127.0.0.1:9"
     llm = make_service(declaration.llm, declaration, access)
     assert str(llm._client.base_url) == "http://127.0.0.1:8/v1/"

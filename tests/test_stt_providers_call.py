@@ -183,7 +183,7 @@ def test_the_english_only_flux_model_refuses_a_spanish_bot():
     assert "flux-general-multi" in check_language(FluxOptions(), "es")  # at load: see declaration
     assert check_language(FluxOptions(), "en-US") is None
     multi = make_flux(FluxOptions(model="flux-general-multi"), context("es"))
-    assert "language_hint=es" in multi._build_query_string()
+    assert "language_hint=es" in multi.url
 
 
 def test_openai_transcription_speaks_the_bots_language_unless_told():

@@ -3,7 +3,7 @@
 from pydantic import Field, field_validator
 
 from pipelines.provider import Options, Provider, ProviderContext
-from services.deepgram_stt import BufferedDeepgramSTTService
+from services.deepgram_stt import DeepgramNovaSTTService
 from services.deepgram_tts import SentenceDeepgramTTSService
 
 DEFAULT_BASE_URL = "wss://api.deepgram.com"
@@ -43,16 +43,16 @@ def base_url(context: ProviderContext) -> str:
     return context.access.get("DEEPGRAM_BASE_URL", DEFAULT_BASE_URL)
 
 
-def make_nova(options: NovaOptions, context: ProviderContext) -> BufferedDeepgramSTTService:
+def make_nova(options: NovaOptions, context: ProviderContext) -> DeepgramNovaSTTService:
     """Live STT with interim results; audio buffered while the socket opens."""
-    settings = BufferedDeepgramSTTService.Settings(
+    settings = DeepgramNovaSTTService.Settings(
         model=options.model,
         language=options.language or context.language,
         interim_results=True,
         punctuate=True,
         **({"keyterm": options.keyterms} if options.keyterms else {}),
     )
-    return BufferedDeepgramSTTService(
+    return DeepgramNovaSTTService(
         api_key=context.access[KEY],
         base_url=base_url(context),
         sample_rate=context.sample_rate,

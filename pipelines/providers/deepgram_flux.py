@@ -6,7 +6,7 @@ from pydantic import Field
 
 from pipelines.provider import Options, Provider, ProviderContext
 from pipelines.providers.deepgram import KEY, base_url
-from services.deepgram_flux import BufferedFluxSTTService
+from services.deepgram_flux import FluxSTTService
 
 ENGLISH_ONLY = "flux-general-en"
 
@@ -37,18 +37,18 @@ def check_language(options: FluxOptions, language: str) -> str | None:
     return None
 
 
-def make_flux(options: FluxOptions, context: ProviderContext) -> BufferedFluxSTTService:
+def make_flux(options: FluxOptions, context: ProviderContext) -> FluxSTTService:
     """Flux at the call's rate in linear16; audio buffered while the socket opens."""
     language = context.language.split("-")[0].lower()
     multi = options.model != ENGLISH_ONLY
-    settings = BufferedFluxSTTService.Settings(
+    settings = FluxSTTService.Settings(
         model=options.model,
         eot_threshold=options.eot_threshold,
         eot_timeout_ms=options.eot_timeout_ms,
         keyterm=list(options.keyterms),
         language_hints=(options.language_hints or [language]) if multi else None,
     )
-    return BufferedFluxSTTService(
+    return FluxSTTService(
         api_key=context.access[KEY],
         url=f"{base_url(context)}/v2/listen",
         sample_rate=context.sample_rate,
