@@ -12,8 +12,11 @@ CATEGORIES = [
     ("Silero VAD model", r"vad/silero\.py|onnxruntime"),
     ("VAD loudness (BS.1770)", r"audio/volume\.py|calculate_audio_volume|pyloudnorm"),
     ("resampling", r"resampler|soxr"),
-    ("Deepgram STT socket", r"deepgram/listen|services/deepgram/stt|services/deepgram_stt|services/reconnecting_websocket"),
-    ("Deepgram TTS socket", r"deepgram/speak|services/deepgram/tts|sentence_deepgram_tts"),
+    (
+        "Deepgram STT socket",
+        r"deepgram/listen|services/deepgram/stt|services/deepgram_stt|reconnecting_websocket",
+    ),
+    ("Deepgram TTS socket", r"deepgram/speak|services/deepgram/tts|services/deepgram_tts"),
     ("OpenAI stream", r"openai/|httpx|httpcore|services/openai"),
     ("Twilio media (JSON, base64, μ-law)", r"serializers/twilio|media_streams|mulaw\.py"),
     ("Twilio socket", r"starlette/websockets|websockets_sansio|transports/websocket/fastapi"),
