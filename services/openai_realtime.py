@@ -2,7 +2,6 @@
 
 import asyncio
 import base64
-import json
 
 from loguru import logger
 from pipecat.adapters.llm.services.open_ai_realtime_adapter import OpenAIRealtimeLLMAdapter
@@ -12,7 +11,6 @@ from pipecat.frames.frames import (
     EndFrame,
     EndWorkerFrame,
     Frame,
-    FunctionCallFromLLM,
     FunctionCallResultFrame,
     InputAudioRawFrame,
     InterimTranscriptionFrame,
@@ -36,7 +34,6 @@ from pipecat.frames.frames import (
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
-from pipecat.metrics.metrics import LLMTokenUsage
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.llm_service import LLMService
@@ -47,8 +44,9 @@ from pipecat.utils.time import time_now_iso8601
 from websockets.exceptions import WebSocketException
 
 from services.realtime_caller_audio import PHONE_RATE, CallerAudio
+from services.realtime_functions import FunctionCalls
 from services.realtime_replies import Replies, Reply
-from services.realtime_responses import Ask, Responses
+from services.realtime_responses import Ask, Responses, token_usage
 from services.realtime_socket import RealtimeSocket
 from telephony.frames import MulawAudioFrame, ReplyCutFrame
 from telephony.mulaw import pcm_to_ulaw, ulaw_to_pcm
@@ -113,8 +111,7 @@ class RealtimeLLMService(LLMService[OpenAIRealtimeLLMAdapter]):
         self._gone = False  # the connection failed or ended: nothing more will be said
         self._closing = False
         self._receiver: asyncio.Task | None = None
-        self._function_names: dict[str, str] = {}  # by call id, until its arguments are done
-        self._results_unanswered = False  # a function's result no response has taken in
+        self._calls = FunctionCalls()
         self._held_end: EndWorkerFrame | None = None
         self._end_timer: asyncio.Task | None = None
         self._rate_warned = False
@@ -177,10 +174,10 @@ class RealtimeLLMService(LLMService[OpenAIRealtimeLLMAdapter]):
 
     async def _close(self) -> None:
         self._closing = True
-        await self._socket.close()
-        if self._receiver:
+        if self._receiver:  # first: it may be connecting, and would open what is closed
             task, self._receiver = self._receiver, None
             await self.cancel_task(task, timeout=1.0)
+        await self._socket.close()
 
     async def _run_session(self) -> None:
         try:
@@ -196,6 +193,7 @@ class RealtimeLLMService(LLMService[OpenAIRealtimeLLMAdapter]):
     async def _lost(self, message: str, exception: Exception | None) -> None:
         """The session cannot go on: say so, and let nothing wait for it."""
         self._gone = True
+        self._session_ready = False
         await self.push_error(message, exception=exception, force_treat_as_permanent=True)
         self._responses.forget_says()
         await self._release_end()
@@ -285,8 +283,10 @@ class RealtimeLLMService(LLMService[OpenAIRealtimeLLMAdapter]):
         busy = self._responses.active or self._responses.asked
         self._responses.cut()
         await self.stop_all_metrics()
-        if self.server_turns or not self._session_ready:
+        if self.server_turns:
             return  # OpenAI's VAD cancelled the response, and keeps the caller's audio
+        if not self._session_ready:
+            return  # nothing runs, nothing of the caller's is at OpenAI yet
         await self._socket.send(events.InputAudioBufferClearEvent())
         replay = self._caller.onset_replay()
         if replay:  # the clear took the words spoken before the barge-in was confirmed
@@ -368,20 +368,14 @@ class RealtimeLLMService(LLMService[OpenAIRealtimeLLMAdapter]):
     # -- functions -------------------------------------------------------------------------
 
     async def _send_result(self, frame: FunctionCallResultFrame) -> None:
-        """A function's final result answers its call at OpenAI."""
-        if frame.properties and frame.properties.is_final is False:
-            return  # the API takes one output per call
-        output = json.dumps(frame.result, ensure_ascii=False) if frame.result else "COMPLETED"
-        item = events.ConversationItem(
-            type="function_call_output", call_id=frame.tool_call_id, output=output
-        )
-        await self._socket.send(events.ConversationItemCreateEvent(item=item))
-        self._results_unanswered = True
+        output = self._calls.output(frame)
+        if output:
+            await self._socket.send(output)
 
     async def _answer_results(self) -> None:
         """The assistant aggregator asks for a response to the results it recorded."""
-        if self._results_unanswered:
-            self._results_unanswered = False
+        if self._calls.unanswered:
+            self._calls.unanswered = False
             self._responses.want(Ask())
             await self._ask_next()
 
@@ -425,7 +419,7 @@ class RealtimeLLMService(LLMService[OpenAIRealtimeLLMAdapter]):
     async def _response_created(self, event: events.ResponseCreated) -> None:
         response_id = event.response.id or ""
         self._responses.created(response_id)
-        self._results_unanswered = False  # this response takes them in
+        self._calls.unanswered = False  # this response takes them in
         if not self._responses.dropped(response_id):
             await self.push_frame(LLMFullResponseStartFrame())
 
@@ -465,7 +459,9 @@ class RealtimeLLMService(LLMService[OpenAIRealtimeLLMAdapter]):
                 await self.push_frame(TTSStoppedFrame())
             await self.push_frame(LLMFullResponseEndFrame())
         self._responses.done(response_id)
-        await self._usage(response)
+        usage = token_usage(response)
+        if usage:
+            await self.start_llm_usage_metrics(usage)
         await self.stop_processing_metrics()
         if response.status == "failed":
             error = (response.status_details or {}).get("error") or {}
@@ -473,51 +469,23 @@ class RealtimeLLMService(LLMService[OpenAIRealtimeLLMAdapter]):
         await self._ask_next()
         await self._release_end()
 
-    async def _usage(self, response: events.Response) -> None:
-        usage = response.usage
-        if usage is None:
-            return
-        given, produced = usage.input_token_details, usage.output_token_details
-        cached = given.cached_tokens_details if given else None
-        tokens = LLMTokenUsage(
-            prompt_tokens=usage.input_tokens or 0,
-            completion_tokens=usage.output_tokens or 0,
-            total_tokens=usage.total_tokens or 0,
-            cache_read_input_tokens=given.cached_tokens if given else None,
-            input_audio_tokens=given.audio_tokens if given else None,
-            output_audio_tokens=produced.audio_tokens if produced else None,
-            cache_read_input_audio_tokens=cached.audio_tokens if cached else None,
-        )
-        await self.start_llm_usage_metrics(tokens)
-
     async def _item_added(self, event: events.ConversationItemAdded) -> None:
-        item = event.item
-        if item.type == "function_call" and item.call_id and item.name:
-            self._function_names[item.call_id] = item.name
+        self._calls.announced(event.item)
 
     async def _function_call(self, event: events.ResponseFunctionCallArgumentsDone) -> None:
-        name = self._function_names.pop(event.call_id, None)
-        if name is None:
-            logger.warning(f"{self}: arguments of an unknown function call {event.call_id}")
-            return
-        try:
-            arguments = json.loads(event.arguments or "{}")
-        except ValueError:
-            logger.warning(f"{self}: {name} called with arguments that are not JSON")
-            arguments = {}
-        call = FunctionCallFromLLM(
-            function_name=name,
-            tool_call_id=event.call_id,
-            arguments=arguments,
-            context=self._record,
-        )
-        await self.run_function_calls([call])
+        call = self._calls.call(event, self._record)
+        if call:
+            await self.run_function_calls([call])
 
-    async def _caller_words(self, event) -> None:
+    async def _caller_words(
+        self, event: events.ConversationItemInputAudioTranscriptionDelta
+    ) -> None:
         frame = InterimTranscriptionFrame(event.delta, "", time_now_iso8601(), result=event)
         await self.push_frame(frame, UP)
 
-    async def _caller_turn(self, event) -> None:
+    async def _caller_turn(
+        self, event: events.ConversationItemInputAudioTranscriptionCompleted
+    ) -> None:
         """The caller's turn, transcribed: to the user aggregator, for the record."""
         frame = TranscriptionFrame(event.transcript, "", time_now_iso8601(), result=event)
         await self.push_frame(frame, UP)

@@ -2,6 +2,9 @@
 
 from dataclasses import dataclass
 
+from pipecat.metrics.metrics import LLMTokenUsage
+from pipecat.services.openai.realtime import events
+
 
 @dataclass
 class Ask:
@@ -95,3 +98,21 @@ class Responses:
         self._saying.clear()
         if self.asked and self.asked.text is not None:
             self.asked = None
+
+
+def token_usage(response: events.Response) -> LLMTokenUsage | None:
+    """What a finished response used, as pipecat's metrics count it."""
+    usage = response.usage
+    if usage is None:
+        return None
+    given, produced = usage.input_token_details, usage.output_token_details
+    cached = given.cached_tokens_details if given else None
+    return LLMTokenUsage(
+        prompt_tokens=usage.input_tokens or 0,
+        completion_tokens=usage.output_tokens or 0,
+        total_tokens=usage.total_tokens or 0,
+        cache_read_input_tokens=given.cached_tokens if given else None,
+        input_audio_tokens=given.audio_tokens if given else None,
+        output_audio_tokens=produced.audio_tokens if produced else None,
+        cache_read_input_audio_tokens=cached.audio_tokens if cached else None,
+    )
