@@ -2,6 +2,9 @@
 
 import asyncio
 import base64
+from collections.abc import Awaitable, Callable
+from contextlib import aclosing
+from typing import Any
 
 from loguru import logger
 from pipecat.adapters.llm.services.open_ai_realtime_adapter import OpenAIRealtimeLLMAdapter
@@ -112,6 +115,21 @@ class RealtimeLLMService(LLMService[OpenAIRealtimeLLMAdapter]):
         self._closing = False
         self._receiver: asyncio.Task | None = None
         self._calls = FunctionCalls()
+        self._server_events: dict[str, Callable[[Any], Awaitable[None]]] = {
+            "session.created": self._configure,
+            "session.updated": self._ready,
+            "response.created": self._response_created,
+            "response.output_audio.delta": self._audio_delta,
+            "response.output_audio_transcript.delta": self._transcript_delta,
+            "response.done": self._response_done,
+            "conversation.item.added": self._item_added,
+            "response.function_call_arguments.done": self._function_call,
+            "conversation.item.input_audio_transcription.delta": self._caller_words,
+            "conversation.item.input_audio_transcription.completed": self._caller_turn,
+            "input_audio_buffer.speech_started": self._speech_started,
+            "input_audio_buffer.speech_stopped": self._speech_stopped,
+            "error": self._error,
+        }
         self._held_end: EndWorkerFrame | None = None
         self._end_timer: asyncio.Task | None = None
         self._rate_warned = False
@@ -185,8 +203,9 @@ class RealtimeLLMService(LLMService[OpenAIRealtimeLLMAdapter]):
         except (OSError, WebSocketException) as e:
             await self._lost(f"could not connect to OpenAI Realtime: {e}", e)
             return
-        async for event in self._socket.events():
-            await self._on_event(event)
+        async with aclosing(self._socket.events()) as stream:
+            async for event in stream:
+                await self._on_event(event)
         if not self._closing:
             await self._lost("OpenAI Realtime closed the session", None)
 
@@ -382,21 +401,7 @@ class RealtimeLLMService(LLMService[OpenAIRealtimeLLMAdapter]):
     # -- server events ---------------------------------------------------------------------
 
     async def _on_event(self, event: events.ServerEvent) -> None:
-        handler = {
-            "session.created": self._configure,
-            "session.updated": self._ready,
-            "response.created": self._response_created,
-            "response.output_audio.delta": self._audio_delta,
-            "response.output_audio_transcript.delta": self._transcript_delta,
-            "response.done": self._response_done,
-            "conversation.item.added": self._item_added,
-            "response.function_call_arguments.done": self._function_call,
-            "conversation.item.input_audio_transcription.delta": self._caller_words,
-            "conversation.item.input_audio_transcription.completed": self._caller_turn,
-            "input_audio_buffer.speech_started": self._speech_started,
-            "input_audio_buffer.speech_stopped": self._speech_stopped,
-            "error": self._error,
-        }.get(event.type)
+        handler = self._server_events.get(event.type)
         if handler:
             await handler(event)
 

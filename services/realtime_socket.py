@@ -67,6 +67,7 @@ class RealtimeSocket:
 def _parse(message: str | bytes) -> events.ServerEvent | None:
     try:
         return events.parse_server_event(message)
-    except Exception:  # pipecat re-raises any parse failure as a bare Exception
-        logger.warning(f"OpenAI Realtime: an event that does not parse: {str(message)[:200]}")
+    except Exception as e:  # pipecat re-raises any parse failure as a bare Exception
+        kind = str(e).partition("\n")[0][:200]  # its message ends with the event (audio, even)
+        logger.warning(f"OpenAI Realtime: an event that does not parse: {kind}")
         return None
