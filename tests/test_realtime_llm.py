@@ -1,10 +1,17 @@
 """RealtimeLLMService against the OpenAI Realtime stand-in: frames in, frames and events out."""
 
+import time
+
+from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.frames.frames import (
     EndWorkerFrame,
     ErrorFrame,
+    FunctionCallResultFrame,
+    FunctionCallResultProperties,
     InputAudioRawFrame,
     InterruptionFrame,
+    ProposedUserStartedSpeakingFrame,
+    ProposedUserStoppedSpeakingFrame,
     TTSAudioRawFrame,
     TTSSpeakFrame,
     TTSStartedFrame,
@@ -14,15 +21,18 @@ from pipecat.frames.frames import (
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.services.llm_service import FunctionCallParams
+from pipecat.services.openai.realtime import events
 from pipecat.tests.utils import SleepFrame, run_test
 
+from pipelines.build import END_CALL
 from pipelines.provider import ProviderAccess, ProviderContext
 from pipelines.providers.openai_realtime import RealtimeOptions, make_realtime
 from recordings import RECORDINGS
-from services.openai_realtime import RealtimeLLMService
+from services.openai_realtime import FAREWELL_TIMEOUT_SECS, RealtimeLLMService
 from standins.audio import pcm_to_ulaw, read_wav, ulaw_to_pcm
 from standins.openai_realtime import OpenAIRealtimeStandIn
-from standins.openai_replies import LONG_REPLY, fixed_reply
+from standins.openai_replies import LONG_REPLY, Reply, ToolCall, fixed_reply
 from standins.speech import synthesize
 from telephony.frames import MulawAudioFrame, ReplyCutFrame
 
@@ -30,14 +40,19 @@ BOOK_TABLE = "Hi, I'd like to book a table for two tomorrow at seven."
 BOOKING_REPLY = "Of course. A table for two tomorrow at seven. May I have a name for the booking?"
 
 
-def service(stand_in: OpenAIRealtimeStandIn) -> RealtimeLLMService:
+def service(
+    stand_in: OpenAIRealtimeStandIn,
+    *,
+    context: LLMContext | None = None,
+    turn_detection: events.TurnDetection | None = None,
+) -> RealtimeLLMService:
     """The service as the realtime pipeline builds it, pointed at the stand-in."""
     access = ProviderAccess(
         {"OPENAI_API_KEY": "test-key", "OPENAI_BASE_URL": f"{stand_in.http_url}/v1"}
     )
-    context = ProviderContext(access=access, system_prompt="You take bookings.", language="en")
-    llm = make_realtime(RealtimeOptions(), context)
-    llm.join_call(context=LLMContext(), turn_detection=None)
+    bot = ProviderContext(access=access, system_prompt="You take bookings.", language="en")
+    llm = make_realtime(RealtimeOptions(), bot)
+    llm.join_call(context=context or LLMContext(), turn_detection=turn_detection)
     return llm
 
 
@@ -149,3 +164,65 @@ async def test_audio_that_is_not_8khz_mono_is_refused_with_an_error_naming_it():
     errors = [f.error for f in up if isinstance(f, ErrorFrame)]
     assert len(errors) == 1 and "16000 Hz" in errors[0]
     assert stand_in.connections[0].appends == 0
+
+
+async def test_a_function_call_runs_the_registered_handler_and_its_result_answers_the_call():
+    ulaw = pcm_to_ulaw(read_wav(RECORDINGS / "book_table.wav"))
+    stand_in = OpenAIRealtimeStandIn(responder=lambda *_: Reply(tool_calls=[ToolCall("end_call")]))
+    calls: list[str] = []
+
+    async def end_call(params: FunctionCallParams):
+        calls.append(params.function_name)
+        no_reply = FunctionCallResultProperties(run_llm=False)
+        await params.result_callback({"ended": True}, properties=no_reply)
+
+    async with stand_in:
+        context = LLMContext(tools=ToolsSchema(standard_tools=[END_CALL]))
+        llm = service(stand_in, context=context)
+        llm.register_function("end_call", end_call)
+        frames = [*caller_frames(ulaw), UserStoppedSpeakingFrame(), SleepFrame(1.0)]
+        down, _ = await run_test(llm, frames_to_send=frames)
+
+    conn = stand_in.connections[0]
+    assert [tool["name"] for tool in conn.session["tools"]] == ["end_call"]
+    assert calls == ["end_call"]
+    added = [e["item"] for e in conn.sent_of("conversation.item.added")]
+    (call,) = [item for item in added if item["type"] == "function_call"]
+    outputs = [e["item"] for e in conn.received if e["type"] == "conversation.item.create"]
+    assert [(o["type"], o["call_id"], o["output"]) for o in outputs] == [
+        ("function_call_output", call["call_id"], '{"ended": true}')
+    ]
+    (result,) = [f for f in down if isinstance(f, FunctionCallResultFrame)]
+    assert result.tool_call_id == call["call_id"]
+    assert len(conn.responses) == 1, "run_llm=False: no response to the result"
+
+
+async def test_with_server_vad_openai_ends_the_turn_and_its_speech_events_are_proposed():
+    ulaw = pcm_to_ulaw(read_wav(RECORDINGS / "book_table.wav")) + b"\xff" * 8000  # 1 s quiet
+    async with OpenAIRealtimeStandIn() as stand_in:
+        llm = service(stand_in, turn_detection=events.TurnDetection(silence_duration_ms=500))
+        down, up = await run_test(llm, frames_to_send=[*caller_frames(ulaw), SleepFrame(1.5)])
+
+    conn = stand_in.connections[0]
+    assert conn.session["audio"]["input"]["turn_detection"]["type"] == "server_vad"
+    assert "input_audio_buffer.commit" not in [e["type"] for e in conn.received]
+    assert [commit.transcript for commit in conn.commits] == [BOOK_TABLE]
+    (response,) = conn.responses
+    assert pcm_to_ulaw(audio(down)) == bytes(response.audio)
+    proposed = [ProposedUserStartedSpeakingFrame, ProposedUserStoppedSpeakingFrame]
+    assert [type(f) for f in up if type(f) in proposed] == proposed
+    assert [type(f) for f in down if type(f) in proposed] == proposed
+
+
+async def test_a_lost_session_is_an_error_and_the_end_does_not_wait_for_words_never_said():
+    async with OpenAIRealtimeStandIn(api_key="another-key") as stand_in:  # refuses ours
+        llm = service(stand_in)
+        frames = [TTSSpeakFrame("Goodbye now."), EndWorkerFrame(reason="done"), SleepFrame(1.0)]
+        started = time.monotonic()
+        down, up = await run_test(llm, frames_to_send=frames)
+
+    assert time.monotonic() - started < FAREWELL_TIMEOUT_SECS
+    (error,) = [f for f in up if isinstance(f, ErrorFrame)]
+    assert "closed the session" in error.error and not llm.is_usable
+    assert stand_in.connections[0].responses == []
+    assert [type(f) for f in down][-1] is EndWorkerFrame

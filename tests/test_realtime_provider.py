@@ -56,7 +56,7 @@ def test_the_session_is_mulaw_both_ways_with_the_bots_prompt_and_language():
     access = ProviderAccess({"OPENAI_API_KEY": "k", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
     context = ProviderContext(access=access, system_prompt="Be brief.", language="es-MX")
     llm = make_realtime(RealtimeOptions(voice="cedar"), context)
-    session = llm._settings.session_properties
+    session = llm.session
     assert llm.base_url == "ws://127.0.0.1:9/v1/realtime?model=gpt-realtime"
     assert session.audio.input.format.type == session.audio.output.format.type == "audio/pcmu"
     assert session.audio.output.voice == "cedar" and session.instructions == "Be brief."

@@ -54,15 +54,14 @@ def make_realtime(options: RealtimeOptions, context: ProviderContext) -> Realtim
     )
     audio_out = events.AudioOutput(format=pcmu, voice=options.voice, speed=options.speed)
     session = events.SessionProperties(
+        model=options.model,
+        instructions=context.system_prompt,
         output_modalities=["audio"],
         audio=events.AudioConfiguration(input=audio_in, output=audio_out),
     )
-    settings = RealtimeLLMService.Settings(
-        model=options.model, system_instruction=context.system_prompt, session_properties=session
-    )
     base_url = context.access.get("OPENAI_BASE_URL", DEFAULT_BASE_URL)
     return RealtimeLLMService(
-        api_key=context.access[KEY], base_url=realtime_url(base_url), settings=settings
+        api_key=context.access[KEY], base_url=realtime_url(base_url), session=session
     )
 
 
