@@ -13,7 +13,6 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from pipelines.build import CallPipeline, call_context, limits, make_service, turns
 from pipelines.declaration import Declaration
 from pipelines.provider import ProviderAccess
-from processors.caller_audio_sink import CallerAudioSink
 from processors.heard_context import HeardContext
 from services.openai_realtime import RealtimeLLMService
 from telephony.lifecycle import CallLifecycle
@@ -47,8 +46,7 @@ def build_speech_to_speech(
             # service they would delay the transcripts it must have when a reply starts.
             *limits(declaration, lifecycle, answers_every_turn=True),
             aggregators.user(),  # VAD + turn strategy → turn frames, interruptions, mute
-            llm,  # the caller's μ-law → OpenAI → its μ-law → 8 kHz PCM; cut where heard
-            CallerAudioSink(),  # the caller's audio goes no further
+            llm,  # the caller's μ-law → OpenAI (kept there) → its μ-law → 8 kHz PCM
             transport.output(),  # PCM → the phone; ReplyCut ↑ tells the service what was heard
             HeardContext(),  # a cut reply → the words the caller heard, into the record
             aggregators.assistant(),  # what the caller heard → the call's record
