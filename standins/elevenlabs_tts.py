@@ -3,8 +3,9 @@
 The upgrade carries `model_id`, `output_format` (`pcm_<rate>` here), `auto_mode`,
 `inactivity_timeout` and others in its query, and the key in an `xi-api-key` header (or in a
 context's first message as `xi_api_key`). A wrong key is not refused at the upgrade: the
-socket opens and is closed with 1008 (policy violation), as ElevenLabs does. `eleven_v3`
-cannot use this endpoint: its upgrade is refused with 403.
+socket opens and is closed with 1008 (policy violation), as clients report of ElevenLabs (the
+key may come in a message, so the upgrade cannot check it). `eleven_v3` cannot use this
+endpoint: its upgrade is refused with 403.
 
 Client messages (JSON): a context's first message opens it (`{"text": " ", "context_id",
 "voice_settings"}`), `{"text", "context_id"}` adds text, `{"context_id", "flush": true}`
@@ -459,12 +460,13 @@ class _Session:
     async def _expire_idle_contexts(self) -> None:
         loop = asyncio.get_running_loop()
         timeout = self.settings["inactivity_timeout"]
-        while True:
-            await asyncio.sleep(min(timeout / 4, 1.0))
-            for context_id, speaker in list(self.speakers.items()):
-                if loop.time() - speaker.last_input > timeout:
-                    logger.debug(f"ElevenLabs stand-in: context {context_id} timed out")
-                    await self._close(self.speakers.pop(context_id))
+        with contextlib.suppress(ConnectionResetError):  # the client left: nothing to close
+            while True:
+                await asyncio.sleep(min(timeout / 4, 1.0))
+                for context_id, speaker in list(self.speakers.items()):
+                    if loop.time() - speaker.last_input > timeout:
+                        logger.debug(f"ElevenLabs stand-in: context {context_id} timed out")
+                        await self._close(self.speakers.pop(context_id))
 
 
 def _refusal(request: web.Request) -> web.Response | None:

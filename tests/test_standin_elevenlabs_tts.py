@@ -138,8 +138,9 @@ async def test_closing_a_context_that_was_not_flushed_cuts_its_speech_short():
         messages = await until_final(ws, timeout=1.0)
 
     (ctx,) = stand_in.contexts
-    assert ctx.closed and ctx.cut and ctx.final
-    assert 0.4 * 16000 <= ctx.audio_bytes == len(audio_of(messages)) <= 0.8 * 16000 < full
+    assert ctx.closed and ctx.cut and ctx.final and messages[-1]["isFinal"] is True
+    heard = audio_of(messages)
+    assert 0 < len(heard) == ctx.audio_bytes < full and heard == synthesize(LONG).pcm[: len(heard)]
 
 
 async def test_a_flushed_context_is_spoken_to_its_end_before_is_final():
