@@ -2,9 +2,11 @@
 
 from pipelines.provider import Provider
 from pipelines.providers import (
+    anthropic,
     cartesia,
     deepgram,
     deepgram_flux,
+    elevenlabs,
     openai_llm,
     openai_realtime,
     openai_stt,
@@ -18,7 +20,7 @@ def _by_name(*groups: list[Provider]) -> dict[str, Provider]:
 
 STAGES: dict[str, dict[str, Provider]] = {
     "stt": _by_name(deepgram.STT, deepgram_flux.STT, openai_stt.STT),
-    "llm": _by_name(openai_llm.LLM),
-    "tts": _by_name(deepgram.TTS, openai_tts.TTS, cartesia.TTS),
+    "llm": _by_name(openai_llm.LLM, anthropic.LLM),
+    "tts": _by_name(deepgram.TTS, openai_tts.TTS, cartesia.TTS, elevenlabs.TTS),
     "speech_to_speech": _by_name(openai_realtime.SPEECH_TO_SPEECH),
 }

@@ -11,6 +11,8 @@ _HINTS = {
     "DEEPGRAM_API_KEY": "create a key in the Deepgram console",
     "OPENAI_API_KEY": "create a key in the OpenAI dashboard; any value for a local server",
     "CARTESIA_API_KEY": "create a key in the Cartesia console",
+    "ELEVENLABS_API_KEY": "create a key in the ElevenLabs dashboard (API keys)",
+    "ANTHROPIC_API_KEY": "create a key in the Anthropic (Claude) console",
 }
 
 

@@ -1,10 +1,13 @@
-"""What the OpenAI stand-in answers (text, tool calls, a scripted receptionist), on the wire."""
+"""What the OpenAI stand-in answers (text, tool calls, a scripted receptionist), on the wire.
+
+The receptionist (`reply_to`) is shared with the other LLM stand-ins (Anthropic).
+"""
 
 import json
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass, field
 
 MODEL = "gpt-4.1-mini"
@@ -64,18 +67,24 @@ def last_user_text(messages: list[dict]) -> str:
 
 
 def scripted_reply(messages: list[dict], tools: list[dict] | None) -> Reply:
-    """A tiny restaurant-booking receptionist keyed on the last user message.
+    """The receptionist of `reply_to`, for a chat-completions request's messages and tools."""
+    offered = {tool.get("function", {}).get("name") for tool in tools or []}
+    return reply_to(last_user_text(messages), offered)
+
+
+def reply_to(said: str, offered: Collection[str | None]) -> Reply:
+    """A tiny restaurant-booking receptionist keyed on what the caller last said.
 
     Keywords are matched case-insensitively, first match wins: "book a table", "open", "cancel",
     "yes" (and two in Spanish), then "goodbye"/"that's all"/"adiós", which calls the `end_call`
-    tool when it is offered and says "Goodbye!" otherwise. Anything else asks the caller to repeat.
+    tool when it is `offered` and says "Goodbye!" otherwise. Anything else asks the caller to
+    repeat. Every stand-in LLM answers with it, whatever its wire format.
     """
-    said = last_user_text(messages).lower().replace("\u2019", "'")
+    said = said.lower().replace("\u2019", "'")
     for pattern, answer in _SCRIPT:
         if re.search(pattern, said):
             return Reply(text=answer)
     if _GOODBYE.search(said):
-        offered = {tool.get("function", {}).get("name") for tool in tools or []}
         if "end_call" in offered:
             return Reply(tool_calls=[ToolCall("end_call")])
         return Reply(text="Goodbye!")

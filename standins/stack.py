@@ -6,10 +6,12 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from standins.anthropic_messages import AnthropicMessagesStandIn
 from standins.cartesia_tts import CartesiaTTSStandIn
 from standins.deepgram_flux import DeepgramFluxStandIn
 from standins.deepgram_stt import DeepgramSTTStandIn
 from standins.deepgram_tts import DeepgramTTSStandIn
+from standins.elevenlabs_tts import ElevenLabsTTSStandIn
 from standins.http_server import LocalServer
 from standins.openai_chat import OpenAIChatStandIn
 from standins.openai_realtime import OpenAIRealtimeStandIn
@@ -22,6 +24,8 @@ AUTH_TOKEN = "standin-twilio-auth-token"
 DEEPGRAM_KEY = "standin-deepgram-key"
 OPENAI_KEY = "standin-openai-key"
 CARTESIA_KEY = "standin-cartesia-key"
+ELEVENLABS_KEY = "standin-elevenlabs-key"
+ANTHROPIC_KEY = "standin-anthropic-key"
 
 
 class SharedHost(LocalServer):
@@ -55,6 +59,10 @@ class StandIns:
     realtime: OpenAIRealtimeStandIn  # OpenAI /v1/realtime (WebSocket)
     cartesia_host: SharedHost
     cartesia: CartesiaTTSStandIn  # Cartesia /tts/websocket
+    elevenlabs_host: SharedHost
+    elevenlabs: ElevenLabsTTSStandIn  # ElevenLabs /v1/text-to-speech/{voice}/multi-stream-input
+    anthropic_host: SharedHost
+    anthropic: AnthropicMessagesStandIn  # Anthropic /v1/messages
 
     def env(self) -> dict[str, str]:
         """The bot's environment (the DESIGN contract) pointing at these stand-ins."""
@@ -68,6 +76,10 @@ class StandIns:
             "TWILIO_API_BASE_URL": self.twilio.http_url,
             "CARTESIA_API_KEY": CARTESIA_KEY,
             "CARTESIA_BASE_URL": self.cartesia_host.ws_url,
+            "ELEVENLABS_API_KEY": ELEVENLABS_KEY,
+            "ELEVENLABS_BASE_URL": self.elevenlabs_host.ws_url,
+            "ANTHROPIC_API_KEY": ANTHROPIC_KEY,
+            "ANTHROPIC_BASE_URL": self.anthropic_host.http_url,
         }
 
 
@@ -82,6 +94,8 @@ async def running_standins(
     openai_tts: OpenAISpeechStandIn | None = None,
     realtime: OpenAIRealtimeStandIn | None = None,
     cartesia: CartesiaTTSStandIn | None = None,
+    elevenlabs: ElevenLabsTTSStandIn | None = None,
+    anthropic: AnthropicMessagesStandIn | None = None,
 ) -> AsyncIterator[StandIns]:
     """Start every stand-in (pass configured ones to set their knobs); stop them on exit."""
     stt, tts, openai = (
@@ -92,6 +106,8 @@ async def running_standins(
     flux, openai_stt = flux or DeepgramFluxStandIn(), openai_stt or OpenAITranscriptionStandIn()
     openai_tts, cartesia = openai_tts or OpenAISpeechStandIn(), cartesia or CartesiaTTSStandIn()
     realtime = realtime or OpenAIRealtimeStandIn()
+    elevenlabs = elevenlabs or ElevenLabsTTSStandIn(api_key=ELEVENLABS_KEY)
+    anthropic = anthropic or AnthropicMessagesStandIn(api_key=ANTHROPIC_KEY)
     async with AsyncExitStack() as stack:
         standins = StandIns(
             deepgram_host=await stack.enter_async_context(SharedHost(stt, tts, flux)),
@@ -110,5 +126,9 @@ async def running_standins(
             realtime=realtime,
             cartesia_host=await stack.enter_async_context(SharedHost(cartesia)),
             cartesia=cartesia,
+            elevenlabs_host=await stack.enter_async_context(SharedHost(elevenlabs)),
+            elevenlabs=elevenlabs,
+            anthropic_host=await stack.enter_async_context(SharedHost(anthropic)),
+            anthropic=anthropic,
         )
         yield standins

@@ -12,7 +12,9 @@ DATA = RECORDINGS
 
 # Tests never read a developer's .env or real credentials.
 for _name in list(os.environ):
-    if _name.startswith(("DEEPGRAM_", "OPENAI_", "TWILIO_", "CARTESIA_")) or _name in (
+    if _name.startswith(
+        ("DEEPGRAM_", "OPENAI_", "TWILIO_", "CARTESIA_", "ELEVENLABS_", "ANTHROPIC_")
+    ) or _name in (
         "PUBLIC_URL",
         "PORT",
         "PIPELINE",

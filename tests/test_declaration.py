@@ -8,6 +8,7 @@ from pipelines.declaration import (
     load_declaration,
     load_declarations,
 )
+from pipelines.provider import ProviderAccess, ProviderContext
 from pipelines.registry import STAGES
 
 MINIMAL = """
@@ -23,6 +24,10 @@ provider = "openai"
 provider = "deepgram"
 """
 
+
+CLAUDE_AND_ELEVENLABS = MINIMAL.replace(
+    '[llm]\nprovider = "openai"', '[llm]\nprovider = "anthropic"'
+).replace('[tts]\nprovider = "deepgram"', '[tts]\nprovider = "elevenlabs"\nvoice = "21m00Tcm4T"')
 
 # A bot in Spanish says every line in Spanish (here: placeholders that are not the English ones).
 SPANISH_BOT = '[bot]\nlanguage = "es"\n' + "".join(f'{key} = "¡{key}!"\n' for key in ENGLISH_LINES)
@@ -115,6 +120,45 @@ def test_a_bad_file_names_itself_the_key_and_the_choices(tmp_path, edit, complai
     assert complaint in str(e.value)
 
 
+@pytest.mark.parametrize(
+    ("edit", "complaint"),
+    [
+        (('\nvoice = "21m00Tcm4T"', ""), "tts.voice: required, but missing"),
+        (
+            ('voice = "21m00Tcm4T"', 'voice = "v"\nspeed = 2'),
+            "tts.speed: Input should be less than or equal to 1.2 (got 2)",
+        ),
+        (
+            ('voice = "21m00Tcm4T"', 'voice = "v"\nmodel = "eleven_v3"'),
+            "tts.model: eleven_v3 cannot stream over the multi-context WebSocket",
+        ),
+        (
+            ('voice = "21m00Tcm4T"', 'voice = "v"\nstyle = 0.5'),
+            "tts.style: unknown option of TTS provider 'elevenlabs'; valid options: voice, model,",
+        ),
+        (
+            ('provider = "anthropic"', 'provider = "anthropic"\ntemperature = 1.5'),
+            "llm.temperature: Input should be less than or equal to 1 (got 1.5)",
+        ),
+        (
+            ('provider = "anthropic"', 'provider = "anthropic"\ntop_k = 5'),
+            "llm.top_k: unknown option of LLM provider 'anthropic'; valid options: model, "
+            "temperature, max_tokens",
+        ),
+        (
+            ('provider = "anthropic"', 'provider = "anthropic"\nmax_tokens = 0'),
+            "llm.max_tokens: Input should be greater than or equal to 1 (got 0)",
+        ),
+    ],
+)
+def test_bad_claude_or_elevenlabs_options_are_named(tmp_path, edit, complaint):
+    path = write(tmp_path, CLAUDE_AND_ELEVENLABS.replace(*edit, 1))
+    with pytest.raises(DeclarationError) as e:
+        load_declaration(path)
+    assert str(path) in str(e.value)
+    assert complaint in str(e.value)
+
+
 def test_every_problem_in_a_file_is_reported_at_once(tmp_path):
     text = MINIMAL.replace('provider = "openai"', 'provider = "gpt"').replace(
         "[tts]\n", "[tts]\nx=1\n"
@@ -187,3 +231,45 @@ def test_call_limits_have_defaults_and_are_validated(tmp_path):
     assert "call.silent: unknown option in [call]; valid options: silence_prompt_secs" in str(
         e.value
     )
+
+
+def test_claude_and_elevenlabs_get_their_defaults_and_need_their_keys(tmp_path):
+    declaration = load_declaration(write(tmp_path, CLAUDE_AND_ELEVENLABS, "claude"))
+    assert declaration.summary() == "stt=deepgram llm=anthropic tts=elevenlabs"
+    assert declaration.llm.options.model == "claude-haiku-4-5"
+    assert declaration.llm.options.temperature is declaration.llm.options.max_tokens is None
+    tts = declaration.tts.options
+    assert (tts.voice, tts.model, tts.language, tts.speed) == (
+        "21m00Tcm4T",
+        "eleven_flash_v2_5",
+        None,
+        None,
+    )
+    assert declaration.needs() == {"DEEPGRAM_API_KEY", "ANTHROPIC_API_KEY", "ELEVENLABS_API_KEY"}
+
+
+def test_elevenlabs_must_speak_the_bots_language_when_its_model_takes_one(tmp_path):
+    spanish = CLAUDE_AND_ELEVENLABS.replace("[bot]\n", SPANISH_BOT)
+    assert load_declaration(write(tmp_path, spanish, "es")).tts.options.language is None
+    swahili = spanish.replace('language = "es"', 'language = "sw"')
+    with pytest.raises(DeclarationError) as e:
+        load_declaration(write(tmp_path, swahili, "sw"))
+    assert "tts: model 'eleven_flash_v2_5' does not speak 'sw'; choose another model" in str(
+        e.value
+    )
+    any_language = swahili.replace(
+        'voice = "21m00Tcm4T"', 'voice = "v"\nmodel = "eleven_multilingual_v2"'
+    )
+    assert load_declaration(write(tmp_path, any_language, "sw")).tts.options.model
+
+
+def test_claude_and_elevenlabs_are_pipecats_stock_services(tmp_path):
+    from pipecat.services.anthropic.llm import AnthropicLLMService
+    from pipecat.services.elevenlabs.tts import ElevenLabsTTSService
+
+    declaration = load_declaration(write(tmp_path, CLAUDE_AND_ELEVENLABS, "claude"))
+    access = ProviderAccess({"ANTHROPIC_API_KEY": "sk-ant", "ELEVENLABS_API_KEY": "xi"})
+    context = ProviderContext(access=access, system_prompt="Be brief.", language="en-US")
+    llm = declaration.llm.provider.make(declaration.llm.options, context)
+    tts = declaration.tts.provider.make(declaration.tts.options, context)
+    assert type(llm) is AnthropicLLMService and type(tts) is ElevenLabsTTSService

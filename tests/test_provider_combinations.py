@@ -1,15 +1,20 @@
-"""The same phone call passes with every combination of providers the registry offers.
+"""The same phone call passes whichever providers the registry offers are combined.
 
 Each case writes a pipeline file naming its providers, serves it, and places one call: the
 greeting, a booking question and its answer, a goodbye that makes the bot hang up. It checks
 that each stage's traffic went to the chosen provider's stand-in and to no other.
+
+A call takes ~25 s and the product of the providers grows with each one added, so the cases
+are a covering set instead: every provider of a stage meets every provider of each other
+stage in at least one call (12 calls for 3 × 3 × 4 providers, against 36), and it is
+between two stages that providers fail to work together.
 """
 
 import itertools
 
 import pytest
 
-from calls import dial, user_texts
+from calls import dial
 from pipelines.declaration import load_declaration
 from pipelines.registry import STAGES
 from server.local import serve_locally
@@ -33,17 +38,47 @@ STT_TRAFFIC = {
     "deepgram-flux": lambda s: [c for c in s.flux.connections if c.audio_bytes],
     "openai": lambda s: [r for r in s.openai_stt.requests if r.audio],
 }
+LLM_REQUESTS = {  # (the OpenAI-compatible server is a second OpenAI stand-in)
+    "openai": lambda s, compatible: s.openai.requests,
+    "openai-compatible": lambda s, compatible: compatible.requests,
+    "anthropic": lambda s, compatible: s.anthropic.requests,
+}
 TTS_TEXT = {
     "deepgram": lambda s: [text for c in s.tts.connections for text in c.speaks],
     "openai": lambda s: [r.body["input"] for r in s.openai_tts.requests if r.body],
     "cartesia": lambda s: [text for ctx in s.cartesia.contexts for text in ctx.transcripts],
+    "elevenlabs": lambda s: [ctx.text for ctx in s.elevenlabs.contexts],
 }
 EXTRA_OPTIONS = {
     ("llm", "openai-compatible"): 'model = "llama-3.1-8b-instant"\nbase_url = "{compatible}"\n'
     'api_key_env = "COMPATIBLE_API_KEY"\n',
     ("tts", "cartesia"): 'voice = "a0e99841-438c-4a64-b679-ae501e7d6091"\n',
+    ("tts", "elevenlabs"): 'voice = "21m00Tcm4TlvDq8ikWAM"\n',
 }
-CASCADES = list(itertools.product(STAGES["stt"], STAGES["llm"], STAGES["tts"]))
+
+
+def every_pair(*stages: list[str]) -> list[tuple[str, ...]]:
+    """Combinations in which each provider meets each provider of every other stage.
+
+    Greedy, hence deterministic: the next combination is the first that meets the most pairs
+    not yet met.
+    """
+
+    def pairs(combination: tuple[str, ...]) -> set[tuple]:
+        positions = itertools.combinations(range(len(combination)), 2)
+        return {(i, combination[i], j, combination[j]) for i, j in positions}
+
+    everything = list(itertools.product(*stages))
+    unmet = set().union(*(pairs(combination) for combination in everything))
+    chosen = []
+    while unmet:
+        best = max(everything, key=lambda combination: len(pairs(combination) & unmet))
+        chosen.append(best)
+        unmet -= pairs(best)
+    return chosen
+
+
+CASCADES = every_pair(list(STAGES["stt"]), list(STAGES["llm"]), list(STAGES["tts"]))
 
 
 def pipeline_file(tmp_path, compatible_url: str, **providers: str):
@@ -71,6 +106,17 @@ async def place_the_call(standins, compatible, declaration, data, tmp_path):
     return greeting, reply, farewell
 
 
+def user_said(request) -> list[str]:
+    """What the user said in an LLM request, OpenAI- or Anthropic-shaped."""
+    return [
+        m["content"]
+        if isinstance(m["content"], str)
+        else " ".join(part.get("text", "") for part in m["content"])
+        for m in request.body["messages"]
+        if m["role"] == "user"
+    ]
+
+
 async def say_and_listen(call, wav):
     """Say the recording; the bot's answer, which may start before the recording has ended.
 
@@ -81,7 +127,9 @@ async def say_and_listen(call, wav):
 
 
 @pytest.mark.parametrize(("stt", "llm", "tts"), CASCADES, ids=["-".join(c) for c in CASCADES])
-async def test_the_same_call_passes_with_every_cascade(stt, llm, tts, data, tmp_path):
+async def test_the_same_call_passes_with_each_pair_of_cascaded_providers(
+    stt, llm, tts, data, tmp_path
+):
     compatible = OpenAIChatStandIn(api_key=COMPATIBLE_KEY)
     async with running_standins() as standins, compatible:
         declaration = pipeline_file(
@@ -93,12 +141,11 @@ async def test_the_same_call_passes_with_every_cascade(stt, llm, tts, data, tmp_
         assert turn.duration > 0.8, "the caller heard each bot turn"
     for name, traffic in STT_TRAFFIC.items():
         assert bool(traffic(standins)) == (name == stt), f"STT traffic at {name}'s stand-in"
-    chosen, other = (
-        (compatible, standins.openai) if llm != "openai" else (standins.openai, compatible)
-    )
-    assert not other.requests, "no request reached the other LLM"
-    assert user_texts(chosen.requests[0].body) == [BOOK_TABLE]
-    assert chosen.requests[0].body["model"] == declaration.llm.options.model
+    for name, requests in LLM_REQUESTS.items():
+        assert bool(requests(standins, compatible)) == (name == llm), f"requests at {name}'s"
+    first = LLM_REQUESTS[llm](standins, compatible)[0]
+    assert user_said(first) == [BOOK_TABLE]
+    assert first.body["model"] == declaration.llm.options.model
     for name, spoken in TTS_TEXT.items():
         text = " ".join(spoken(standins))
         assert (BOOKING_REPLY.split()[-1] in text) == (name == tts), f"reply spoken by {name}"
@@ -114,3 +161,4 @@ async def test_the_same_call_passes_speech_to_speech(data, tmp_path):
     (connection,) = standins.realtime.connections
     assert BOOK_TABLE in [commit.transcript for commit in connection.commits]
     assert not (standins.stt.connections or standins.openai.requests or standins.tts.connections)
+    assert not (standins.anthropic.requests or standins.elevenlabs.connections)

@@ -10,7 +10,14 @@ from server.logs import MASK, ToLoguru, basic_auth, mask_secrets, register_secre
 from standins.stack import ACCOUNT_SID
 
 DATA = RECORDINGS
-SECRET_VARIABLES = ("DEEPGRAM_API_KEY", "OPENAI_API_KEY", "CARTESIA_API_KEY", "TWILIO_AUTH_TOKEN")
+SECRET_VARIABLES = (
+    "DEEPGRAM_API_KEY",
+    "OPENAI_API_KEY",
+    "CARTESIA_API_KEY",
+    "ELEVENLABS_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "TWILIO_AUTH_TOKEN",
+)
 
 
 class Everything(logging.Handler):
