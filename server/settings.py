@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipelines.provider import ProviderAccess
 
-PROVIDER_PREFIXES = ("deepgram_", "openai_", "cartesia_")
+PROVIDER_PREFIXES = ("deepgram_", "openai_", "cartesia_", "elevenlabs_", "anthropic_")
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 # Calls per server process when MAX_CALLS is not set: the capacity knee BENCHMARKS.md measured
 # (8 calls on 2 processes before the reply overhead's p95 grew past its limit).
@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     openai_base_url: str = "https://api.openai.com/v1"
     cartesia_api_key: SecretStr | None = None
     cartesia_base_url: str = "wss://api.cartesia.ai"
+    elevenlabs_api_key: SecretStr | None = None
+    elevenlabs_base_url: str = "wss://api.elevenlabs.io"
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str = "https://api.anthropic.com"
     twilio_account_sid: str
     twilio_auth_token: SecretStr = Field(min_length=1)
     twilio_api_base_url: str = "https://api.twilio.com"
@@ -88,12 +92,12 @@ class Settings(BaseSettings):
                 values.setdefault(name, str(environ[name]))
         return ProviderAccess(values)
 
-    @field_validator("deepgram_base_url", "cartesia_base_url")
+    @field_validator("deepgram_base_url", "cartesia_base_url", "elevenlabs_base_url")
     @classmethod
     def _websocket_url(cls, value: str) -> str:
         return _base_url(value, ("ws", "wss"))
 
-    @field_validator("openai_base_url", "twilio_api_base_url")
+    @field_validator("openai_base_url", "anthropic_base_url", "twilio_api_base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
         return _base_url(value, ("http", "https"), allow_path=True)
