@@ -110,6 +110,14 @@ async def test_a_caller_speaking_without_a_turn_holds_the_clock_and_restarts_it(
     assert said(down) == [PROMPT]
 
 
+async def test_the_bot_stopping_under_the_callers_voice_does_not_start_the_count():
+    barge_in = [BotStartedSpeakingFrame(), VADUserStartedSpeakingFrame(), BotStoppedSpeakingFrame()]
+    down = await run([*barge_in, LONG])
+    assert said(down) == []
+    down = await run([*barge_in, UserStartedSpeakingFrame(), VADUserStoppedSpeakingFrame(), LONG])
+    assert said(down) == [], "a turn under way: its end decides"
+
+
 async def test_caller_speech_after_the_prompt_starts_over_from_the_prompt():
     down = await run([*bot_speaks(), LONG, *bot_speaks(), SHORT, *caller_turn(), LONG])
     assert said(down) == [PROMPT, PROMPT], "an empty turn: prompted again, not told goodbye"
