@@ -38,9 +38,13 @@ def analyzer(kind=SharedSmartTurnAnalyzerV3, **params):
     return made
 
 
+def packets(pcm: bytes) -> list[bytes]:
+    return [pcm[i : i + PACKET] for i in range(0, len(pcm), PACKET)]
+
+
 def feed(turn_analyzer, pcm: bytes) -> None:
-    for i in range(0, len(pcm), PACKET):
-        turn_analyzer.append_audio(pcm[i : i + PACKET], True)
+    for packet in packets(pcm):
+        turn_analyzer.append_audio(packet, True)
 
 
 async def verdict(turn_analyzer, pcm: bytes) -> tuple[EndOfTurnState, float]:
@@ -64,7 +68,7 @@ def speech(data) -> dict[str, bytes]:
 
 def test_every_analyzer_uses_the_one_session_of_the_process():
     first, second = analyzer(), analyzer(stop_secs=1.0)
-    assert first._session is second._session is shared_session()
+    assert first._onnx_session is second._onnx_session is shared_session()
     assert first.params.stop_secs == 3.0 and second.params.stop_secs == 1.0
 
 
@@ -75,6 +79,28 @@ async def test_its_verdicts_are_pipecats_own(data):
         assert ours == theirs, name  # the same state and the same probability, to the bit
 
 
+async def test_silence_around_the_speech_is_kept_and_ends_the_turn_as_pipecats(data):
+    silence, speech = bytes(2 * 8000 * 2), read_wav(data / "book_table.wav")
+
+    async def turn(kind) -> tuple:
+        made = analyzer(kind, stop_secs=1.0)
+        made.update_vad_start_secs(0.2)
+        states = [made.append_audio(p, False) for p in packets(silence)]
+        states += [made.append_audio(p, True) for p in packets(speech)]
+        state, metrics = await made.analyze_end_of_turn()  # with the silence before it
+        made = analyzer(kind, stop_secs=1.0)  # and a turn the model is not asked about
+        states += [made.append_audio(p, is_speech) for p, is_speech in talk_then_silence()]
+        return states, state, metrics.probability, made.speech_triggered
+
+    def talk_then_silence() -> list[tuple[bytes, bool]]:
+        return [(p, True) for p in packets(speech)] + [(p, False) for p in packets(silence)]
+
+    ours, theirs = await turn(SharedSmartTurnAnalyzerV3), await turn(LocalSmartTurnAnalyzerV3)
+    assert ours == theirs
+    states = ours[0]
+    assert states.index(EndOfTurnState.COMPLETE) == len(states) - 51, "after 1 s of silence"
+
+
 async def test_calls_running_at_once_keep_their_own_audio(data):
     spoken = speech(data)
     alone = {name: await verdict(analyzer(), pcm) for name, pcm in spoken.items()}
@@ -82,7 +108,7 @@ async def test_calls_running_at_once_keep_their_own_audio(data):
     together = await asyncio.gather(*(verdict(analyzer(), pcm) for pcm in spoken.values()))
     assert dict(zip(spoken, together, strict=True)) == alone
     idle = analyzer()
-    assert not idle.speech_triggered and idle._audio_buffer == []
+    assert not idle.speech_triggered and idle._chunks == []
 
 
 async def test_calls_infer_on_the_process_threads_one_per_cpu(data):
@@ -102,7 +128,7 @@ async def test_the_bot_builds_smart_turn_on_the_shared_analyzer():
     assert isinstance(strategy, TurnAnalyzerUserTurnStopStrategy)
     turn_analyzer = strategy._turn_analyzer
     assert isinstance(turn_analyzer, SharedSmartTurnAnalyzerV3)
-    assert turn_analyzer._session is shared_session()
+    assert turn_analyzer._onnx_session is shared_session()
     assert turn_analyzer.params.stop_secs == 1.5
 
 

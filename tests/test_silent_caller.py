@@ -3,6 +3,7 @@
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
+    EndWorkerFrame,
     Frame,
     LLMContextFrame,
     TTSSpeakFrame,
@@ -16,18 +17,17 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.tests.utils import SleepFrame, run_test
 
-from processors.frames import EndCallFrame
-from processors.playback_state import Playback
 from processors.silent_caller import SILENCE_REASON, SilentCaller
+from telephony.lifecycle import CallLifecycle
 
 PROMPT, GOODBYE = "Are you still there?", "Goodbye."
 SECS = 0.3  # both timers; the sleeps below leave a generous margin either side
 SHORT, LONG = SleepFrame(sleep=SECS / 2), SleepFrame(sleep=SECS * 2)
 
 
-def silent_caller(playback: Playback | None = None, **kwargs) -> SilentCaller:
+def silent_caller(lifecycle: CallLifecycle | None = None, **kwargs) -> SilentCaller:
     return SilentCaller(
-        playback or Playback(),
+        lifecycle or CallLifecycle(),
         prompt=PROMPT,
         goodbye=GOODBYE,
         prompt_secs=SECS,
@@ -56,7 +56,7 @@ def said(down: list[Frame]) -> list[str]:
     for frame in down:
         if isinstance(frame, TTSSpeakFrame):
             out.append(frame.text)
-        elif isinstance(frame, EndCallFrame):
+        elif isinstance(frame, EndWorkerFrame):
             out.append(f"END ({frame.reason})")
     return out
 
@@ -77,7 +77,7 @@ async def test_a_silent_caller_is_prompted_then_told_goodbye_and_hung_up_on():
         BotStartedSpeakingFrame,  # ... played
         BotStoppedSpeakingFrame,
         TTSSpeakFrame,  # the goodbye
-        EndCallFrame,
+        EndWorkerFrame,
     ]
 
 
@@ -108,6 +108,14 @@ async def test_a_caller_speaking_without_a_turn_holds_the_clock_and_restarts_it(
         [*bot_speaks(), VADUserStartedSpeakingFrame(), VADUserStoppedSpeakingFrame()] + [LONG]
     )
     assert said(down) == [PROMPT]
+
+
+async def test_the_bot_stopping_under_the_callers_voice_does_not_start_the_count():
+    barge_in = [BotStartedSpeakingFrame(), VADUserStartedSpeakingFrame(), BotStoppedSpeakingFrame()]
+    down = await run([*barge_in, LONG])
+    assert said(down) == []
+    down = await run([*barge_in, UserStartedSpeakingFrame(), VADUserStoppedSpeakingFrame(), LONG])
+    assert said(down) == [], "a turn under way: its end decides"
 
 
 async def test_caller_speech_after_the_prompt_starts_over_from_the_prompt():
@@ -160,9 +168,9 @@ async def test_the_clock_runs_from_the_start_until_the_bot_first_speaks():
 
 
 async def test_a_call_already_ending_is_left_alone():
-    playback = Playback()
-    playback.ending = True
-    down = await run([*bot_speaks(), LONG], silent_caller(playback))
+    lifecycle = CallLifecycle()
+    lifecycle.end("the bot said its farewell")
+    down = await run([*bot_speaks(), LONG], silent_caller(lifecycle))
     assert said(down) == []
-    down = await run([*bot_speaks(), EndCallFrame(reason="farewell"), LONG])
+    down = await run([*bot_speaks(), EndWorkerFrame(reason="farewell"), LONG])
     assert said(down) == ["END (farewell)"]

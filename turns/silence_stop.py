@@ -1,49 +1,79 @@
 """A speech-timeout turn end that counts the caller's silence from where their voice ended."""
 
+import asyncio
 from collections import deque
 
 import numpy as np
-from pipecat.frames.frames import Frame, InputAudioRawFrame, VADUserStoppedSpeakingFrame
+from pipecat.frames.frames import (
+    Frame,
+    InputAudioRawFrame,
+    InterimTranscriptionFrame,
+    STTMetadataFrame,
+    TranscriptionFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
 from pipecat.turns.types import ProcessFrameResult
-from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
+from pipecat.turns.user_stop import BaseUserTurnStopStrategy
 
 _HISTORY_FRAMES = 150  # the caller's last few seconds of audio levels, one per packet
 _MIN_VOICE_RMS = 100.0  # -50 dBFS: quieter than this is never voice
 
 
-class SilenceTimedTurnStopStrategy(SpeechTimeoutUserTurnStopStrategy):
+class SilenceTimedTurnStopStrategy(BaseUserTurnStopStrategy):
     """Ends the turn `stop_secs + user_speech_timeout` after the voice ends, not later.
 
-    Pipecat starts `user_speech_timeout` at the VAD's stop, and Silero's confidence stays
-    high for 25-100 ms after the voice ends, then `stop_secs` is rounded up to whole 32 ms
-    windows: every turn ends that much later than configured. The audio level says when
-    the voice really ended, so the timer is shortened by the silence already past the
-    VAD's `stop_secs` (by at most `max_credit_secs`).
+    pipecat's `SpeechTimeoutUserTurnStopStrategy` starts `user_speech_timeout` at the VAD's
+    stop, and Silero's confidence stays high for 25-100 ms after the voice ends, then
+    `stop_secs` is rounded up to whole 32 ms windows: every turn ends that much later than
+    configured. The audio level says when the voice really ended, so the timer is shortened
+    by the silence already past the VAD's `stop_secs` (by at most `max_credit_secs`).
 
-    | frames                                    | turn ends                               |
-    |-------------------------------------------|-----------------------------------------|
-    | voice … silence, VADUserStopped (late)    | `stop_secs + timeout` after the voice   |
-    | a transcript without a VAD stop (fallback)| as pipecat does                         |
+    In all else it decides as pipecat's does: the turn ends once the timer has run, a
+    transcript has come (unless `wait_for_transcript` is off) and the STT is done: it sent
+    a finalized transcript, or its p99 latency (`STTMetadataFrame`) past the VAD's stop
+    has gone by. An interim transcript means more text is coming.
+
+    | frames                                       | turn ends                               |
+    |----------------------------------------------|-----------------------------------------|
+    | voice … silence, VADUserStopped (late), text | `stop_secs + timeout` after the voice   |
+    | VADUserStopped, the text later               | when the text comes, once the timer ran |
+    | text without a VAD stop (fallback)           | `timeout` after the last text           |
+    | VADUserStarted before it ends                | not yet: both waits start over          |
     """
 
-    def __init__(self, *, max_credit_secs: float = 0.15, **kwargs):
+    def __init__(
+        self,
+        *,
+        user_speech_timeout: float = 0.6,
+        wait_for_transcript: bool = True,
+        max_credit_secs: float = 0.15,
+        **kwargs,
+    ):
         """Like pipecat's, crediting at most `max_credit_secs` of silence the VAD was late."""
         super().__init__(**kwargs)
+        self._speech_timeout_secs = user_speech_timeout
+        self._needs_transcript = wait_for_transcript
         self._max_credit_secs = max_credit_secs
         self._levels: deque[tuple[float, float]] = deque(maxlen=_HISTORY_FRAMES)  # (rms, s)
-        self._credit_secs = 0.0
+        self._stt_p99_secs = 0.0  # the STT's final-transcript latency past the VAD's stop
+        self._heard = ""  # the turn's transcript so far
+        self._vad_speaking = False  # the caller's voice, as the VAD hears it now
+        self._vad_stopped = False  # the VAD stopped during this turn
+        self._finalized = False  # the STT has sent all it will for what was said
+        self._speech_timer: asyncio.Task | None = None
+        self._stt_timer: asyncio.Task | None = None
+        self._speech_waited = False
+        self._stt_waited = False
 
-    async def process_frame(self, frame: Frame) -> ProcessFrameResult:
-        """Keep the caller's audio levels; on the VAD's stop, work out the credit."""
-        if isinstance(frame, InputAudioRawFrame):
-            samples = np.frombuffer(frame.audio, dtype=np.int16).astype(np.float32)
-            seconds = len(samples) / frame.sample_rate / frame.num_channels
-            rms = float(np.sqrt(np.mean(samples**2))) if len(samples) else 0.0
-            self._levels.append((rms, seconds))
-        elif isinstance(frame, VADUserStoppedSpeakingFrame):
-            late = self.silent_secs() - frame.stop_secs
-            self._credit_secs = min(max(late, 0.0), self._max_credit_secs)
-        return await super().process_frame(frame)
+    @property
+    def wait_for_transcript(self) -> bool:
+        """Whether the turn waits for a transcript (pipecat's realtime mode turns it off)."""
+        return self._needs_transcript
+
+    @wait_for_transcript.setter
+    def wait_for_transcript(self, value: bool) -> None:
+        self._needs_transcript = value
 
     def silent_secs(self) -> float:
         """How long the caller's audio has been below their voice's level."""
@@ -58,11 +88,106 @@ class SilenceTimedTurnStopStrategy(SpeechTimeoutUserTurnStopStrategy):
             silent += seconds
         return silent
 
-    async def _restart_user_speech_timer(self):
-        """Start the timer, less the silence the VAD was late to report (pipecat 1.14 hook)."""
-        timeout = self._user_speech_timeout
-        self._user_speech_timeout, self._credit_secs = timeout - self._credit_secs, 0.0
-        try:
-            await super()._restart_user_speech_timer()
-        finally:
-            self._user_speech_timeout = timeout
+    async def process_frame(self, frame: Frame) -> ProcessFrameResult:
+        """Follow the caller's audio level, the VAD and the transcripts."""
+        if isinstance(frame, InputAudioRawFrame):
+            self._keep_level(frame)
+        elif isinstance(frame, STTMetadataFrame):
+            self._stt_p99_secs = frame.ttfs_p99_latency
+        elif isinstance(frame, VADUserStartedSpeakingFrame):
+            self._vad_speaking = True
+            await self._start_over()
+        elif isinstance(frame, VADUserStoppedSpeakingFrame):
+            await self._on_vad_stop(frame)
+        elif isinstance(frame, TranscriptionFrame):
+            await self._on_transcript(frame)
+        elif isinstance(frame, InterimTranscriptionFrame):
+            self._finalized = False  # an earlier final one no longer covers all that was said
+        return ProcessFrameResult.CONTINUE
+
+    async def handle_user_turn_started(self):
+        """Wait for this turn's end (the VAD may be hearing the caller already)."""
+        self._heard = ""
+        await self._start_over()
+
+    async def handle_user_turn_stopped(self):
+        """Forget the turn that ended."""
+        self._heard = ""
+        self._vad_speaking = False
+        await self._start_over()
+
+    async def cleanup(self):
+        """Stop the timers."""
+        await super().cleanup()
+        await self._cancel_timers()
+
+    def _keep_level(self, frame: InputAudioRawFrame) -> None:
+        samples = np.frombuffer(frame.audio, dtype=np.int16).astype(np.float32)
+        seconds = len(samples) / frame.sample_rate / frame.num_channels
+        rms = float(np.sqrt(np.mean(samples**2))) if len(samples) else 0.0
+        self._levels.append((rms, seconds))
+
+    async def _on_vad_stop(self, frame: VADUserStoppedSpeakingFrame) -> None:
+        late = self.silent_secs() - frame.stop_secs
+        credit = min(max(late, 0.0), self._max_credit_secs)
+        self._vad_speaking = False
+        self._vad_stopped = True
+        await self._start_speech_timer(max(self._speech_timeout_secs - credit, 0.0))
+        stt_wait = max(0.0, self._stt_p99_secs - frame.stop_secs)
+        self._stt_waited = self._finalized or stt_wait <= 0
+        if not self._stt_waited:
+            self._stt_timer = self.create_task(self._wait_for_stt(stt_wait), "stt_timeout")
+
+    async def _on_transcript(self, frame: TranscriptionFrame) -> None:
+        self._heard += frame.text
+        if frame.finalized:
+            self._finalized = True
+            self._stt_waited = True  # nothing more is coming: no need to wait for it
+            await self._cancel_stt_timer()
+        if self._speech_waited and self._stt_waited:
+            await self._maybe_end_turn()  # the turn was only waiting for words
+        elif not self._vad_speaking and not self._vad_stopped:
+            # Words the VAD never heard end: the timer counts from the latest of them.
+            self._stt_waited = True
+            await self._start_speech_timer(self._speech_timeout_secs)
+
+    async def _start_speech_timer(self, secs: float) -> None:
+        if self._speech_timer:
+            await self.cancel_task(self._speech_timer)
+        self._speech_waited = False
+        self._speech_timer = self.create_task(self._wait_for_speech(secs), "user_speech_timeout")
+
+    async def _wait_for_speech(self, secs: float) -> None:
+        await asyncio.sleep(secs)
+        self._speech_timer = None  # ending the turn cancels the timers: not this one
+        self._speech_waited = True
+        await self._maybe_end_turn()
+
+    async def _wait_for_stt(self, secs: float) -> None:
+        await asyncio.sleep(secs)
+        self._stt_timer = None
+        self._stt_waited = True
+        await self._maybe_end_turn()
+
+    async def _maybe_end_turn(self) -> None:
+        if self._vad_speaking or (self._needs_transcript and not self._heard):
+            return
+        if self._speech_waited and self._stt_waited:
+            await self.trigger_user_turn_stopped()
+
+    async def _start_over(self) -> None:
+        """Drop what progress toward the turn's end was made (the caller spoke, or a turn edge)."""
+        self._finalized = self._vad_stopped = False
+        self._speech_waited = self._stt_waited = False
+        await self._cancel_timers()
+
+    async def _cancel_timers(self) -> None:
+        if self._speech_timer:
+            await self.cancel_task(self._speech_timer)
+            self._speech_timer = None
+        await self._cancel_stt_timer()
+
+    async def _cancel_stt_timer(self) -> None:
+        if self._stt_timer:
+            await self.cancel_task(self._stt_timer)
+            self._stt_timer = None
