@@ -1,9 +1,11 @@
-"""Whole phone calls over the real server with OpenAI's and Cartesia's TTS (their stand-ins).
+"""Whole phone calls over the real server with OpenAI's, Cartesia's and ElevenLabs' TTS.
 
 Each pipeline is declared in a TOML file written here; the greeting is pre-synthesized through
 the TTS at start-up, the reply is synthesized live, and a barge-in must stop the TTS (OpenAI:
-the HTTP stream abandoned; Cartesia: `cancel` for the context) and leave in the LLM's context
-the words the caller heard, not the ones they did not.
+the HTTP stream abandoned; Cartesia: `cancel` for the context; ElevenLabs: `close_context`)
+and leave in the LLM's context the words the caller heard, not the ones they did not.
+Cartesia and ElevenLabs are pipecat's stock services: their word timestamps, as pipecat's own
+word frames, are all the transport has to know what was heard.
 """
 
 import asyncio
@@ -20,15 +22,17 @@ from server.local import serve_locally
 from services.downsampler import Downsampler
 from standins.audio import pcm_to_ulaw
 from standins.cartesia_tts import CartesiaTTSStandIn
+from standins.elevenlabs_tts import ElevenLabsTTSStandIn
 from standins.openai_replies import LONG_REPLY
 from standins.openai_speech import OpenAISpeechStandIn
 from standins.speech import synthesize
-from standins.stack import CARTESIA_KEY, OPENAI_KEY, running_standins
+from standins.stack import CARTESIA_KEY, ELEVENLABS_KEY, OPENAI_KEY, running_standins
 
 BOOK_TABLE = "Hi, I'd like to book a table for two tomorrow at seven."
 GREETING = "Thanks for calling Luigi's. How can I help you today?"
 BOOKING_REPLY = "Of course. A table for two tomorrow at seven. May I have a name for the booking?"
 VOICE = "a0e99841-438c-4a64-b679-ae501e7d6091"
+ELEVENLABS_VOICE = "21m00Tcm4TlvDq8ikWAM"
 PIPELINE = f"""
 [bot]
 greeting = "{GREETING}"
@@ -46,7 +50,9 @@ provider = "openai"
 TTS = {
     "openai": 'provider = "openai"\nvoice = "coral"\ninstructions = "Warm and unhurried."\n',
     "cartesia": f'provider = "cartesia"\nvoice = "{VOICE}"\nspeed = 1.1\n',
+    "elevenlabs": f'provider = "elevenlabs"\nvoice = "{ELEVENLABS_VOICE}"\nspeed = 1.1\n',
 }
+WORD_TIMED = ("cartesia", "elevenlabs")  # pipecat's stock services, timed word by word
 
 
 @pytest.fixture(params=list(TTS))
@@ -69,6 +75,7 @@ async def standins():
     tts = {
         "openai_tts": OpenAISpeechStandIn(realtime_factor=2.0),
         "cartesia": CartesiaTTSStandIn(realtime_factor=1.5),
+        "elevenlabs": ElevenLabsTTSStandIn(api_key=ELEVENLABS_KEY, realtime_factor=1.5),
     }
     async with running_standins(**tts) as running:
         yield running
@@ -84,7 +91,7 @@ async def bot(standins, declaration):
 
 def expected_pcm(provider: str, sentences: list[str]) -> bytes:
     """What the caller should hear of these sentences (as the TTS stand-in was asked)."""
-    if provider == "cartesia":
+    if provider in WORD_TIMED:
         return synthesize(" ".join(sentences)).pcm
     pcm = b""
     for sentence in sentences:  # one request each, resampled to 8 kHz in the service
@@ -103,6 +110,8 @@ def spoken_texts(standins, provider: str) -> list[str]:
     """What the TTS stand-in was asked to say, in order (per request / per context)."""
     if provider == "openai":
         return [r.text for r in standins.openai_tts.requests]
+    if provider == "elevenlabs":
+        return [ctx.text for ctx in standins.elevenlabs.contexts if ctx.text.strip()]
     return [ctx.text for ctx in standins.cartesia.contexts]
 
 
@@ -116,7 +125,7 @@ async def test_the_greeting_is_pre_synthesized_in_units_the_transport_can_time(
     assert b"".join(s.pcm for s in sentences) == expected_pcm(provider, [GREETING])
     if provider == "openai":  # one request, one sentence
         assert [s.text for s in sentences] == [GREETING]
-    else:  # Cartesia's word timestamps cut it word by word, each with its own audio
+    else:  # word timestamps cut it word by word, each with its own audio
         words = synthesize(GREETING).words
         assert [s.text for s in sentences] == [w.word for w in words]
         assert [len(s.pcm) for s in sentences[:-1]] == [
@@ -152,6 +161,16 @@ async def test_the_caller_hears_the_greeting_and_a_reply_spoken_by_the_tts(
             ("gpt-4o-mini-tts", "coral", "Warm and unhurried.")
         }
         assert {r.body["response_format"] for r in requests} == {"pcm"}
+    elif provider == "elevenlabs":
+        connections = standins.elevenlabs.connections
+        assert {(c.api_key, c.voice_id) for c in connections} == {
+            (ELEVENLABS_KEY, ELEVENLABS_VOICE)
+        }
+        assert {c.query.get("output_format") for c in connections} == {"pcm_8000"}
+        settings = [
+            ctx.voice_settings for ctx in standins.elevenlabs.contexts if ctx.voice_settings
+        ]
+        assert settings and all(s.get("speed") == 1.1 for s in settings)
     else:
         connections = standins.cartesia.connections
         assert {(c.api_key, c.version) for c in connections} == {(CARTESIA_KEY, "2026-03-01")}
@@ -168,7 +187,13 @@ async def test_the_caller_hears_the_greeting_and_a_reply_spoken_by_the_tts(
 # timed by sentence, and a cut between two sentences must find the first one whole.
 @pytest.mark.parametrize(
     ("provider", "offset"),
-    [("openai", "mid-sentence"), ("openai", "between sentences"), ("cartesia", "mid-sentence")],
+    [
+        ("openai", "mid-sentence"),
+        ("openai", "between sentences"),
+        ("cartesia", "mid-sentence"),
+        ("elevenlabs", "mid-sentence"),
+        ("elevenlabs", "between sentences"),
+    ],
 )
 async def test_a_barge_in_stops_the_tts_and_the_context_holds_what_was_heard(
     bot, standins, provider, offset
@@ -187,6 +212,9 @@ async def test_a_barge_in_stops_the_tts_and_the_context_holds_what_was_heard(
         cut = [r for r in standins.openai_tts.requests if r.cancelled]
         assert cut and all(r.text.strip() in LONG_REPLY for r in cut)
         assert not [r for r in standins.openai_tts.requests if last_sentence in r.text]
+    elif provider == "elevenlabs":  # the reply's context was closed (flushed text may finish)
+        (reply,) = [ctx for ctx in standins.elevenlabs.contexts if LONG_REPLY[:40] in ctx.text]
+        assert reply.closed
     else:  # Cartesia was told to cancel the reply's context, and stopped
         (reply,) = [ctx for ctx in standins.cartesia.contexts if LONG_REPLY[:40] in ctx.text]
         assert reply.context_id in [
@@ -213,11 +241,15 @@ def test_a_bad_tts_option_stops_the_declaration_naming_the_key(tmp_path, tts, pr
 
 
 def test_each_tts_needs_its_key_and_reaches_its_base_url(declaration, provider):
-    key = {"openai": "OPENAI_API_KEY", "cartesia": "CARTESIA_API_KEY"}[provider]
+    key = f"{provider.upper()}_API_KEY"
     assert declaration.tts.needs() == (key,)
     assert declaration.needs() == {"DEEPGRAM_API_KEY", "OPENAI_API_KEY", key}
-    keys = {"OPENAI_API_KEY": "sk", "CARTESIA_API_KEY": "ck"}
-    urls = {"OPENAI_BASE_URL": "http://127.0.0.1:8/v1", "CARTESIA_BASE_URL": "ws://127.0.0.1:9"}
+    keys = {"OPENAI_API_KEY": "sk", "CARTESIA_API_KEY": "ck", "ELEVENLABS_API_KEY": "ek"}
+    urls = {
+        "OPENAI_BASE_URL": "http://127.0.0.1:8/v1",
+        "CARTESIA_BASE_URL": "ws://127.0.0.1:9",
+        "ELEVENLABS_BASE_URL": "ws://127.0.0.1:7",
+    }
     default, configured = (
         declaration.tts.provider.make(
             declaration.tts.options, ProviderContext(ProviderAccess(access), "prompt", "en")
@@ -227,6 +259,9 @@ def test_each_tts_needs_its_key_and_reaches_its_base_url(declaration, provider):
     if provider == "openai":
         assert str(default._client.base_url) == "https://api.openai.com/v1/"
         assert str(configured._client.base_url) == "http://127.0.0.1:8/v1/"
-    else:
+    elif provider == "cartesia":
         assert default._url == "wss://api.cartesia.ai/tts/websocket"
         assert configured._url == "ws://127.0.0.1:9/tts/websocket"
+    else:
+        assert default._url == "wss://api.elevenlabs.io"
+        assert configured._url == "ws://127.0.0.1:7"
