@@ -46,6 +46,8 @@ bench: $(STAMP)
 turns: $(STAMP)
 	$(PY) -m bench.turns $(ARGS)
 
+## style, formatting, and the budget of private pipecat names (PIPECAT_SEAMS.md)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) -m tools.pipecat_internals
