@@ -9,13 +9,15 @@ import re
 from dataclasses import dataclass, field
 
 from recordings import RECORDINGS
+from standins import script
 from standins.audio import FRAME_MS, read_wav, voice_span
 from standins.caller import SimulatedCall
 from standins.deepgram_stt import DeepgramSTTStandIn
 from standins.deepgram_tts import DeepgramTTSStandIn
 from standins.openai_chat import OpenAIChatStandIn
-from standins.openai_replies import LONG_REPLY, Reply, last_user_text, scripted_reply
-from standins.stack import ACCOUNT_SID, AUTH_TOKEN, StandIns
+from standins.openai_replies import Reply, last_user_text, scripted_reply
+from standins.script import GREETING, dial
+from standins.stack import StandIns
 
 DATA = RECORDINGS
 CALLER_TURNS = ("opening_hours.wav", "book_table.wav", "yes.wav")
@@ -23,7 +25,6 @@ TRANSCRIPTS = dict(
     line.split("|", 1) for line in (DATA / "transcripts.txt").read_text().splitlines() if line
 )
 _SENTENCE_END = re.compile(r"[.!?](\s|$)")
-GREETING = "Thanks for calling Luigi's. How can I help you today?"
 AUDIBLE_RMS = 50  # the recordings' silence is digital (RMS under 10): anything above is voice
 
 
@@ -77,11 +78,6 @@ class CallResult:
     greeting_s: float  # `start` → first greeting audio heard
     turns: list[Turn]
     seconds: float  # how long the call lasted
-
-
-async def dial(url: str) -> SimulatedCall:
-    """Place a call to the bot at `url`."""
-    return await SimulatedCall.dial(url, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
 
 
 def speech_end(call: SimulatedCall, pcm: bytes) -> float:
@@ -211,9 +207,7 @@ def receptionist(messages: list[dict], tools: list[dict] | None) -> Reply:
 
 def long_reply_to_bookings(messages: list[dict], tools: list[dict] | None) -> Reply:
     """The receptionist, but a booking gets LONG_REPLY (worth interrupting)."""
-    if "book a table" in last_user_text(messages).lower():
-        return Reply(text=LONG_REPLY)
-    return receptionist(messages, tools)
+    return script.long_reply_to_bookings(messages, tools, otherwise=receptionist)
 
 
 async def short_call(url: str) -> None:

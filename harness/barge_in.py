@@ -18,21 +18,15 @@ from processors.heard_context import INTERRUPTED_NOTE, NOTHING_HEARD_NOTE
 from recordings import RECORDINGS
 from server.local import serve_locally
 from standins.caller import SimulatedCall
-from standins.openai_replies import LONG_REPLY, Reply, last_user_text, scripted_reply
+from standins.openai_replies import LONG_REPLY, last_user_text
+from standins.script import dial, long_reply_to_bookings
 from standins.speech import synthesize
-from standins.stack import ACCOUNT_SID, AUTH_TOKEN, StandIns, running_standins
+from standins.stack import StandIns, running_standins
 
 DATA = RECORDINGS
 # The caller starts talking this long before the target offset: about what the VAD needs to
 # fire on cancel.wav, when the bot's playout pauses (the barge-in is confirmed later).
 _LEAD_S = 0.22
-
-
-def long_reply_to_bookings(messages: list[dict], tools: list[dict] | None) -> Reply:
-    """The receptionist, but a booking gets a long four-sentence reply worth interrupting."""
-    if "book a table" in last_user_text(messages).lower():
-        return Reply(text=LONG_REPLY)
-    return scripted_reply(messages, tools)
 
 
 def offsets() -> dict[str, float]:
@@ -73,7 +67,7 @@ class BargeIn:
 
 async def barge_in(bot_url: str, standins: StandIns, offset: str, at_s: float) -> BargeIn:
     """One call: greeting, a booking, the long reply cut at `at_s` s by the caller."""
-    call = await SimulatedCall.dial(bot_url, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
+    call = await dial(bot_url)
     greeting = await call.listen()
     await call.say(DATA / "book_table.wav")
     reply_start = await call.wait_for_bot_audio(timeout=10)

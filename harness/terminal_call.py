@@ -9,9 +9,9 @@ from pipelines.declaration import Declaration
 from server.local import LocalBot, serve_locally
 from server.settings import load_settings
 from standins.audio import read_wav, ulaw_to_pcm, voice_span, write_wav
-from standins.caller import SimulatedCall
 from standins.playout import Stretch
-from standins.stack import ACCOUNT_SID, AUTH_TOKEN, running_standins
+from standins.script import dial
+from standins.stack import running_standins
 
 
 async def place_call(
@@ -25,7 +25,7 @@ async def place_call(
         bot = await stack.enter_async_context(serve_locally(env, declarations))
         where = "local stand-ins" if args.offline else "the real providers"
         print(f"calling pipeline {args.pipeline!r} on {bot.url} with {where}\n")
-        call = await SimulatedCall.dial(bot.url, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
+        call = await dial(bot.url)
         printed = _Transcript(bot, call.call_sid)
         greeting = await call.listen(timeout=15)
         printed.show(f"first audio {greeting.start * 1000:.0f} ms after the stream started")

@@ -1,12 +1,4 @@
-"""Helpers for end-to-end tests: dialing, and what the stand-ins saw."""
-
-from standins.caller import Answer, SimulatedCall, answered
-from standins.stack import ACCOUNT_SID, AUTH_TOKEN
-
-
-async def dial(url: str, **kwargs) -> SimulatedCall:
-    """A simulated Twilio call to the bot at `url`, signed with the stand-in account's token."""
-    return await SimulatedCall.dial(url, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, **kwargs)
+"""Helpers for end-to-end tests: what the stand-ins saw (dialing is `standins.script`)."""
 
 
 def user_texts(request_body: dict) -> list[str]:
@@ -24,8 +16,3 @@ def final_transcripts(standins) -> list[str]:
         and message.get("is_final")
         and message["channel"]["alternatives"][0]["transcript"]
     ]
-
-
-async def answer(url: str, **kwargs) -> Answer:
-    """The bot at `url` answers a signed incoming-call webhook: its stream URL, signed."""
-    return await answered(url, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, **kwargs)

@@ -5,7 +5,7 @@ import json
 
 from test_call import BOOKING_REPLY, heard_matches
 
-from calls import answer, dial
+from standins.script import answer, dial
 
 BAD_MESSAGES = {
     "not JSON": "this is not json",

@@ -2,9 +2,9 @@
 
 import asyncio
 
-from calls import dial
 from harness.barge_in import old_audio_after
 from standins.openai_replies import LONG_REPLY, Reply, last_user_text
+from standins.script import dial
 
 
 def long_then_short(messages, tools):

@@ -2,12 +2,10 @@
 
 import asyncio
 
-from calls import dial, final_transcripts, user_texts
+from calls import final_transcripts, user_texts
 from standins.audio import pcm_to_ulaw
+from standins.script import BOOK_TABLE, BOOKING_REPLY, dial
 from standins.speech import synthesize
-
-BOOK_TABLE = "Hi, I'd like to book a table for two tomorrow at seven."
-BOOKING_REPLY = "Of course. A table for two tomorrow at seven. May I have a name for the booking?"
 
 
 def heard_matches(heard_ulaw: bytes, text: str) -> bool:

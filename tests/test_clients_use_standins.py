@@ -1,9 +1,9 @@
 """Every client the bot builds talks to the stand-ins, never to Deepgram, OpenAI or Twilio."""
 
-from calls import dial
 from pipelines.build import make_service
 from pipelines.declaration import load_declarations
 from pipelines.provider import ProviderAccess
+from standins.script import dial
 from standins.stack import ACCOUNT_SID, DEEPGRAM_KEY, OPENAI_KEY
 
 

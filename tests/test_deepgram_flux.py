@@ -22,9 +22,9 @@ from pipelines.providers.deepgram_flux import FluxOptions, make_flux
 from services.deepgram_flux import FluxSTTService
 from standins.audio import read_wav, voice_span
 from standins.deepgram_flux import DeepgramFluxStandIn, FluxConnection, _Turns
+from standins.script import BOOK_TABLE
 
 OPENING_HOURS = "What time do you open on Saturday?"
-BOOK_TABLE = "Hi, I'd like to book a table for two tomorrow at seven."
 
 
 def audio_frames(pcm: bytes) -> list[InputAudioRawFrame]:

@@ -26,10 +26,10 @@ from services.audio_backlog import AudioBacklog
 from services.deepgram_stt import DeepgramNovaSTTService
 from standins.audio import read_wav
 from standins.deepgram_stt import DeepgramSTTStandIn
+from standins.script import BOOK_TABLE
 from standins.speech import is_speech
 
 OPENING_HOURS = "What time do you open on Saturday?"
-BOOK_TABLE = "Hi, I'd like to book a table for two tomorrow at seven."
 
 
 def audio_frames(pcm: bytes) -> list[InputAudioRawFrame]:

@@ -1,9 +1,10 @@
 """Audio the caller speaks before Deepgram's socket is open still reaches the STT."""
 
-from calls import dial, final_transcripts, user_texts
+from calls import final_transcripts, user_texts
 from pipelines.declaration import load_declarations
 from server.local import serve_locally
 from standins.deepgram_stt import DeepgramSTTStandIn
+from standins.script import dial
 from standins.stack import running_standins
 
 OPENING_HOURS = "What time do you open on Saturday?"

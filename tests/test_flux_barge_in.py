@@ -8,13 +8,14 @@ import pytest
 from loguru import logger
 from test_stt_providers_call import BOOK_TABLE, BOT, FLUX, heard_matches, long_then_short
 
-from calls import dial, user_texts
-from harness.barge_in import long_reply_to_bookings, old_audio_after
+from calls import user_texts
+from harness.barge_in import old_audio_after
 from harness.false_barge_in import mm_hm
 from pipelines.declaration import load_declaration
 from processors.heard_context import INTERRUPTED_NOTE
 from server.local import serve_locally
 from standins.openai_replies import LONG_REPLY
+from standins.script import dial, long_reply_to_bookings
 from standins.speech import synthesize
 from standins.stack import running_standins
 

@@ -5,12 +5,12 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from calls import dial
 from harness.faults.overload import MAX_CALLS, over_max_calls
 from pipelines.declaration import ENGLISH_LINES, load_declarations
 from server.local import serve_locally
 from server.settings import Settings
 from standins.caller import DialError, signed_webhook
+from standins.script import dial
 
 BUSY_LINE = ENGLISH_LINES["busy"]
 

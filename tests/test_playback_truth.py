@@ -5,10 +5,10 @@ import asyncio
 import pytest
 from test_call import heard_matches
 
-from calls import dial
-from harness.barge_in import barge_in, long_reply_to_bookings, offsets
+from harness.barge_in import barge_in, offsets
 from processors.heard_context import INTERRUPTED_NOTE
 from standins.openai_replies import LONG_REPLY
+from standins.script import dial, long_reply_to_bookings
 from standins.speech import synthesize
 
 FAREWELL = "Thanks for calling Luigi's. Goodbye!"

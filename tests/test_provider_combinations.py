@@ -14,15 +14,13 @@ import itertools
 
 import pytest
 
-from calls import dial
 from pipelines.declaration import load_declaration
 from pipelines.registry import STAGES
 from server.local import serve_locally
 from standins.openai_chat import OpenAIChatStandIn
+from standins.script import BOOK_TABLE, BOOKING_REPLY, dial
 from standins.stack import running_standins
 
-BOOK_TABLE = "Hi, I'd like to book a table for two tomorrow at seven."
-BOOKING_REPLY = "Of course. A table for two tomorrow at seven. May I have a name for the booking?"
 COMPATIBLE_KEY = "standin-compatible-key"
 
 BOT = """

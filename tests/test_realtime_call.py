@@ -5,14 +5,13 @@ import asyncio
 import pytest
 from test_call import BOOK_TABLE, BOOKING_REPLY, heard_matches
 
-from calls import dial
-from harness.barge_in import long_reply_to_bookings, old_audio_after
+from harness.barge_in import old_audio_after
 from pipelines.declaration import load_declaration, load_declarations
 from server.local import serve_locally
 from standins.audio import frames_of, pcm_to_ulaw, read_wav, voice_span
+from standins.script import GREETING, dial, long_reply_to_bookings
 from standins.stack import OPENAI_KEY
 
-GREETING = "Thanks for calling Luigi's. How can I help you today?"
 FAREWELL = "Thanks for calling Luigi's. Goodbye!"
 CANCEL = "Actually, cancel that. I need to change my reservation."
 CANCEL_REPLY = "No problem. Which reservation would you like to change?"

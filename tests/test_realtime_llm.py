@@ -33,11 +33,9 @@ from services.openai_realtime import FAREWELL_TIMEOUT_SECS, RealtimeLLMService
 from standins.audio import pcm_to_ulaw, read_wav, ulaw_to_pcm
 from standins.openai_realtime import OpenAIRealtimeStandIn
 from standins.openai_replies import LONG_REPLY, Reply, ToolCall, fixed_reply
+from standins.script import BOOK_TABLE, BOOKING_REPLY
 from standins.speech import synthesize
 from telephony.frames import MulawAudioFrame, ReplyCutFrame
-
-BOOK_TABLE = "Hi, I'd like to book a table for two tomorrow at seven."
-BOOKING_REPLY = "Of course. A table for two tomorrow at seven. May I have a name for the booking?"
 
 
 def service(

@@ -2,7 +2,7 @@
 
 import pytest
 
-from calls import dial, final_transcripts, user_texts
+from calls import final_transcripts, user_texts
 from pipelines.declaration import (
     PIPELINES_DIR,
     DeclarationError,
@@ -14,6 +14,7 @@ from pipelines.routing import Routes, load_routes
 from server.local import serve_locally
 from server.served_pipelines import served_pipelines
 from server.settings import ConfigError
+from standins.script import dial
 
 SPANISH_NUMBER = "+34910000000"
 SPANISH_GREETING = "Gracias por llamar a Luigi's. ¿En qué puedo ayudarle?"

@@ -9,8 +9,8 @@ from pathlib import Path
 import aiohttp
 import psutil
 
-from calls import dial
 from server.local import free_socket
+from standins.script import dial
 
 BOT = Path(__file__).parent.parent / "bot.py"
 

@@ -7,9 +7,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from calls import dial
 from harness.faults.shutdown import DRAIN_TIMEOUT_SECS, sigterm_during_calls, start_server
 from pipelines.declaration import ENGLISH_LINES
+from standins.script import dial
 
 BUSY_LINE = ENGLISH_LINES["busy"]
 

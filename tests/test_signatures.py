@@ -8,8 +8,8 @@ import pytest
 import websockets
 from twilio.request_validator import RequestValidator
 
-from calls import answer, dial
 from standins.caller import Answer, DialError
+from standins.script import answer, dial
 from standins.stack import ACCOUNT_SID, AUTH_TOKEN
 
 FORM = {"CallSid": "CA" + "1" * 32, "From": "+15551230000", "To": "+15557650000"}

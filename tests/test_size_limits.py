@@ -8,8 +8,8 @@ import aiohttp
 import websockets
 from test_call import BOOKING_REPLY, heard_matches
 
-from calls import answer, dial
 from server.size_limits import MAX_BODY_BYTES, MAX_WEBSOCKET_MESSAGE_BYTES
+from standins.script import answer, dial
 from standins.stack import ACCOUNT_SID
 from telephony.media_streams import MAX_MESSAGE_BYTES
 

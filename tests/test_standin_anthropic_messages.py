@@ -25,10 +25,9 @@ from pipecat.tests.utils import SleepFrame, run_test
 from pipelines.build import END_CALL
 from standins.anthropic_messages import AnthropicMessagesStandIn, scripted_reply, user_text
 from standins.openai_replies import LONG_REPLY, Reply, ToolCall, fixed_reply
+from standins.script import BOOK_TABLE, BOOKING_REPLY
 
 KEY = "sk-ant-test-standin"
-BOOK_TABLE = "Hi, I'd like to book a table for two tomorrow at seven."
-BOOKING_REPLY = "Of course. A table for two tomorrow at seven. May I have a name for the booking?"
 END_CALL_TOOL = {"name": "end_call", "description": "Hang up.", "input_schema": {"type": "object"}}
 
 

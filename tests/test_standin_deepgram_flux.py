@@ -21,10 +21,10 @@ from pipecat.tests.utils import SleepFrame, run_test
 from recordings import RECORDINGS
 from standins.audio import read_wav, voice_span
 from standins.deepgram_flux import DeepgramFluxStandIn
+from standins.script import BOOK_TABLE
 
 DATA = RECORDINGS
 AUTH = {"Authorization": "Token test-key"}
-BOOK_TABLE = "Hi, I'd like to book a table for two tomorrow at seven."
 CANCEL = "Actually, cancel that. I need to change my reservation."
 
 

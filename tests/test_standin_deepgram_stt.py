@@ -21,10 +21,10 @@ from pipecat.tests.utils import SleepFrame, run_test
 from recordings import RECORDINGS
 from standins.audio import read_wav
 from standins.deepgram_stt import DeepgramSTTStandIn
+from standins.script import BOOK_TABLE
 
 DATA = RECORDINGS
 AUTH = {"Authorization": "Token test-key"}
-BOOK_TABLE = "Hi, I'd like to book a table for two tomorrow at seven."
 
 
 def silence(seconds: float) -> bytes:

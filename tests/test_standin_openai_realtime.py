@@ -17,11 +17,10 @@ from recordings import RECORDINGS
 from standins.audio import pcm_to_ulaw, read_wav
 from standins.openai_realtime import OpenAIRealtimeStandIn
 from standins.openai_replies import LONG_REPLY, fixed_reply
+from standins.script import BOOK_TABLE, BOOKING_REPLY
 from standins.speech import is_speech, synthesize
 
 AUTH = {"Authorization": "Bearer test-key"}
-BOOK_TABLE = "Hi, I'd like to book a table for two tomorrow at seven."
-BOOKING_REPLY = "Of course. A table for two tomorrow at seven. May I have a name for the booking?"
 END_CALL = {"type": "function", "name": "end_call", "description": "Hang up.", "parameters": {}}
 SERVER_EVENT = pydantic.TypeAdapter(RealtimeServerEvent)
 

@@ -19,9 +19,9 @@ from pipecat.tests.utils import SleepFrame, run_test
 from recordings import RECORDINGS
 from standins.audio import read_wav
 from standins.openai_transcription import OpenAITranscriptionStandIn
+from standins.script import BOOK_TABLE
 
 DATA = RECORDINGS
-BOOK_TABLE = "Hi, I'd like to book a table for two tomorrow at seven."
 AUTH = {"Authorization": "Bearer sk-test"}
 
 

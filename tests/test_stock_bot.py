@@ -9,10 +9,9 @@ from bench import stock_bot
 from bench.stock_bot import INTRO_REQUEST, create_app
 from server.local import free_socket
 from standins.audio import pcm_to_ulaw
-from standins.caller import SimulatedCall
 from standins.openai_replies import Reply, last_user_text, scripted_reply
+from standins.script import dial
 from standins.speech import synthesize
-from standins.stack import ACCOUNT_SID, AUTH_TOKEN
 
 INTRO = "Hello, I am your teacher."
 OPENING_REPLY = "We open at nine on Saturday and close at eleven."
@@ -67,7 +66,7 @@ async def serve_stock_bot(monkeypatch, env: dict[str, str]):
 async def test_the_stock_bot_greets_and_answers_on_the_standins(standins, data, monkeypatch):
     standins.openai.responder = intro_or_script
     async with serve_stock_bot(monkeypatch, standins.env()) as (url, app):
-        call = await SimulatedCall.dial(url, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
+        call = await dial(url)
         greeting = await call.listen(timeout=10)
         assert heard_matches(greeting.ulaw, INTRO)
         assert app.state.calls == 1

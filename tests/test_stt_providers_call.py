@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from calls import dial, user_texts
+from calls import user_texts
 from harness.barge_in import old_audio_after
 from pipelines.declaration import DeclarationError, load_declaration
 from pipelines.provider import ProviderAccess, ProviderContext
@@ -14,11 +14,10 @@ from pipelines.providers.openai_stt import TranscriptionOptions, make_transcript
 from server.local import serve_locally
 from standins.audio import pcm_to_ulaw, read_wav, voice_span
 from standins.openai_replies import LONG_REPLY, Reply, last_user_text
+from standins.script import BOOK_TABLE, BOOKING_REPLY, dial
 from standins.speech import synthesize
 from standins.stack import DEEPGRAM_KEY, OPENAI_KEY, running_standins
 
-BOOK_TABLE = "Hi, I'd like to book a table for two tomorrow at seven."
-BOOKING_REPLY = "Of course. A table for two tomorrow at seven. May I have a name for the booking?"
 BOT = """
 [bot]
 greeting = "Thanks for calling Luigi's. How can I help you today?"

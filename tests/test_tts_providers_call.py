@@ -12,8 +12,8 @@ import asyncio
 
 import pytest
 
-from calls import dial, final_transcripts
-from harness.barge_in import barge_in, long_reply_to_bookings, offsets
+from calls import final_transcripts
+from harness.barge_in import barge_in, offsets
 from pipelines.declaration import DeclarationError, load_declaration
 from pipelines.provider import ProviderAccess, ProviderContext
 from processors.heard_context import INTERRUPTED_NOTE
@@ -25,12 +25,10 @@ from standins.cartesia_tts import CartesiaTTSStandIn
 from standins.elevenlabs_tts import ElevenLabsTTSStandIn
 from standins.openai_replies import LONG_REPLY
 from standins.openai_speech import OpenAISpeechStandIn
+from standins.script import BOOK_TABLE, BOOKING_REPLY, GREETING, dial, long_reply_to_bookings
 from standins.speech import synthesize
 from standins.stack import CARTESIA_KEY, ELEVENLABS_KEY, OPENAI_KEY, running_standins
 
-BOOK_TABLE = "Hi, I'd like to book a table for two tomorrow at seven."
-GREETING = "Thanks for calling Luigi's. How can I help you today?"
-BOOKING_REPLY = "Of course. A table for two tomorrow at seven. May I have a name for the booking?"
 VOICE = "a0e99841-438c-4a64-b679-ae501e7d6091"
 ELEVENLABS_VOICE = "21m00Tcm4TlvDq8ikWAM"
 PIPELINE = f"""

@@ -12,11 +12,12 @@ from functools import cache
 
 from pipelines.declaration import Declaration, load_declarations
 from server.local import LocalBot, serve_locally
+from standins import script
 from standins.audio import pcm_to_ulaw
 from standins.caller import SimulatedCall
 from standins.playout import Stretch
 from standins.speech import synthesize
-from standins.stack import ACCOUNT_SID, AUTH_TOKEN, StandIns, running_standins
+from standins.stack import StandIns, running_standins
 
 
 @dataclass
@@ -57,10 +58,8 @@ async def bot_with(
 
 
 async def dial(bot: LocalBot, **kwargs) -> SimulatedCall:
-    """A simulated Twilio call to `bot`, signed with the stand-in account's token."""
-    return await SimulatedCall.dial(
-        bot.url, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, **kwargs
-    )
+    """A simulated Twilio call to `bot`."""
+    return await script.dial(bot.url, **kwargs)
 
 
 def spoken_texts(standins: StandIns) -> list[str]:

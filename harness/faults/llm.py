@@ -25,12 +25,10 @@ from standins.openai_chat import (
     saying,
 )
 from standins.playout import Stretch
+from standins.script import BOOK_TABLE, BOOKING_REPLY, GREETING
 from standins.speech import synthesize
 
 BOOK_TABLE_WAV = RECORDINGS / "book_table.wav"
-GREETING = "Thanks for calling Luigi's. How can I help you today?"
-BOOK_TABLE = "Hi, I'd like to book a table for two tomorrow at seven."
-BOOKING_REPLY = "Of course. A table for two tomorrow at seven. May I have a name for the booking?"
 APOLOGY = ENGLISH_LINES["apology"]
 CUT_AFTER_TOKENS = 6  # "Of course. A table for two": one sentence and a fragment
 SPOKEN_BEFORE_CUT = ["Of course.", "A table for two"]  # as the TTS was given them

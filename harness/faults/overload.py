@@ -14,13 +14,13 @@ from pipelines.declaration import ENGLISH_LINES
 from recordings import RECORDINGS
 from standins.audio import pcm_to_ulaw
 from standins.caller import SimulatedCall
+from standins.script import BOOKING_REPLY
 from standins.speech import synthesize
 from standins.stack import ACCOUNT_SID, AUTH_TOKEN
 
 BUSY_LINE = ENGLISH_LINES["busy"]
 
 BOOK_TABLE = RECORDINGS / "book_table.wav"
-BOOKING_REPLY = "Of course. A table for two tomorrow at seven. May I have a name for the booking?"
 MAX_CALLS = 2
 HAMMERS = 4  # concurrent loops of extra attempts, alternating /voice and /media
 PAUSE_SECS = 0.05

@@ -18,8 +18,9 @@ from recordings import RECORDINGS
 from server.local import free_socket
 from standins.audio import pcm_to_ulaw
 from standins.caller import BotTurn, SimulatedCall, signed_webhook
+from standins.script import dial
 from standins.speech import synthesize
-from standins.stack import ACCOUNT_SID, AUTH_TOKEN, StandIns, running_standins
+from standins.stack import AUTH_TOKEN, StandIns, running_standins
 
 ROOT = Path(__file__).parents[2]
 GOODBYE_WAV = RECORDINGS / "goodbye.wav"
@@ -120,7 +121,7 @@ async def _drive(
 
 
 async def _dial(url: str) -> SimulatedCall:
-    return await SimulatedCall.dial(url, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
+    return await dial(url)
 
 
 async def _say_goodbye(call: SimulatedCall) -> BotTurn | None:

@@ -10,18 +10,16 @@ from dataclasses import dataclass, field, replace
 
 from loguru import logger
 
-from harness.barge_in import long_reply_to_bookings
 from harness.faults import Fault, Outcome, bot_with, dial, read_back, spoken_texts
 from pipelines.declaration import ENGLISH_LINES, Declaration, load_declarations
 from recordings import RECORDINGS
 from standins.caller import SimulatedCall
 from standins.openai_replies import LONG_REPLY
 from standins.playout import Stretch
+from standins.script import BOOKING_REPLY, GREETING, long_reply_to_bookings
 from standins.stack import StandIns
 
 DATA = RECORDINGS
-GREETING = "Thanks for calling Luigi's. How can I help you today?"
-BOOKING_REPLY = "Of course. A table for two tomorrow at seven. May I have a name for the booking?"
 PROMPT, GOODBYE = ENGLISH_LINES["silence_prompt"], ENGLISH_LINES["silence_goodbye"]
 TIME_UP = ENGLISH_LINES["time_up"]
 KNOWN = [GREETING, BOOKING_REPLY, LONG_REPLY, PROMPT, GOODBYE, TIME_UP]

@@ -15,11 +15,10 @@ from standins.audio import pcm_to_ulaw, read_wav, ulaw_to_pcm
 from standins.caller import SimulatedCall
 from standins.deepgram_stt import DeepgramSTTStandIn, STTConnection
 from standins.openai_chat import OpenAIChatStandIn
+from standins.script import BOOK_TABLE, BOOKING_REPLY
 from standins.speech import DATA
 from standins.stack import StandIns
 
-BOOK_TABLE = "Hi, I'd like to book a table for two tomorrow at seven."
-BOOKING_REPLY = "Of course. A table for two tomorrow at seven. May I have a name for the booking?"
 UNAVAILABLE = (
     "Sorry, I can't take your call right now because of a technical problem. "
     "Please call back in a few minutes. Goodbye."
