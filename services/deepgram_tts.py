@@ -84,7 +84,8 @@ class DeepgramAuraTTSService(TTSService):
     and the new connection is sent again, in order, each unfinished sentence (the cut one
     from its start) and the reply's end; sentences arriving meanwhile wait for it. If no
     connection comes back within 5 s the waiting replies end (TTSStopped) with an error.
-    A 4xx refusal other than 408/429 is permanent (pipecat classifies it by its status).
+    A refusal that pipecat classifies as permanent by its status (400, 401, 403, 404, 422) is
+    reported as such and not tried again.
     """
 
     Settings = DeepgramTTSSettings

@@ -12,6 +12,7 @@ from pipecat.frames.frames import (
     LLMFullResponseStartFrame,
     LLMTextFrame,
     TTSAudioRawFrame,
+    TTSSpeakFrame,
     TTSStartedFrame,
     TTSStoppedFrame,
     TTSTextFrame,
@@ -201,6 +202,23 @@ async def test_an_interruption_clears_deepgram_and_drops_the_cut_replys_audio():
         "end Okay.",
         "TTSStoppedFrame",
     ]
+
+
+async def test_uninterruptible_speech_queued_behind_a_cut_reply_is_still_said_whole():
+    farewell = TTSSpeakFrame("Goodbye!")
+    farewell.interruptible = False
+    frames = [*reply(*BOOKING), farewell, SleepFrame(0.6), InterruptionFrame(), SleepFrame(2.0)]
+    async with (
+        DeepgramTTSStandIn(realtime_factor=1.0) as stand_in,
+        SlowUplink(stand_in.port, delay=0.1) as uplink,
+    ):
+        tts = DeepgramAuraTTSService(api_key="k", base_url=uplink.ws_url, sample_rate=8000)
+        down, _ = await run_test(tts, frames_to_send=frames)
+    (connection,) = stand_in.connections
+    # The Clear cleared the farewell at Deepgram too: it was sent again after it.
+    assert connection.clears == 1 and connection.speaks.count("Goodbye! ") == 2
+    assert audio_after(down, InterruptionFrame) == pcm("Goodbye!")
+    assert outline(down)[-3:] == ["audio", "end Goodbye!", "TTSStoppedFrame"]
 
 
 async def test_a_refused_key_is_a_permanent_authentication_error_with_its_status():
