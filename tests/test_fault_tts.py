@@ -15,7 +15,7 @@ from pipecat.frames.frames import (
 from pipecat.tests.utils import SleepFrame, run_test
 
 from harness.faults import tts as fault
-from services.deepgram_tts import SentenceDeepgramTTSService
+from services.deepgram_tts import DeepgramAuraTTSService
 from standins.deepgram_tts import DeepgramTTSStandIn
 from standins.speech import synthesize
 from telephony.frames import SentenceEndFrame
@@ -80,7 +80,7 @@ async def reply_through_drop(stand_in: DeepgramTTSStandIn, pause_before_end: flo
     """
     frames = [LLMFullResponseStartFrame(), *(LLMTextFrame(f"{s} ") for s in SENTENCES)]
     frames += [SleepFrame(pause_before_end), LLMFullResponseEndFrame(), SleepFrame(2.5)]
-    tts = SentenceDeepgramTTSService(api_key="k", base_url=stand_in.ws_url, sample_rate=8000)
+    tts = DeepgramAuraTTSService(api_key="k", base_url=stand_in.ws_url, sample_rate=8000)
     down, _ = await run_test(tts, frames_to_send=frames, start_timeout=5)
     return down
 

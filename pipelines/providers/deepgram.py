@@ -4,7 +4,7 @@ from pydantic import Field, field_validator
 
 from pipelines.provider import Options, Provider, ProviderContext
 from services.deepgram_stt import DeepgramNovaSTTService
-from services.deepgram_tts import SentenceDeepgramTTSService
+from services.deepgram_tts import DeepgramAuraTTSService
 
 DEFAULT_BASE_URL = "wss://api.deepgram.com"
 KEY = "DEEPGRAM_API_KEY"
@@ -60,14 +60,13 @@ def make_nova(options: NovaOptions, context: ProviderContext) -> DeepgramNovaSTT
     )
 
 
-def make_aura(options: AuraOptions, context: ProviderContext) -> SentenceDeepgramTTSService:
+def make_aura(options: AuraOptions, context: ProviderContext) -> DeepgramAuraTTSService:
     """WebSocket TTS, linear16 at the call's rate, a boundary after every sentence."""
-    return SentenceDeepgramTTSService(
+    return DeepgramAuraTTSService(
         api_key=context.access[KEY],
         base_url=base_url(context),
         sample_rate=context.sample_rate,
-        encoding="linear16",
-        settings=SentenceDeepgramTTSService.Settings(voice=options.voice),
+        settings=DeepgramAuraTTSService.Settings(voice=options.voice),
     )
 
 
