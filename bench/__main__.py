@@ -81,7 +81,10 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--levels", default="1,4,8,12,16,24,32,40,48,64,80,96")
     parser.add_argument("--spread", type=float, default=5.0, help="seconds to spread starts")
     parser.add_argument("--soak-calls", type=int, default=200)
-    parser.add_argument("--bots", default="ours,stock")
+    parser.add_argument("--bots", default="ours,stock", help="ours, stock, before (see --before)")
+    parser.add_argument(
+        "--before", type=Path, help="another checkout of this project, measured as 'before'"
+    )
     parser.add_argument("--smoke", action="store_true", help="one short pass of everything")
     parser.add_argument("--out", default="BENCHMARKS.md")
     args = parser.parse_args()
@@ -99,6 +102,9 @@ def bots(args: argparse.Namespace) -> list[tuple[Bot, Bot]]:
         "ours": (ours(CORES, ours_turn), ours(1, ours_turn)),
         "stock": (stock(0.2), stock(0.2)),  # VADParams' default stop_secs, then Smart Turn
     }
+    if args.before:  # the same server from another checkout (e.g. the last release), side by side
+        before = {"root": args.before.resolve(), "name": "before"}
+        chosen["before"] = (ours(CORES, ours_turn, **before), ours(1, ours_turn, **before))
     return [chosen[name] for name in args.bots.split(",")]
 
 

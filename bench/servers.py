@@ -25,12 +25,13 @@ class Bot:
     command: tuple[str, ...]
     turn_end_s: float  # configured silence before a turn ends (VAD stop + speech timeout)
     workers: int = 1
+    root: Path = ROOT  # the checkout it runs from
 
 
-def ours(workers: int, turn_end_s: float) -> Bot:
-    """This project's server (`python bot.py serve`)."""
+def ours(workers: int, turn_end_s: float, *, root: Path = ROOT, name: str = "ours") -> Bot:
+    """This project's server (`python bot.py serve`), from this checkout or another one."""
     command = (sys.executable, "bot.py", "--log-level", "WARNING", "serve")
-    return Bot("ours", command, turn_end_s, workers)
+    return Bot(name, command, turn_end_s, workers, root)
 
 
 def stock(turn_end_s: float) -> Bot:
@@ -90,7 +91,9 @@ async def running(bot: Bot, env: dict[str, str]) -> AsyncIterator[BotServer]:
     # No call limit: the capacity run finds the knee itself.
     env |= {"LOG_LEVEL": "WARNING", "OPENBLAS_NUM_THREADS": "1", "MAX_CALLS": "0"}
     fd, log = tempfile.mkstemp(prefix=f"bench-{bot.name.split()[0]}-", suffix=".log")
-    process = await asyncio.create_subprocess_exec(*bot.command, cwd=ROOT, env=env, stderr=fd)
+    process = await asyncio.create_subprocess_exec(
+        *bot.command, cwd=bot.root, env=env, stderr=fd
+    )
     os.close(fd)
     server = BotServer(bot, url, process, log)
     try:

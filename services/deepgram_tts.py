@@ -409,10 +409,10 @@ class DeepgramAuraTTSService(TTSService):
             flush = self._pending.popleft()
             if flush.text is None:
                 await self._end_reply(flush.context_id)
-                return
-            end = SentenceEndFrame(text=flush.text.strip())
-            await self.append_to_audio_context(flush.context_id, end)
-            head = self._pending[0] if self._pending else None
+            else:
+                end = SentenceEndFrame(text=flush.text.strip())
+                await self.append_to_audio_context(flush.context_id, end)
+            head = self._pending[0] if self._pending else None  # its text may go now
             if head and head.held:
                 held, head.held, head.shown = head.held, None, True
                 await super().append_to_audio_context(head.context_id, held)

