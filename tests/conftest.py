@@ -22,6 +22,22 @@ for _name in list(os.environ):
         del os.environ[_name]
 
 
+# A module that places calls through the real server, or runs the bench or a fault scenario,
+# runs in real time (seconds a test); the rest are unit tests (milliseconds).
+_CALLS = ("dial(", "serve_locally", "harness.faults", "bench", "bot.py", "run_call")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests of modules that place real-time calls: `call` (`make test-unit` skips)."""
+    sources: dict[Path, bool] = {}
+    for item in items:
+        path = Path(item.path)
+        if path not in sources:
+            sources[path] = any(needle in path.read_text() for needle in _CALLS)
+        if sources[path]:
+            item.add_marker(pytest.mark.call)
+
+
 @pytest.fixture
 def data() -> Path:
     """The folder of test recordings."""
