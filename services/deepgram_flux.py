@@ -2,29 +2,21 @@
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator
 from typing import Any
 from urllib.parse import urlencode
 
 from loguru import logger
 from pipecat.frames.frames import (
-    CancelFrame,
-    EndFrame,
-    Frame,
     InterimTranscriptionFrame,
     ProposedUserStartedSpeakingFrame,
     ProposedUserStoppedSpeakingFrame,
     STTMetadataFrame,
     TranscriptionFrame,
-    VADUserStartedSpeakingFrame,
-    VADUserStoppedSpeakingFrame,
 )
-from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSetup
 from pipecat.services.deepgram.flux.stt_base import (
     DeepgramFluxSTTSettings,
     language_to_deepgram_flux_language,
 )
-from pipecat.services.stt_service import STTService
 from pipecat.transcriptions.language import Language
 from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies
 from pipecat.utils.errors import ErrorCategory
@@ -32,16 +24,16 @@ from pipecat.utils.time import time_now_iso8601
 
 from services.audio_backlog import AudioBacklog
 from services.reconnecting_websocket import ReconnectingWebsocket, websocket_url
+from services.streaming_stt import StreamingSTTService
 
 DEFAULT_URL = "wss://api.deepgram.com/v2/listen"
 MULTILINGUAL = "flux-general-multi"
-CLOSE_STREAM = json.dumps({"type": "CloseStream"})
 WATCHDOG_SILENCE_SECS = 0.5
 # Flux error codes a retry cannot clear (anything else: Flux closes, the socket reopens).
 PERMANENT_ERRORS = {"UNPARSABLE_CLIENT_MESSAGE": ErrorCategory.INVALID_REQUEST}
 
 
-class FluxSTTService(STTService):
+class FluxSTTService(StreamingSTTService):
     """Deepgram Flux (`/v2/listen`) for a phone call, on a socket of its own: Flux ends turns.
 
     The socket opens in the background (the pipeline and its greeting do not wait for the
@@ -146,40 +138,6 @@ class FluxSTTService(STTService):
     def url(self) -> str:
         """The URL the next connection opens: `listen_url` with the current settings."""
         return f"{self.listen_url}?{urlencode(_query(self.settings, self.sample_rate))}"
-
-    async def setup(self, setup: FrameProcessorSetup):
-        """Start connecting, without waiting for the handshake."""
-        await super().setup(setup)
-        self._socket.start()
-
-    async def stop(self, frame: EndFrame):
-        """Say CloseStream and close the socket."""
-        await super().stop(frame)
-        await self._socket.stop(last_message=CLOSE_STREAM)
-
-    async def cancel(self, frame: CancelFrame):
-        """Say CloseStream and close the socket."""
-        await super().cancel(frame)
-        await self._socket.stop(last_message=CLOSE_STREAM)
-
-    async def cleanup(self):
-        """Close the socket if it is still open."""
-        await super().cleanup()
-        await self._socket.stop()
-
-    async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame | None, None]:
-        """Keep the audio; send the buffer once a batch is full and the socket is open."""
-        if self._backlog.add(audio, self.sample_rate, connected=self._socket.is_open):
-            await self._send_kept()
-        yield None
-
-    async def process_frame(self, frame: Frame, direction: FrameDirection):
-        """Track the caller's speech, so that a reconnect re-sends speech, not silence."""
-        if isinstance(frame, VADUserStartedSpeakingFrame):
-            self._backlog.speech_started(self.sample_rate)
-        elif isinstance(frame, VADUserStoppedSpeakingFrame):
-            self._backlog.speech_stopped()
-        await super().process_frame(frame, direction)
 
     async def _send_kept(self) -> None:
         async with self._sending:

@@ -2,40 +2,35 @@
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator
 from dataclasses import fields
 from typing import Any
 from urllib.parse import urlencode
 
 from loguru import logger
 from pipecat.frames.frames import (
-    CancelFrame,
-    EndFrame,
     Frame,
     InterimTranscriptionFrame,
     TranscriptionFrame,
-    VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
-from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSetup
+from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.deepgram.stt import DeepgramSTTSettings
 from pipecat.services.stt_latency import DEEPGRAM_TTFS_P99
-from pipecat.services.stt_service import STTService
 from pipecat.transcriptions.language import Language
 from pipecat.utils.time import time_now_iso8601
 from pipecat.utils.types import is_given
 
 from services.audio_backlog import AudioBacklog
 from services.reconnecting_websocket import ReconnectingWebsocket, websocket_url
+from services.streaming_stt import StreamingSTTService
 
 DEFAULT_BASE_URL = "wss://api.deepgram.com"
 KEEPALIVE_SECS = 5.0  # Deepgram closes a socket after 10 s with neither audio nor a message
 FINALIZE = json.dumps({"type": "Finalize"})
 KEEPALIVE = json.dumps({"type": "KeepAlive"})
-CLOSE_STREAM = json.dumps({"type": "CloseStream"})
 
 
-class DeepgramNovaSTTService(STTService):
+class DeepgramNovaSTTService(StreamingSTTService):
     """Deepgram's live transcription (`/v1/listen`) for a phone call, on a socket of its own.
 
     The socket opens in the background (the pipeline and its greeting do not wait for the
@@ -134,38 +129,8 @@ class DeepgramNovaSTTService(STTService):
         """The URL the next connection opens: `listen_url` with the current settings."""
         return f"{self.listen_url}?{urlencode(_query(self.settings, self.sample_rate), doseq=True)}"
 
-    async def setup(self, setup: FrameProcessorSetup):
-        """Start connecting, without waiting for the handshake."""
-        await super().setup(setup)
-        self._socket.start()
-
-    async def stop(self, frame: EndFrame):
-        """Say CloseStream and close the socket."""
-        await super().stop(frame)
-        await self._socket.stop(last_message=CLOSE_STREAM)
-
-    async def cancel(self, frame: CancelFrame):
-        """Say CloseStream and close the socket."""
-        await super().cancel(frame)
-        await self._socket.stop(last_message=CLOSE_STREAM)
-
-    async def cleanup(self):
-        """Close the socket if it is still open."""
-        await super().cleanup()
-        await self._socket.stop()
-
-    async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame | None, None]:
-        """Keep the audio; send the buffer once a batch is full and the socket is open."""
-        if self._backlog.add(audio, self.sample_rate, connected=self._socket.is_open):
-            await self._send_kept()
-        yield None
-
     async def process_frame(self, frame: Frame, direction: FrameDirection):
-        """Track the caller's speech for the backlog; end each turn with a Finalize."""
-        if isinstance(frame, VADUserStartedSpeakingFrame):
-            self._backlog.speech_started(self.sample_rate)
-        elif isinstance(frame, VADUserStoppedSpeakingFrame):
-            self._backlog.speech_stopped()
+        """End each turn with a Finalize, after its last audio."""
         await super().process_frame(frame, direction)
         if isinstance(frame, VADUserStoppedSpeakingFrame):
             self._finalize_due = True
