@@ -91,9 +91,7 @@ async def running(bot: Bot, env: dict[str, str]) -> AsyncIterator[BotServer]:
     # No call limit: the capacity run finds the knee itself.
     env |= {"LOG_LEVEL": "WARNING", "OPENBLAS_NUM_THREADS": "1", "MAX_CALLS": "0"}
     fd, log = tempfile.mkstemp(prefix=f"bench-{bot.name.split()[0]}-", suffix=".log")
-    process = await asyncio.create_subprocess_exec(
-        *bot.command, cwd=bot.root, env=env, stderr=fd
-    )
+    process = await asyncio.create_subprocess_exec(*bot.command, cwd=bot.root, env=env, stderr=fd)
     os.close(fd)
     server = BotServer(bot, url, process, log)
     try:

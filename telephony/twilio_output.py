@@ -4,7 +4,7 @@ import asyncio
 import bisect
 import itertools
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from loguru import logger
 from pipecat.frames.frames import (
@@ -89,6 +89,7 @@ class TwilioOutputTransport(BaseOutputTransport):
         self._played_out = asyncio.Event()
         self._played_out.set()
         self._cutting = False
+        self._partial: OutputAudioRawFrame | None = None  # audio short of a chunk (see below)
         self._ended = False  # after End or Cancel nothing waits for the caller's ear
         self._sender: asyncio.Task | None = None
         self._resume: asyncio.Task | None = None
@@ -139,6 +140,8 @@ class TwilioOutputTransport(BaseOutputTransport):
     async def process_frame(self, frame: Frame, direction: FrameDirection):
         """Cut on an interruption (before pipecat drops its queues); pause on caller speech."""
         if isinstance(frame, InterruptionFrame):
+            if self._partial is not None and self._partial.interruptible:
+                self._partial = None
             cut = await self._cut()
             await super().process_frame(frame, direction)
             self._cutting = False
@@ -147,12 +150,41 @@ class TwilioOutputTransport(BaseOutputTransport):
                 await self.push_frame(ReplyCutFrame(cut.heard, cut.spoken, cut.heard_ms), UP)
             await self._release()
             return
+        if direction == FrameDirection.DOWNSTREAM:
+            frame = await self._in_whole_chunks(frame)
+            if frame is None:
+                return
         await super().process_frame(frame, direction)
         if isinstance(frame, VADUserStartedSpeakingFrame):
             await self._caller_speaks()
         elif isinstance(frame, VADUserStoppedSpeakingFrame) and self._playout.paused:
             await self._cancel_resume()
             self._resume = self.create_task(self._resume_later(), name="twilio-resume")
+
+    async def _in_whole_chunks(self, frame: Frame) -> Frame | None:
+        """The audio for pipecat's chunker in whole chunks; the rest kept here until the next.
+
+        pipecat's output keeps audio short of a chunk until more comes, and drops it when the
+        bot stops speaking: when the end of one reply is played out after the next reply's
+        first audio came in, that audio was lost (10-40 ms in the middle of a word). The tail
+        is kept here instead, and goes to pipecat just before its reply's TTSStopped (which
+        pads it to a chunk) or anything else that must follow it.
+        """
+        if isinstance(frame, OutputAudioRawFrame):
+            if self._partial is not None and self._partial.interruptible != frame.interruptible:
+                await super().process_frame(self._take_partial(), FrameDirection.DOWNSTREAM)
+            audio = (self._partial.audio if self._partial else b"") + frame.audio
+            whole = len(audio) - len(audio) % self.audio_chunk_size
+            self._partial = _with_audio(frame, audio[whole:]) if whole < len(audio) else None
+            return _with_audio(frame, audio[:whole]) if whole else None
+        if self._partial is not None and isinstance(frame, (TTSStoppedFrame, EndFrame)):
+            await super().process_frame(self._take_partial(), FrameDirection.DOWNSTREAM)
+        return frame
+
+    def _take_partial(self) -> OutputAudioRawFrame:
+        partial, self._partial = self._partial, None
+        assert partial is not None
+        return partial
 
     async def write_audio_frame(self, frame: OutputAudioRawFrame) -> bool:
         """Take the chunk into the playout (the sender plays it); False if it was cut."""
@@ -338,6 +370,13 @@ class TwilioOutputTransport(BaseOutputTransport):
             elif not frame.interruptible:
                 kept.append(_Held(self._playout.accepted, held.seq, frame, held.direction))
         self._held = sorted(kept)
+
+
+def _with_audio(frame: OutputAudioRawFrame, audio: bytes) -> OutputAudioRawFrame:
+    """`frame` with other audio (a new frame of the same kind, as interruptible)."""
+    part = replace(frame, audio=audio)
+    part.interruptible = frame.interruptible
+    return part
 
 
 UP = FrameDirection.UPSTREAM

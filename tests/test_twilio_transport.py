@@ -101,6 +101,15 @@ async def test_the_reply_plays_at_real_time_with_a_mark_after_each_chunk():
     assert len(phone.playout.stretches) == 1  # no gap: sent ahead of the phone's playout
 
 
+async def test_replies_back_to_back_lose_no_audio_between_them():
+    # pipecat's output drops audio short of a chunk when the bot stops speaking: the start of
+    # a reply that came in while the one before it was still playing out.
+    apology = tone(0.43, 2000)  # 50 ms frames: a remainder short of the 40 ms chunk each time
+    phone, _ear, _down, _up = await play([*TWO_SENTENCES, *reply(sentence("Sorry.", apology))])
+    heard = phone.heard_pcm.rstrip(b"\x00")  # padded with silence to whole chunks
+    assert heard.replace(b"\x00\x00", b"") == on_the_line(FIRST + SECOND + apology)
+
+
 async def test_text_goes_on_as_the_caller_hears_it_and_the_reply_ends_when_all_is_heard():
     _phone, ear, _down, up = await play(TWO_SENTENCES)
     assert ear.heard_when(TTSTextFrame, "Of course.") <= 40  # its audio starts after it
