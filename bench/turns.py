@@ -42,7 +42,7 @@ from pipecat.utils.time import time_now_iso8601
 from pipecat.workers.runner import WorkerRunner
 
 from bench.capacity import p95
-from pipelines.build import SAMPLE_RATE, call_context, turns
+from pipelines.build import SAMPLE_RATE, call_context, turns, vad_analyzer
 from pipelines.declaration import PIPELINES_DIR, Declaration, load_declaration
 from recordings import RECORDINGS
 from standins.audio import read_wav
@@ -242,7 +242,8 @@ class Run:
 
 def _user_aggregator(declaration: Declaration) -> FrameProcessor:
     """The call's user aggregator, with the VAD and turn strategies the bot builds."""
-    _context, aggregators = call_context(declaration, turns(declaration), CallLifecycle())
+    vad = vad_analyzer(declaration.turn)
+    _context, aggregators = call_context(declaration, turns(declaration, vad), CallLifecycle(), vad)
     return aggregators.user()
 
 

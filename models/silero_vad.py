@@ -45,6 +45,8 @@ class SharedSileroVADAnalyzer(VADAnalyzer):
         self._low_windows = 0  # the latest windows in a row under RESET_MAX_CONFIDENCE
         self._state_before_buffer = VADState.QUIET
         self._windows_in_buffer = 0
+        self._quiet_windows = 0  # the latest windows in a row under the confidence threshold
+        self._voiced_windows = 0  # the latest windows in a row at or over it
 
     def set_sample_rate(self, sample_rate: int):
         """Set the rate (the constructor's, if it was given one): 8 or 16 kHz.
@@ -65,6 +67,16 @@ class SharedSileroVADAnalyzer(VADAnalyzer):
         """Samples per model window: 512 at 16 kHz, 256 at 8 kHz."""
         return 512 if self.sample_rate == 16000 else 256
 
+    @property
+    def quiet_secs(self) -> float:
+        """How long the latest windows have been unlike speech: a pause, before the VAD's stop."""
+        return self._quiet_windows * self.num_frames_required() / self.sample_rate
+
+    @property
+    def voiced_secs(self) -> float:
+        """How long the latest windows have been speech (whether or not the VAD has started)."""
+        return self._voiced_windows * self.num_frames_required() / self.sample_rate
+
     def voice_confidence(self, buffer: bytes) -> float:
         """The model's speech probability for one window, 0 if it cannot score it."""
         self._windows_in_buffer += 1
@@ -73,6 +85,7 @@ class SharedSileroVADAnalyzer(VADAnalyzer):
             # A float32 scalar, as pipecat's: compared with the threshold in float32.
             confidence = self._silero(samples, self.sample_rate)[0, 0]
             self._maybe_reset_silero(confidence.item())
+            self._count_run(confidence >= self.params.confidence)
             return confidence
         except Exception as e:  # as pipecat: a window it cannot score is not speech
             logger.error(f"Error analyzing audio with Silero VAD: {e}")
@@ -86,6 +99,10 @@ class SharedSileroVADAnalyzer(VADAnalyzer):
         state = self._run_analyzer(buffer)
         self._state_before_buffer = state
         return state
+
+    def _count_run(self, speech: bool) -> None:
+        self._quiet_windows = 0 if speech else self._quiet_windows + 1
+        self._voiced_windows = self._voiced_windows + 1 if speech else 0
 
     def _maybe_reset_silero(self, confidence: float) -> None:
         """Reset the model's state if one is due and the caller is clearly not speaking."""

@@ -38,6 +38,7 @@ from turns.ending_mute import EndingCallMuteStrategy
 from turns.guarded_external_start import GuardedExternalUserTurnStartStrategy
 from turns.min_speech_start import MinSpeechUserTurnStartStrategy
 from turns.silence_stop import SilenceTimedTurnStopStrategy
+from turns.speculation import SpeculativeSilenceStop, SpeculativeSmartTurnStop
 
 SAMPLE_RATE = 8000  # the phone network's rate, end to end: nothing resamples
 
@@ -76,7 +77,8 @@ def build_pipeline(
 
         return build_speech_to_speech(declaration, transport, access, lifecycle)
     assert declaration.stt and declaration.llm and declaration.tts, "a cascaded pipeline"
-    context, aggregators = call_context(declaration, turns(declaration), lifecycle)
+    vad = vad_analyzer(declaration.turn)
+    context, aggregators = call_context(declaration, turns(declaration, vad), lifecycle, vad)
     llm = make_service(declaration.llm, declaration, access)
     pipeline = Pipeline(
         [
@@ -99,15 +101,18 @@ def build_pipeline(
 
 
 def call_context(
-    declaration: Declaration, strategies: UserTurnStrategies, lifecycle: CallLifecycle
+    declaration: Declaration,
+    strategies: UserTurnStrategies,
+    lifecycle: CallLifecycle,
+    vad: SharedSileroVADAnalyzer,
 ) -> tuple[LLMContext, LLMContextAggregatorPair]:
     """A call's LLM context and the aggregators that fill it.
 
-    The user side runs the VAD and `strategies`; the caller is muted once the call is ending.
+    The user side runs `vad` and `strategies`; the caller is muted once the call is ending.
     """
     context = LLMContext(tools=ToolsSchema(standard_tools=[END_CALL]))
     user_params = LLMUserAggregatorParams(
-        vad_analyzer=_vad(declaration.turn),
+        vad_analyzer=vad,
         user_turn_strategies=strategies,
         user_mute_strategies=[EndingCallMuteStrategy(lifecycle)],
     )
@@ -143,7 +148,8 @@ def make_service(stage: Stage, declaration: Declaration, access: ProviderAccess)
     return stage.provider.make(stage.options, context)
 
 
-def _vad(turn: Turn) -> SharedSileroVADAnalyzer:
+def vad_analyzer(turn: Turn) -> SharedSileroVADAnalyzer:
+    """The call's Silero VAD at the declared [turn] settings."""
     params = VADParams(
         confidence=turn.vad_confidence,
         start_secs=turn.vad_start_secs,
@@ -153,8 +159,12 @@ def _vad(turn: Turn) -> SharedSileroVADAnalyzer:
     return SharedSileroVADAnalyzer(sample_rate=SAMPLE_RATE, params=params)
 
 
-def turns(declaration: Declaration) -> UserTurnStrategies:
-    """When the caller's turn starts and ends, as the declaration's [turn] says."""
+def turns(declaration: Declaration, vad: SharedSileroVADAnalyzer) -> UserTurnStrategies:
+    """When the caller's turn starts and ends, as the declaration's [turn] says.
+
+    A cascade with `speculative` on answers the caller's pauses ahead (`vad`'s windows say
+    when they fall silent); a speech-to-speech service answers only the turns it is given.
+    """
     turn = declaration.turn
     if declaration.turn_end == "provider" and declaration.speech_to_speech:
         return ExternalUserTurnStrategies()  # OpenAI's server VAD cuts its reply itself
@@ -163,20 +173,38 @@ def turns(declaration: Declaration) -> UserTurnStrategies:
             min_speech_secs=turn.min_barge_in_secs, min_words=turn.min_barge_in_words
         )
         return UserTurnStrategies(start=[guarded], stop=[ExternalUserTurnStopStrategy()])
+    speculates = turn.speculative and not declaration.speech_to_speech
     # Explicit stop strategy: the default loads a Smart Turn model per call (~44 MB).
     return UserTurnStrategies(
         start=[
             MinSpeechUserTurnStartStrategy(min_speech_secs=turn.min_barge_in_secs),
             MinWordsUserTurnStartStrategy(min_words=turn.min_barge_in_words),
         ],
-        stop=[_turn_stop(turn, declaration.turn_end)],
+        stop=[_turn_stop(turn, declaration.turn_end, vad if speculates else None)],
     )
 
 
-def _turn_stop(turn: Turn, end: str) -> BaseUserTurnStopStrategy:
+def _turn_stop(
+    turn: Turn, end: str, vad: SharedSileroVADAnalyzer | None = None
+) -> BaseUserTurnStopStrategy:
+    """The strategy that ends the turn; with `vad`, it speculates on the caller's pauses."""
     if end == "smart-turn":
         params = SmartTurnParams(stop_secs=turn.smart_turn_max_secs)
-        return TurnAnalyzerUserTurnStopStrategy(
-            turn_analyzer=SharedSmartTurnAnalyzerV3(sample_rate=SAMPLE_RATE, params=params)
+        analyzer = SharedSmartTurnAnalyzerV3(sample_rate=SAMPLE_RATE, params=params)
+        if vad:
+            return SpeculativeSmartTurnStop(turn_analyzer=analyzer, **_speculation(turn, vad))
+        return TurnAnalyzerUserTurnStopStrategy(turn_analyzer=analyzer)
+    if vad:
+        return SpeculativeSilenceStop(
+            user_speech_timeout=turn.user_speech_timeout, **_speculation(turn, vad)
         )
     return SilenceTimedTurnStopStrategy(user_speech_timeout=turn.user_speech_timeout)
+
+
+def _speculation(turn: Turn, vad: SharedSileroVADAnalyzer) -> dict:
+    return {
+        "vad": vad,
+        "pause_secs": turn.speculate_after_secs,
+        "resume_secs": turn.vad_start_secs,
+        "max_per_turn": turn.max_speculative_replies,
+    }

@@ -1,7 +1,13 @@
 """When the LLM fails a turn but can still answer the next one, the caller hears an apology."""
 
 from loguru import logger
-from pipecat.frames.frames import ErrorFrame, Frame, LLMContextFrame, TTSSpeakFrame
+from pipecat.frames.frames import (
+    ErrorFrame,
+    Frame,
+    LLMContextFrame,
+    TTSSpeakFrame,
+    UserStoppedSpeakingFrame,
+)
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.llm_service import LLMService
 from pipecat.utils.errors import ErrorCategory
@@ -19,6 +25,8 @@ class LLMFailureApology(FrameProcessor):
     | in                                              | out                                    |
     |-------------------------------------------------|----------------------------------------|
     | LLMContextFrame ↓                               | same frame ↓ (a new turn)              |
+    | ErrorFrame ↑ from `llm` answering speculatively | same frame ↑ (the turn's end asks      |
+    | (no UserStoppedSpeakingFrame ↓ since)           | again)                                 |
     | ErrorFrame ↑ from `llm`, still usable, first    | same frame ↑, TTSSpeakFrame(apology) ↓ |
     | of this turn                                    |                                        |
     | ErrorFrame ↑ otherwise                          | same frame ↑                           |
@@ -33,12 +41,15 @@ class LLMFailureApology(FrameProcessor):
         self._llm = llm
         self._apology = apology
         self._apologised = False
+        self._speculating = False  # the LLM's request answers a turn not yet over
 
     async def process_frame(self, frame: Frame, direction: FrameDirection):
         """Note each new turn; answer the LLM's first transient error of a turn."""
         await super().process_frame(frame, direction)
         if isinstance(frame, LLMContextFrame):
-            self._apologised = False
+            self._apologised, self._speculating = False, frame.speculation
+        elif isinstance(frame, UserStoppedSpeakingFrame):
+            self._speculating = False  # the turn is over: a reply in flight answers it
         await self.push_frame(frame, direction)
         if isinstance(frame, ErrorFrame) and self._failed_turn(frame):
             self._apologised = True
@@ -51,4 +62,5 @@ class LLMFailureApology(FrameProcessor):
             and self._llm.is_usable
             and frame.category != ErrorCategory.APPLICATION
             and not self._apologised
+            and not self._speculating
         )

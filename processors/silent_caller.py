@@ -126,6 +126,8 @@ class SilentCaller(FrameProcessor):
                 await self._reply_coming()
             else:  # an empty turn gets no reply; a turn with one: an LLMContext comes next
                 await self._start_clock()
+        elif isinstance(frame, LLMContextFrame) and frame.speculation:
+            pass  # the turn is not over: its end decides
         elif isinstance(frame, (LLMContextFrame, TTSSpeakFrame)):
             await self._reply_coming()
         elif isinstance(frame, ErrorFrame) and self._reply_due:

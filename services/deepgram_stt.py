@@ -23,6 +23,7 @@ from pipecat.utils.types import is_given
 from services.audio_backlog import AudioBacklog
 from services.reconnecting_websocket import ReconnectingWebsocket, websocket_url
 from services.streaming_stt import StreamingSTTService
+from turns.frames import CallerPausedFrame
 
 DEFAULT_BASE_URL = "wss://api.deepgram.com"
 KEEPALIVE_SECS = 5.0  # Deepgram closes a socket after 10 s with neither audio nor a message
@@ -48,6 +49,7 @@ class DeepgramNovaSTTService(StreamingSTTService):
     | VADUserStoppedSpeakingFrame  | open           | passes; the buffer sent, then Finalize  |
     | VADUserStoppedSpeakingFrame  | opening / down | passes; Finalize once the buffer is     |
     |                              |                | sent                                    |
+    | CallerPausedFrame            | any            | as VADUserStoppedSpeakingFrame          |
     | (interim Results)            | open           | InterimTranscriptionFrame               |
     | (final Results)              | open           | TranscriptionFrame (`finalized` when it |
     |                              |                | answers a Finalize)                     |
@@ -130,9 +132,9 @@ class DeepgramNovaSTTService(StreamingSTTService):
         return f"{self.listen_url}?{urlencode(_query(self.settings, self.sample_rate), doseq=True)}"
 
     async def process_frame(self, frame: Frame, direction: FrameDirection):
-        """End each turn with a Finalize, after its last audio."""
+        """End each turn, and each pause in it, with a Finalize after its last audio."""
         await super().process_frame(frame, direction)
-        if isinstance(frame, VADUserStoppedSpeakingFrame):
+        if isinstance(frame, (VADUserStoppedSpeakingFrame, CallerPausedFrame)):
             self._finalize_due = True
             await self._send_kept()
 

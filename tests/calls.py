@@ -1,5 +1,8 @@
 """Helpers for end-to-end tests: what the stand-ins saw (dialing is `standins.script`)."""
 
+from standins.audio import pcm_to_ulaw
+from standins.speech import synthesize
+
 
 def user_texts(request_body: dict) -> list[str]:
     """The user messages of one chat-completions request."""
@@ -16,3 +19,9 @@ def final_transcripts(standins) -> list[str]:
         and message.get("is_final")
         and message["channel"]["alternatives"][0]["transcript"]
     ]
+
+
+def heard_matches(heard_ulaw: bytes, text: str) -> bool:
+    """The caller heard exactly the stand-in voice saying `text` (to within one 40 ms chunk)."""
+    expected = pcm_to_ulaw(synthesize(text).pcm)
+    return abs(len(heard_ulaw) - len(expected)) <= 320 and expected.startswith(heard_ulaw[:-320])

@@ -3,8 +3,9 @@
 import asyncio
 import json
 
-from test_call import BOOKING_REPLY, heard_matches
+from test_call import BOOKING_REPLY
 
+from calls import heard_matches
 from standins.script import answer, dial
 
 BAD_MESSAGES = {

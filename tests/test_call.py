@@ -2,16 +2,8 @@
 
 import asyncio
 
-from calls import final_transcripts, user_texts
-from standins.audio import pcm_to_ulaw
+from calls import final_transcripts, heard_matches, user_texts
 from standins.script import BOOK_TABLE, BOOKING_REPLY, dial
-from standins.speech import synthesize
-
-
-def heard_matches(heard_ulaw: bytes, text: str) -> bool:
-    """The caller heard exactly the stand-in voice saying `text` (to within one 40 ms chunk)."""
-    expected = pcm_to_ulaw(synthesize(text).pcm)
-    return abs(len(heard_ulaw) - len(expected)) <= 320 and expected.startswith(heard_ulaw[:-320])
 
 
 async def test_the_caller_hears_the_greeting_then_an_answer_to_what_they_said(bot, standins, data):

@@ -3,8 +3,8 @@
 import asyncio
 
 import pytest
-from test_call import heard_matches
 
+from calls import heard_matches
 from harness.barge_in import barge_in, offsets
 from processors.heard_context import INTERRUPTED_NOTE
 from standins.openai_replies import LONG_REPLY

@@ -3,8 +3,9 @@
 import asyncio
 
 import pytest
-from test_call import BOOK_TABLE, BOOKING_REPLY, heard_matches
+from test_call import BOOK_TABLE, BOOKING_REPLY
 
+from calls import heard_matches
 from harness.barge_in import old_audio_after
 from pipelines.declaration import load_declaration, load_declarations
 from server.local import serve_locally

@@ -6,8 +6,9 @@ import json
 
 import aiohttp
 import websockets
-from test_call import BOOKING_REPLY, heard_matches
+from test_call import BOOKING_REPLY
 
+from calls import heard_matches
 from server.size_limits import MAX_BODY_BYTES, MAX_WEBSOCKET_MESSAGE_BYTES
 from standins.script import answer, dial
 from standins.stack import ACCOUNT_SID

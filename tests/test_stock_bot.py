@@ -7,11 +7,10 @@ import uvicorn
 
 from bench import stock_bot
 from bench.stock_bot import INTRO_REQUEST, create_app
+from calls import heard_matches
 from server.local import free_socket
-from standins.audio import pcm_to_ulaw
 from standins.openai_replies import Reply, last_user_text, scripted_reply
 from standins.script import dial
-from standins.speech import synthesize
 
 INTRO = "Hello, I am your teacher."
 OPENING_REPLY = "We open at nine on Saturday and close at eleven."
@@ -20,12 +19,6 @@ OPENING_REPLY = "We open at nine on Saturday and close at eleven."
 def intro_or_script(messages: list[dict], tools: list[dict] | None) -> Reply:
     """The stand-in's script, plus an introduction for a request with no user message yet."""
     return scripted_reply(messages, tools) if last_user_text(messages) else Reply(text=INTRO)
-
-
-def heard_matches(heard_ulaw: bytes, text: str) -> bool:
-    """The caller heard the stand-in voice saying `text` (to within one 40 ms chunk)."""
-    expected = pcm_to_ulaw(synthesize(text).pcm)
-    return abs(len(heard_ulaw) - len(expected)) <= 320 and expected.startswith(heard_ulaw[:-320])
 
 
 class ClientKeepingOpenAILLMService(stock_bot.OpenAILLMService):

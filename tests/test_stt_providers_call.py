@@ -5,17 +5,16 @@ from pathlib import Path
 
 import pytest
 
-from calls import user_texts
+from calls import heard_matches, user_texts
 from harness.barge_in import old_audio_after
 from pipelines.declaration import DeclarationError, load_declaration
 from pipelines.provider import ProviderAccess, ProviderContext
 from pipelines.providers.deepgram_flux import FluxOptions, check_language, make_flux
 from pipelines.providers.openai_stt import TranscriptionOptions, make_transcription
 from server.local import serve_locally
-from standins.audio import pcm_to_ulaw, read_wav, voice_span
+from standins.audio import read_wav, voice_span
 from standins.openai_replies import LONG_REPLY, Reply, last_user_text
 from standins.script import BOOK_TABLE, BOOKING_REPLY, dial
-from standins.speech import synthesize
 from standins.stack import DEEPGRAM_KEY, OPENAI_KEY, running_standins
 
 BOT = """
@@ -32,12 +31,6 @@ provider = "deepgram"
 """
 FLUX = '[stt]\nprovider = "deepgram-flux"\neot_timeout_ms = 3000\nkeyterms = ["Luigi"]\n'
 OPENAI = '[stt]\nprovider = "openai"\nmodel = "gpt-4o-mini-transcribe"\nprompt = "Luigi\'s"\n'
-
-
-def heard_matches(heard_ulaw: bytes, text: str) -> bool:
-    """The caller heard exactly the stand-in voice saying `text` (to within one 40 ms chunk)."""
-    expected = pcm_to_ulaw(synthesize(text).pcm)
-    return abs(len(heard_ulaw) - len(expected)) <= 320 and expected.startswith(heard_ulaw[:-320])
 
 
 @pytest.fixture

@@ -1,0 +1,75 @@
+"""Speculative replies, over a real call: the reply starts in the caller's pause, held until
+the turn ends; a caller who goes on never hears it."""
+
+import pytest
+from loguru import logger
+
+from calls import heard_matches, user_texts
+from standins.audio import SAMPLE_RATE, read_wav, voice_span
+from standins.script import BOOK_TABLE, BOOKING_REPLY, dial
+
+OPENING = "What time do you open on Saturday?"
+YES = "Yes, that works."
+
+
+@pytest.fixture
+def debug_lines() -> list[str]:
+    """Messages logged at DEBUG or above while the test runs."""
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(m.record["message"]), level="DEBUG")
+    yield lines
+    logger.remove(sink)
+
+
+def voice(path) -> bytes:
+    """The recording's voice, without the silence around it."""
+    pcm = read_wav(path)
+    start, end = voice_span(pcm)
+    return pcm[2 * int(start * SAMPLE_RATE) : 2 * int(end * SAMPLE_RATE)]
+
+
+def chat_requests(standins) -> list[dict]:
+    return [r.body for r in standins.openai.requests if r.status == 200]
+
+
+async def test_the_reply_built_in_the_pause_is_the_one_the_caller_hears(
+    bot, standins, data, debug_lines
+):
+    call = await dial(bot.url)
+    await call.listen()
+    await call.say(data / "book_table.wav")
+    reply = await call.listen()
+
+    assert heard_matches(reply.ulaw, BOOKING_REPLY)
+    requests = chat_requests(standins)
+    assert [user_texts(r) for r in requests] == [[BOOK_TABLE]], "one request: the speculative one"
+    assert any(f"speculating on [{BOOK_TABLE}]" in line for line in debug_lines)
+    assert any("the turn ended as speculated" in line for line in debug_lines)
+    await call.hang_up()
+
+
+async def test_a_caller_who_goes_on_after_a_pause_never_hears_the_speculative_reply(
+    bot, standins, data, debug_lines
+):
+    call = await dial(bot.url)
+    await call.listen()
+    pause = bytes(2 * int(0.35 * SAMPLE_RATE))  # a speculation starts; the turn goes on
+    await call.say(voice(data / "opening_hours.wav") + pause + voice(data / "yes.wav"))
+    reply = await call.listen()
+    await call.say(data / "book_table.wav")
+    await call.listen()
+
+    requests = chat_requests(standins)
+    assert user_texts(requests[0]) == [OPENING], "speculated on the words before the pause"
+    assert any("withdrawn (the caller went on)" in line for line in debug_lines)
+    whole_turn = f"{OPENING} {YES}"
+    turn = [user_texts(r)[-1] for r in requests[:-1]]  # (the last: the booking)
+    assert turn[-1] == whole_turn, "the turn answered as a whole"
+    assert len(turn) <= 3, "at most two speculations a turn, then the turn's own request"
+    assert len(call.heard) == 3, "greeting, one reply to the whole turn, the booking reply"
+    # The context holds the turn once, and the reply the caller heard: nothing of the first.
+    last = requests[-1]["messages"]
+    assert [m["role"] for m in last[1:]] == ["assistant", "user", "assistant", "user"]
+    assert last[2]["content"] == whole_turn and last[-1]["content"] == BOOK_TABLE
+    assert heard_matches(reply.ulaw, last[3]["content"])
+    await call.hang_up()

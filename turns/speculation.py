@@ -1,0 +1,194 @@
+"""Speculative replies: the LLM answers the caller's pause before the turn is declared over."""
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from loguru import logger
+from pipecat.frames.frames import (
+    ErrorFrame,
+    Frame,
+    InputAudioRawFrame,
+    InterimTranscriptionFrame,
+    TranscriptionFrame,
+)
+from pipecat.turns.types import ProcessFrameResult, UserTurnSpeculation
+from pipecat.turns.user_stop import (
+    BaseUserTurnStopStrategy,
+    EagerMatchPolicy,
+    NormalizedMatch,
+    TurnAnalyzerUserTurnStopStrategy,
+)
+
+from turns.frames import CallerPausedFrame
+from turns.silence_stop import SilenceTimedTurnStopStrategy
+
+
+class PauseSensor(Protocol):
+    """The VAD's latest windows (`SharedSileroVADAnalyzer`), read after it saw each frame."""
+
+    @property
+    def quiet_secs(self) -> float:
+        """How long the latest windows have been unlike speech."""
+        ...
+
+    @property
+    def voiced_secs(self) -> float:
+        """How long the latest windows have been speech."""
+        ...
+
+
+@dataclass
+class SpeculationCounts:
+    """A call's speculative requests: how many started, and how many answered a turn."""
+
+    started: int = 0
+    used: int = 0
+
+    @property
+    def wasted(self) -> int:
+        """Requests whose reply nobody heard."""
+        return self.started - self.used
+
+
+class SpeculativeTurnStop(BaseUserTurnStopStrategy):
+    """Mixed in before a stop strategy: starts the reply at the caller's first pause.
+
+    After `pause_secs` of VAD windows unlike speech (long before the VAD's stop and the
+    strategy's end of the turn), a `CallerPausedFrame` asks the STT to finalize; once the
+    words said so far are final, the LLM answers them through pipecat's speculation path
+    (a provisional context; the LLM service's `SpeculationGate` holds the reply). When the
+    strategy ends the turn on the same words, the held reply plays at once; otherwise it is
+    withdrawn (`EagerEndOfTurnCancelFrame`: the LLM stream closes, nothing was played or
+    written to the context) and the turn is answered as usual. At most `max_per_turn`
+    speculations a turn.
+
+    | while the caller's turn is open                  | what happens                          |
+    |--------------------------------------------------|---------------------------------------|
+    | `pause_secs` of quiet windows                    | CallerPausedFrame broadcast           |
+    | paused, the transcript final (no interim since)  | speculation on the turn's words       |
+    | a final transcript with other words, paused      | withdrawn; speculation on the new ones|
+    | `resume_secs` of speech windows                  | withdrawn (the caller went on)        |
+    | an ErrorFrame (the speculative request failed)   | the turn end asks again               |
+    | the strategy ends the turn, same words           | turn finalized, the held reply plays  |
+    | the strategy ends the turn, other words          | withdrawn, a new request              |
+    """
+
+    def __init__(
+        self,
+        *,
+        vad: PauseSensor,
+        pause_secs: float,
+        resume_secs: float,
+        max_per_turn: int,
+        match_policy: EagerMatchPolicy | None = None,
+        **kwargs,
+    ):
+        """Speculate after `pause_secs` of quiet; the caller resumed after `resume_secs`."""
+        super().__init__(**kwargs)
+        self.counts = SpeculationCounts()
+        self._vad = vad
+        self._pause_secs, self._resume_secs = pause_secs, resume_secs
+        self._max_per_turn = max_per_turn
+        self._match = match_policy or NormalizedMatch()
+        self._turn_open = False
+        self._words = ""  # the caller's final transcripts since the last turn ended
+        self._words_final = False  # no interim transcript since the last final one
+        self._paused = False
+        self._speculation: UserTurnSpeculation | None = None
+        self._speculation_failed = False
+        self._tries = 0  # speculations this turn
+
+    async def process_frame(self, frame: Frame) -> ProcessFrameResult:
+        """Follow the caller's pauses and words, then let the strategy decide as it does."""
+        if isinstance(frame, InputAudioRawFrame) and self._turn_open:
+            await self._follow_pause()
+        elif isinstance(frame, TranscriptionFrame) and frame.text.strip():
+            await self._on_final(frame.text)
+        elif isinstance(frame, InterimTranscriptionFrame):
+            self._words_final = False
+        elif isinstance(frame, ErrorFrame) and self._speculation:
+            self._speculation_failed = True
+        return await super().process_frame(frame)
+
+    async def handle_user_turn_started(self):
+        """Speculate on this turn's pauses."""
+        await super().handle_user_turn_started()
+        self._turn_open = True
+
+    async def handle_user_turn_stopped(self):
+        """Start the next turn afresh."""
+        await super().handle_user_turn_stopped()
+        await self._withdraw("the turn ended without it")
+        self._turn_open = self._paused = False
+        self._words, self._tries = "", 0
+
+    async def trigger_user_turn_stopped(self, *, enable_user_speaking_frames: bool | None = None):
+        """End the turn, with the held reply if it answers these words."""
+        speculation, self._speculation = self._speculation, None
+        if speculation and not self._speculation_failed:
+            if self._match.matches(speculation.text, self._words):
+                self.counts.used += 1
+                logger.debug(f"{self}: the turn ended as speculated, its reply plays")
+                await self.trigger_user_turn_finalized(
+                    enable_user_speaking_frames=enable_user_speaking_frames,
+                    confirms_speculation=True,
+                )
+                return
+        if speculation:
+            logger.debug(f"{self}: the turn ended on other words than speculated")
+            await self.trigger_user_turn_speculation_cancelled()
+        await super().trigger_user_turn_stopped(
+            enable_user_speaking_frames=enable_user_speaking_frames
+        )
+
+    async def cleanup(self):
+        """Say what speculation cost this call."""
+        await super().cleanup()
+        if self.counts.started:
+            logger.info(
+                f"speculative replies: {self.counts.started} requested, {self.counts.used} "
+                f"used, {self.counts.wasted} wasted"
+            )
+
+    async def _follow_pause(self) -> None:
+        if not self._paused and self._vad.quiet_secs >= self._pause_secs:
+            self._paused = True
+            await self.broadcast_frame(CallerPausedFrame)
+            await self._maybe_speculate()
+        elif self._paused and self._vad.voiced_secs >= self._resume_secs:
+            self._paused = self._words_final = False  # new words: wait for their transcript
+            await self._withdraw("the caller went on")
+
+    async def _on_final(self, text: str) -> None:
+        self._words = f"{self._words} {text}".strip()
+        self._words_final = True
+        if self._paused and self._speculation and self._speculation.text != self._words:
+            await self._withdraw("more words came")
+        if self._paused:
+            await self._maybe_speculate()
+
+    async def _maybe_speculate(self) -> None:
+        ready = self._turn_open and self._words_final and self._words
+        if not ready or self._speculation or self._tries >= self._max_per_turn:
+            return
+        self._tries += 1
+        self.counts.started += 1
+        self._speculation = UserTurnSpeculation(text=self._words)
+        self._speculation_failed = False
+        logger.debug(f"{self}: speculating on [{self._words}]")
+        await self.trigger_user_turn_inference_triggered(speculation=self._speculation)
+
+    async def _withdraw(self, reason: str) -> None:
+        if not self._speculation:
+            return
+        self._speculation = None
+        logger.debug(f"{self}: speculative reply withdrawn ({reason})")
+        await self.trigger_user_turn_speculation_cancelled()
+
+
+class SpeculativeSilenceStop(SpeculativeTurnStop, SilenceTimedTurnStopStrategy):
+    """The speech-timeout turn end, answering the caller's pauses ahead."""
+
+
+class SpeculativeSmartTurnStop(SpeculativeTurnStop, TurnAnalyzerUserTurnStopStrategy):
+    """Smart Turn's end of turn, answering the caller's pauses ahead."""
