@@ -168,36 +168,35 @@ class Config:
 
 
 def configs(base: Declaration) -> list[Config]:
-    """Speech timeouts around ours, and Smart Turn v3 with its fallback at ours and 1 s.
+    """Speech timeouts around the old default's, and Smart Turn v3 with waits around ours.
 
-    "(ours)" marks the default pipeline's value of the knob.
+    "(ours)" marks the default pipeline's way.
     """
     turn = base.turn
 
-    def config(label: str, ours: bool, **changes) -> Config:
-        label += " (ours)" if ours else ""
-        return Config(label, replace(base, turn=turn.model_copy(update=changes)))
+    def config(label: str, **changes) -> Config:
+        declaration = replace(base, turn=turn.model_copy(update=changes))
+        ours = declaration.turn == turn
+        return Config(label + (" (ours)" if ours else ""), declaration)
 
-    timeouts = sorted({0.2, turn.user_speech_timeout, 0.8})
-    fallbacks = sorted({turn.smart_turn_max_secs, 1.0}, reverse=True)
+    timeouts = sorted({0.2, 0.4, turn.user_speech_timeout, 0.8})
+    waits = sorted(
+        {(0.0, 1.5), (0.1, 1.5), (0.2, 1.5), (0.2, 1.0)}
+        | {(turn.smart_turn_complete_secs, turn.smart_turn_max_secs)}
+    )
     return [
         *(
-            config(
-                f"speech timeout {t:g} s",
-                t == turn.user_speech_timeout,
-                end="speech-timeout",
-                user_speech_timeout=t,
-            )
+            config(f"speech timeout {t:g} s", end="speech-timeout", user_speech_timeout=t)
             for t in timeouts
         ),
         *(
             config(
-                f"Smart Turn, fallback {s:g} s",
-                s == turn.smart_turn_max_secs,
+                f"Smart Turn: {done:g} s finished, {most:g} s not",
                 end="smart-turn",
-                smart_turn_max_secs=s,
+                smart_turn_complete_secs=done,
+                smart_turn_max_secs=most,
             )
-            for s in fallbacks
+            for done, most in waits
         ),
     ]
 

@@ -19,7 +19,6 @@ from pipecat.turns.user_start import MinWordsUserTurnStartStrategy
 from pipecat.turns.user_stop import (
     BaseUserTurnStopStrategy,
     ExternalUserTurnStopStrategy,
-    TurnAnalyzerUserTurnStopStrategy,
 )
 from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies, UserTurnStrategies
 
@@ -38,6 +37,7 @@ from turns.ending_mute import EndingCallMuteStrategy
 from turns.guarded_external_start import GuardedExternalUserTurnStartStrategy
 from turns.min_speech_start import MinSpeechUserTurnStartStrategy
 from turns.silence_stop import SilenceTimedTurnStopStrategy
+from turns.smart_turn_stop import SmartTurnStop
 from turns.speculation import SpeculativeSilenceStop, SpeculativeSmartTurnStop
 
 SAMPLE_RATE = 8000  # the phone network's rate, end to end: nothing resamples
@@ -159,11 +159,14 @@ def vad_analyzer(turn: Turn) -> SharedSileroVADAnalyzer:
     return SharedSileroVADAnalyzer(sample_rate=SAMPLE_RATE, params=params)
 
 
-def turns(declaration: Declaration, vad: SharedSileroVADAnalyzer) -> UserTurnStrategies:
+def turns(
+    declaration: Declaration, vad: SharedSileroVADAnalyzer | None = None
+) -> UserTurnStrategies:
     """When the caller's turn starts and ends, as the declaration's [turn] says.
 
-    A cascade with `speculative` on answers the caller's pauses ahead (`vad`'s windows say
-    when they fall silent); a speech-to-speech service answers only the turns it is given.
+    Given the call's `vad` (its windows say when the caller falls silent), a cascade with
+    `speculative` on answers the caller's pauses ahead; a speech-to-speech service answers
+    only the turns it is given.
     """
     turn = declaration.turn
     if declaration.turn_end == "provider" and declaration.speech_to_speech:
@@ -173,7 +176,7 @@ def turns(declaration: Declaration, vad: SharedSileroVADAnalyzer) -> UserTurnStr
             min_speech_secs=turn.min_barge_in_secs, min_words=turn.min_barge_in_words
         )
         return UserTurnStrategies(start=[guarded], stop=[ExternalUserTurnStopStrategy()])
-    speculates = turn.speculative and not declaration.speech_to_speech
+    speculates = vad and turn.speculative and not declaration.speech_to_speech
     # Explicit stop strategy: the default loads a Smart Turn model per call (~44 MB).
     return UserTurnStrategies(
         start=[
@@ -188,16 +191,20 @@ def _turn_stop(
     turn: Turn, end: str, vad: SharedSileroVADAnalyzer | None = None
 ) -> BaseUserTurnStopStrategy:
     """The strategy that ends the turn; with `vad`, it speculates on the caller's pauses."""
+    speculation = _speculation(turn, vad) if vad else {}
     if end == "smart-turn":
-        params = SmartTurnParams(stop_secs=turn.smart_turn_max_secs)
-        analyzer = SharedSmartTurnAnalyzerV3(sample_rate=SAMPLE_RATE, params=params)
+        # Smart Turn's own silence limit only bounds the audio it keeps: the wait is ours.
+        params = SmartTurnParams(stop_secs=turn.vad_stop_secs + turn.smart_turn_max_secs + 1)
+        judged = {
+            "turn_analyzer": SharedSmartTurnAnalyzerV3(sample_rate=SAMPLE_RATE, params=params),
+            "complete_secs": turn.smart_turn_complete_secs,
+            "incomplete_secs": turn.smart_turn_max_secs,
+        }
         if vad:
-            return SpeculativeSmartTurnStop(turn_analyzer=analyzer, **_speculation(turn, vad))
-        return TurnAnalyzerUserTurnStopStrategy(turn_analyzer=analyzer)
+            return SpeculativeSmartTurnStop(**judged, **speculation)
+        return SmartTurnStop(**judged)
     if vad:
-        return SpeculativeSilenceStop(
-            user_speech_timeout=turn.user_speech_timeout, **_speculation(turn, vad)
-        )
+        return SpeculativeSilenceStop(user_speech_timeout=turn.user_speech_timeout, **speculation)
     return SilenceTimedTurnStopStrategy(user_speech_timeout=turn.user_speech_timeout)
 
 

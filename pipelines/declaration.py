@@ -1,16 +1,18 @@
 """A bot's pipeline as a person writes it: a TOML file, validated into typed settings."""
 
+import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipelines.provider import Options, Provider
 from pipelines.registry import STAGES
 
-PIPELINES_DIR = Path(__file__).parent
+PIPELINES_DIR = Path(__file__).parent  # the pipelines that ship with the bot
 ROUTES_FILE = "routes.toml"  # not a pipeline: the routing table (pipelines/routing.py)
 CASCADE = ("stt", "llm", "tts")
 SECTIONS = ("bot", "turn", "call", *CASCADE, "speech_to_speech")
@@ -92,7 +94,8 @@ class Turn(_Section):
     """When the caller's turn starts (Silero VAD) and ends.
 
     `end`: "speech-timeout" (the VAD's silence plus `user_speech_timeout`), "smart-turn"
-    (Smart Turn v3 judges the VAD's silences, `smart_turn_max_secs` at most), or "provider"
+    (Smart Turn v3 judges each VAD stop: `smart_turn_complete_secs` more after a finished
+    sentence, `smart_turn_max_secs` after an unfinished one), or "provider"
     (the STT or speech-to-speech service decides, e.g. Deepgram Flux). Unset: "provider" for
     a service that always decides, "speech-timeout" otherwise.
     """
@@ -103,7 +106,10 @@ class Turn(_Section):
     vad_stop_secs: float = Field(default=0.2, ge=0, le=2)
     vad_min_volume: float = Field(default=0.6, ge=0, le=1)
     user_speech_timeout: float = Field(default=0.4, ge=0, le=5)
-    smart_turn_max_secs: float = Field(default=3.0, gt=0, le=10)
+    # With "smart-turn": after the VAD's stop, a finished sentence ends after this much more
+    # silence, an unfinished one after `smart_turn_max_secs`.
+    smart_turn_complete_secs: float = Field(default=0.2, ge=0, le=5)
+    smart_turn_max_secs: float = Field(default=1.5, gt=0, le=10)
     # Speculative replies: after this much silence mid-turn the LLM starts on the words so
     # far, its reply held until the turn ends on the same words (else dropped unheard).
     speculative: bool = True
@@ -186,8 +192,18 @@ def load_declaration(path: Path) -> Declaration:
     return declaration
 
 
-def load_declarations(directory: Path = PIPELINES_DIR) -> dict[str, Declaration]:
-    """Every pipeline file (`*.toml` but the routing table) in `directory`, by name."""
+def pipelines_dir() -> Path:
+    """Where the server's pipeline files are: PIPELINES_DIR (environment or `.env`), or ours."""
+    chosen = os.environ.get("PIPELINES_DIR") or dotenv_values(".env").get("PIPELINES_DIR")
+    return Path(chosen) if chosen else PIPELINES_DIR
+
+
+def load_declarations(directory: Path | None = None) -> dict[str, Declaration]:
+    """Every pipeline file (`*.toml` but the routing table) in `directory`, by name.
+
+    `directory` defaults to `pipelines_dir()`.
+    """
+    directory = directory or pipelines_dir()
     paths = sorted(p for p in directory.glob("*.toml") if p.name != ROUTES_FILE)
     if not paths:
         raise DeclarationError(f"{directory}: no pipeline files (*.toml)")

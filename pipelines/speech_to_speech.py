@@ -10,7 +10,6 @@ from pipecat.turns.user_start import (
 )
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
-from models.silero_vad import SharedSileroVADAnalyzer
 from pipelines.build import CallPipeline, call_context, limits, make_service, turns, vad_analyzer
 from pipelines.declaration import Declaration
 from pipelines.provider import ProviderAccess
@@ -35,7 +34,7 @@ def build_speech_to_speech(
     stage = declaration.speech_to_speech
     assert stage, "a speech-to-speech pipeline"
     vad = vad_analyzer(declaration.turn)
-    context, aggregators = call_context(declaration, _local_turns(declaration, vad), lifecycle, vad)
+    context, aggregators = call_context(declaration, _local_turns(declaration), lifecycle, vad)
     llm = make_service(stage, declaration, access)
     if not isinstance(llm, RealtimeLLMService):
         raise TypeError(f"{stage.provider.name!r} is not a speech-to-speech service")
@@ -57,13 +56,13 @@ def build_speech_to_speech(
     return CallPipeline(pipeline=pipeline, context=context, llm=llm)
 
 
-def _local_turns(declaration: Declaration, vad: SharedSileroVADAnalyzer) -> UserTurnStrategies:
+def _local_turns(declaration: Declaration) -> UserTurnStrategies:
     """The cascade's turn strategies, minus what needs a transcript during the turn.
 
     The service transcribes the caller's turn only once it is committed: a transcript cannot
     confirm a barge-in (it would start a new turn and cut the reply to the turn it ends).
     """
-    strategies = turns(declaration, vad)
+    strategies = turns(declaration)
     strategies.start = [s for s in strategies.start or [] if not _needs_transcripts(s)]
     for stop in strategies.stop or []:
         if getattr(stop, "wait_for_transcript", False):

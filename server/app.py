@@ -15,10 +15,10 @@ from twilio.request_validator import RequestValidator
 from models.silero_vad import shared_model
 from models.smart_turn import shared_session
 from pipelines.declaration import (
-    PIPELINES_DIR,
     ROUTES_FILE,
     Declaration,
     load_declarations,
+    pipelines_dir,
 )
 from pipelines.routing import PIPELINE_PARAMETER, load_routes
 from server.admission import ADMISSION_DIR_VARIABLE, Admission, RefusalLog
@@ -42,7 +42,7 @@ def create_app(
     settings: Settings,
     declarations: dict[str, Declaration],
     *,
-    routes_file: Path = PIPELINES_DIR / ROUTES_FILE,
+    routes_file: Path | None = None,
     environ: dict[str, str] | None = None,
     admission_dir: Path | None = None,
     drain_on_signals: bool = False,
@@ -55,6 +55,7 @@ def create_app(
     before uvicorn stops (see `server.drain`); for a server that owns its process.
     Raises `ConfigError` or `DeclarationError` naming what stops it from serving them.
     """
+    routes_file = routes_file or pipelines_dir() / ROUTES_FILE
     routes = load_routes(settings.pipeline, set(declarations), routes_file)
     access = settings.provider_access(
         {name for declaration in declarations.values() for name in declaration.needs()}, environ

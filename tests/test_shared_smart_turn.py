@@ -28,6 +28,7 @@ from models.smart_turn import (
 from pipelines.build import SAMPLE_RATE, _turn_stop
 from pipelines.declaration import Turn
 from standins.audio import read_wav
+from turns.smart_turn_stop import SmartTurnStop
 
 PACKET = 320  # 20 ms of 8 kHz PCM
 
@@ -125,11 +126,10 @@ async def test_calls_infer_on_the_process_threads_one_per_cpu(data):
 
 async def test_the_bot_builds_smart_turn_on_the_shared_analyzer():
     strategy = _turn_stop(Turn(end="smart-turn", smart_turn_max_secs=1.5), "smart-turn")
-    assert isinstance(strategy, TurnAnalyzerUserTurnStopStrategy)
-    turn_analyzer = strategy._turn_analyzer
+    assert isinstance(strategy, SmartTurnStop)
+    turn_analyzer = strategy._analyzer
     assert isinstance(turn_analyzer, SharedSmartTurnAnalyzerV3)
     assert turn_analyzer._onnx_session is shared_session()
-    assert turn_analyzer.params.stop_secs == 1.5
 
 
 async def turn_after(pcm: bytes) -> tuple[bool, float]:

@@ -12,15 +12,11 @@ from pipecat.frames.frames import (
     TranscriptionFrame,
 )
 from pipecat.turns.types import ProcessFrameResult, UserTurnSpeculation
-from pipecat.turns.user_stop import (
-    BaseUserTurnStopStrategy,
-    EagerMatchPolicy,
-    NormalizedMatch,
-    TurnAnalyzerUserTurnStopStrategy,
-)
+from pipecat.turns.user_stop import BaseUserTurnStopStrategy, EagerMatchPolicy, NormalizedMatch
 
 from turns.frames import CallerPausedFrame
 from turns.silence_stop import SilenceTimedTurnStopStrategy
+from turns.smart_turn_stop import SmartTurnStop
 
 
 class PauseSensor(Protocol):
@@ -190,5 +186,5 @@ class SpeculativeSilenceStop(SpeculativeTurnStop, SilenceTimedTurnStopStrategy):
     """The speech-timeout turn end, answering the caller's pauses ahead."""
 
 
-class SpeculativeSmartTurnStop(SpeculativeTurnStop, TurnAnalyzerUserTurnStopStrategy):
+class SpeculativeSmartTurnStop(SpeculativeTurnStop, SmartTurnStop):
     """Smart Turn's end of turn, answering the caller's pauses ahead."""

@@ -1,0 +1,84 @@
+"""A turn end that listens to what was said: Smart Turn chooses how long the silence must be."""
+
+import asyncio
+
+from pipecat.audio.turn.base_turn_analyzer import BaseTurnAnalyzer, EndOfTurnState
+from pipecat.frames.frames import (
+    Frame,
+    InputAudioRawFrame,
+    MetricsFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.processors.frame_processor import FrameProcessorSetup
+from pipecat.turns.types import ProcessFrameResult
+
+from turns.silence_stop import SilenceTimedTurnStopStrategy
+
+
+class SmartTurnStop(SilenceTimedTurnStopStrategy):
+    """The speech-timeout turn end, its wait chosen at the VAD's stop by Smart Turn v3.
+
+    At the VAD's stop the turn's audio is judged: a finished sentence ends `complete_secs`
+    after the stop (the verdict, ~0.1 s, counts towards it), an unfinished one ("I'd like to
+    book a table for…") after `incomplete_secs`, so the caller can go on. Crediting a late
+    VAD stop and waiting for the final transcript are `SilenceTimedTurnStopStrategy`'s.
+
+    | frames                                        | turn ends                               |
+    |-----------------------------------------------|-----------------------------------------|
+    | voice, VADUserStopped: judged finished        | `complete_secs` after the VAD's stop    |
+    | voice, VADUserStopped: judged unfinished      | `incomplete_secs` after it              |
+    | VADUserStarted before then                    | not yet: the next stop is judged anew   |
+    | (each verdict)                                | MetricsFrame(TurnMetricsData) ↓         |
+    """
+
+    def __init__(
+        self,
+        *,
+        turn_analyzer: BaseTurnAnalyzer,
+        complete_secs: float,
+        incomplete_secs: float,
+        **kwargs,
+    ):
+        """Judge with `turn_analyzer` (e.g. `SharedSmartTurnAnalyzerV3`)."""
+        super().__init__(user_speech_timeout=incomplete_secs, **kwargs)
+        self._analyzer = turn_analyzer
+        self._saved_when_complete = max(incomplete_secs - complete_secs, 0.0)
+        self._caller_speaking = False  # as the VAD heard the last packet
+
+    async def setup(self, setup: FrameProcessorSetup):
+        """Judge audio at the pipeline's input rate."""
+        await super().setup(setup)
+        self._analyzer.set_sample_rate(setup.audio_in_sample_rate)
+
+    async def process_frame(self, frame: Frame) -> ProcessFrameResult:
+        """Keep the turn's audio for the verdict, then decide as the speech timeout does."""
+        if isinstance(frame, InputAudioRawFrame):
+            self._analyzer.append_audio(frame.audio, self._caller_speaking)
+        elif isinstance(frame, VADUserStartedSpeakingFrame):
+            self._caller_speaking = True
+            self._analyzer.update_vad_start_secs(frame.start_secs)
+        elif isinstance(frame, VADUserStoppedSpeakingFrame):
+            self._caller_speaking = False
+        return await super().process_frame(frame)
+
+    async def handle_user_turn_stopped(self):
+        """Forget the turn's audio."""
+        await super().handle_user_turn_stopped()
+        self._analyzer.clear()
+
+    async def cleanup(self):
+        """Release the analyzer."""
+        await super().cleanup()
+        await self._analyzer.cleanup()
+
+    async def _wait_for_speech(self, secs: float) -> None:
+        """Wait `secs` (the unfinished sentence's wait), less what a finished one saves."""
+        started = asyncio.get_running_loop().time()
+        state, verdict = await self._analyzer.analyze_end_of_turn()
+        if verdict:
+            await self.push_frame(MetricsFrame(data=[verdict]))
+        if state == EndOfTurnState.COMPLETE:
+            secs -= self._saved_when_complete
+        spent = asyncio.get_running_loop().time() - started
+        await super()._wait_for_speech(max(secs - spent, 0.0))
