@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 # Before numpy loads: its BLAS would spin a second thread per Smart Turn inference (TURNS.md).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+from dotenv import dotenv_values
 from loguru import logger
 
 from pipelines.declaration import DeclarationError, load_declarations
@@ -36,8 +37,6 @@ DEFAULT_CALLER_AUDIO = {"en": [DATA / "book_table.wav"], "es": [DATA / "es" / "r
 def serve(args: argparse.Namespace) -> int:
     """Run the server until SIGTERM drains it: one process, or WORKERS processes on one port."""
     import tempfile
-
-    from dotenv import dotenv_values
 
     from server.app import create_app
     from server.served_pipelines import unserved_lines
@@ -110,7 +109,8 @@ def call(args: argparse.Namespace) -> int:
 def main() -> int:
     """Parse the command line and run the chosen command."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--log-level", default="INFO")
+    level = os.environ.get("LOG_LEVEL") or dotenv_values(".env").get("LOG_LEVEL") or "INFO"
+    parser.add_argument("--log-level", default=level, help="default: LOG_LEVEL, or INFO")
     commands = parser.add_subparsers(dest="command")
     serve_parser = commands.add_parser("serve", help="run the bot server")
     serve_parser.add_argument("--host", default="0.0.0.0")

@@ -9,7 +9,9 @@ process pointed at them, and drives simulated Twilio callers with recorded speec
 
 import argparse
 import asyncio
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -17,7 +19,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from bench import capacity, report
+from bench import capacity, replies, report
 from bench.capacity import Level
 from bench.conversation import (
     CALLER_TURNS,
@@ -31,9 +33,10 @@ from bench.conversation import (
     receptionist,
 )
 from bench.profile import record, summarize
+from bench.replies import ReplyRun
 from bench.servers import Bot, BotServer, ours, running, stock
 from bench.soak import Soak, soak
-from pipelines.declaration import load_declarations
+from pipelines.declaration import Turn, load_declarations
 from standins.openai_replies import LONG_REPLY
 from standins.speech import synthesize
 from standins.stack import StandIns, running_standins
@@ -85,19 +88,28 @@ def parse() -> argparse.Namespace:
     parser.add_argument(
         "--before", type=Path, help="another checkout of this project, measured as 'before'"
     )
+    parser.add_argument("--reply-calls", type=int, default=6, help="calls per bot and LLM speed")
+    parser.add_argument("--only-replies", action="store_true", help="print the reply table only")
     parser.add_argument("--smoke", action="store_true", help="one short pass of everything")
     parser.add_argument("--out", default="BENCHMARKS.md")
     args = parser.parse_args()
     if args.smoke:
         args.calls, args.barge_ins, args.levels, args.soak_calls = 1, 1, "1,2", 2
+        args.reply_calls = 1
     args.latencies = ServiceLatencies(args.stt_final, args.llm_ttft, args.llm_rate, args.tts_ttfb)
     return args
 
 
+def turn_end_s(turn: Turn, end: str) -> float:
+    """The silence after the voice a turn waits before it ends (a finished sentence's)."""
+    wait = turn.smart_turn_complete_secs if end == "smart-turn" else turn.user_speech_timeout
+    return turn.vad_stop_secs + wait
+
+
 def bots(args: argparse.Namespace) -> list[tuple[Bot, Bot]]:
     """Each bot as benchmarked, and as soaked (one process, so tasks are one process's)."""
-    turn = load_declarations()["default"].turn
-    ours_turn = turn.vad_stop_secs + turn.user_speech_timeout
+    default = load_declarations()["default"]
+    ours_turn = turn_end_s(default.turn, default.turn_end)
     chosen = {
         "ours": (ours(CORES, ours_turn), ours(1, ours_turn)),
         "stock": (stock(0.2), stock(0.2)),  # VADParams' default stop_secs, then Smart Turn
@@ -180,12 +192,31 @@ def log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-async def run(args: argparse.Namespace) -> list[BotFigures]:
-    """Measure each bot in turn, then soak them side by side (one call at a time each)."""
+async def run(args: argparse.Namespace) -> tuple[list[BotFigures], list[ReplyRun]]:
+    """Measure each bot, soak them side by side (a call at a time each), compare replies."""
     chosen = bots(args)
     figures = [await measure(bot, args) for bot, _ in chosen]
     await asyncio.gather(*(soak_one(s, f, args) for (_, s), f in zip(chosen, figures, strict=True)))
-    return figures
+    return figures, await reply_runs(args)
+
+
+async def reply_runs(args: argparse.Namespace) -> list[ReplyRun]:
+    """Our default, our old default and stock Pipecat, at each LLM speed."""
+    old = ours(CORES, 0.6, name="ours, old default", pipelines=replies.old_default(scratch()))
+    compared = [ours(CORES, 0.0, name="ours"), old, stock(0.2)]
+    runs = []
+    for ttft in replies.TTFTS_S:
+        for bot in compared:
+            log(f"{bot.name}: replies, LLM first token {ttft * 1000:.0f} ms")
+            runs.append(await replies.measure(bot, ttft, args.reply_calls))
+    return runs
+
+
+def scratch() -> Path:
+    """A directory of its own, removed when the process exits."""
+    directory = Path(tempfile.mkdtemp(prefix="bench-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return directory
 
 
 def main() -> None:
@@ -193,9 +224,12 @@ def main() -> None:
     args = parse()
     logger.remove()
     logger.add(sys.stderr, level=os.environ.get("LOG_LEVEL", "ERROR"))
-    figures = asyncio.run(run(args))
+    if args.only_replies:
+        print(replies.table(asyncio.run(reply_runs(args))))
+        return
+    figures, reply_figures = asyncio.run(run(args))
     command = "python -m bench " + " ".join(sys.argv[1:])
-    Path(args.out).write_text(report.markdown(figures, args, command.strip()))
+    Path(args.out).write_text(report.markdown(figures, reply_figures, args, command.strip()))
     log(f"wrote {args.out}")
 
 

@@ -18,13 +18,15 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms"
 
 
-def markdown(figures: list, args, command: str) -> str:
+def markdown(figures: list, reply_runs: list, args, command: str) -> str:
     """The whole report."""
     parts = [
         "# Benchmarks",
         _machine(command, args),
         "## Side by side",
         _summary(figures),
+        "## Reply latency: turn ends and speculative replies",
+        _replies(reply_runs),
         "## Reply latency, stage by stage (one call at a time, medians)",
         _stages(figures, args),
         "## Capacity",
@@ -35,6 +37,24 @@ def markdown(figures: list, args, command: str) -> str:
         _profiles(figures),
     ]
     return "\n\n".join(parts) + "\n"
+
+
+def _replies(runs: list) -> str:
+    from bench.replies import PAUSE_S, TTS_TTFB_S, table
+
+    return "\n\n".join(
+        [
+            table(runs),
+            f"Stand-ins: STT final 100 ms after Finalize, TTS first audio "
+            f"{TTS_TTFB_S * 1000:.0f} ms, LLM 80 tokens/s after its first. Each call: "
+            "opening_hours, book_table, yes, then opening_hours and yes with "
+            f"{PAUSE_S:g} s between (one turn: a caller who pauses and goes on). *ours, old "
+            "default*: the speech timeout (0.4 s after the VAD's stop), no speculation. "
+            "*answered speculatively*: turns whose reply was requested before the turn ended "
+            "(the bot's log); *wasted*: LLM requests (the stand-in's count) beyond one a turn; "
+            "*false turn ends*: turns whose reply began before the caller's voice ended.",
+        ]
+    )
 
 
 def _machine(command: str, args) -> str:

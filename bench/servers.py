@@ -26,12 +26,24 @@ class Bot:
     turn_end_s: float  # configured silence before a turn ends (VAD stop + speech timeout)
     workers: int = 1
     root: Path = ROOT  # the checkout it runs from
+    env: tuple[tuple[str, str], ...] = ()  # its own environment variables, e.g. PIPELINES_DIR
 
 
-def ours(workers: int, turn_end_s: float, *, root: Path = ROOT, name: str = "ours") -> Bot:
-    """This project's server (`python bot.py serve`), from this checkout or another one."""
-    command = (sys.executable, "bot.py", "--log-level", "WARNING", "serve")
-    return Bot(name, command, turn_end_s, workers, root)
+def ours(
+    workers: int,
+    turn_end_s: float,
+    *,
+    root: Path = ROOT,
+    name: str = "ours",
+    pipelines: Path | None = None,
+) -> Bot:
+    """This project's server (`python bot.py serve`), from this checkout or another one.
+
+    `pipelines`: a directory of pipeline files to serve instead of the checkout's.
+    """
+    command = (sys.executable, "bot.py", "serve")
+    env = (("PIPELINES_DIR", str(pipelines)),) if pipelines else ()
+    return Bot(name, command, turn_end_s, workers, root, env)
 
 
 def stock(turn_end_s: float) -> Bot:
@@ -80,16 +92,19 @@ class BotServer:
 
 
 @asynccontextmanager
-async def running(bot: Bot, env: dict[str, str]) -> AsyncIterator[BotServer]:
+async def running(
+    bot: Bot, env: dict[str, str], *, log_level: str = "WARNING"
+) -> AsyncIterator[BotServer]:
     """Start `bot` with `env` (the stand-ins' environment) on a free port; stop it on exit."""
     sock = free_socket()
     port = sock.getsockname()[1]
     sock.close()
     url = f"http://127.0.0.1:{port}"
     keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
-    env = keep | env | {"PORT": str(port), "PUBLIC_URL": url, "WORKERS": str(bot.workers)}
+    env = keep | env | dict(bot.env)
+    env |= {"PORT": str(port), "PUBLIC_URL": url, "WORKERS": str(bot.workers)}
     # No call limit: the capacity run finds the knee itself.
-    env |= {"LOG_LEVEL": "WARNING", "OPENBLAS_NUM_THREADS": "1", "MAX_CALLS": "0"}
+    env |= {"LOG_LEVEL": log_level, "OPENBLAS_NUM_THREADS": "1", "MAX_CALLS": "0"}
     fd, log = tempfile.mkstemp(prefix=f"bench-{bot.name.split()[0]}-", suffix=".log")
     process = await asyncio.create_subprocess_exec(*bot.command, cwd=bot.root, env=env, stderr=fd)
     os.close(fd)

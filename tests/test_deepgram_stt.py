@@ -28,6 +28,7 @@ from standins.audio import read_wav
 from standins.deepgram_stt import DeepgramSTTStandIn
 from standins.script import BOOK_TABLE
 from standins.speech import is_speech
+from turns.frames import CallerPausedFrame
 
 OPENING_HOURS = "What time do you open on Saturday?"
 
@@ -95,6 +96,19 @@ async def test_audio_goes_in_100_ms_batches_and_the_turn_end_flushes_the_rest(da
     assert connection.audio_bytes == len(pcm), "the tail went out before the Finalize"
     assert connection.audio_messages == -(-len(pcm) // 1600)  # 100 ms each, the last shorter
     assert connection.controls == ["Finalize", "CloseStream"]
+
+
+async def test_a_pause_mid_turn_finalizes_what_was_said_so_far(data):
+    opening, yes = read_wav(data / "opening_hours.wav"), read_wav(data / "yes.wav")
+    async with DeepgramSTTStandIn() as stand_in:
+        frames = [SleepFrame(0.3), *audio_frames(opening), CallerPausedFrame(), SleepFrame(0.3)]
+        frames += [*audio_frames(yes), VADUserStoppedSpeakingFrame()]
+        down, _ = await run_test(stt(stand_in), frames_to_send=[*frames, SleepFrame(0.5)])
+    finals = [f for f in down if type(f) is TranscriptionFrame]
+    assert [f.text for f in finals] == [OPENING_HOURS, "Yes, that works."]
+    assert finals[0].finalized, "the pause's Finalize answered"
+    (connection,) = stand_in.connections
+    assert connection.controls == ["Finalize", "Finalize", "CloseStream"]
 
 
 async def test_a_cut_socket_gets_the_utterance_again_but_not_the_silence_before_it(data):

@@ -140,11 +140,10 @@ class SpeculativeTurnStop(BaseUserTurnStopStrategy):
     async def cleanup(self):
         """Say what speculation cost this call."""
         await super().cleanup()
-        if self.counts.started:
-            logger.info(
-                f"speculative replies: {self.counts.started} requested, {self.counts.used} "
-                f"used, {self.counts.wasted} wasted"
-            )
+        logger.info(
+            f"speculative replies: {self.counts.started} requested, {self.counts.used} "
+            f"used, {self.counts.wasted} wasted"
+        )
 
     async def _follow_pause(self) -> None:
         if not self._paused and self._vad.quiet_secs >= self._pause_secs:

@@ -1,0 +1,144 @@
+"""SpeculativeTurnStop in the user aggregator: frames in, the speculative requests out."""
+
+import numpy as np
+from pipecat.frames.frames import (
+    EagerEndOfTurnCancelFrame,
+    ErrorFrame,
+    Frame,
+    InputAudioRawFrame,
+    LLMContextFrame,
+    TranscriptionFrame,
+    UserStoppedSpeakingFrame,
+    VADUserStartedSpeakingFrame,
+    VADUserStoppedSpeakingFrame,
+)
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMContextAggregatorPair,
+    LLMUserAggregatorParams,
+)
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.tests.utils import SleepFrame, run_test
+from pipecat.turns.user_turn_strategies import UserTurnStrategies
+
+from turns.frames import CallerPausedFrame
+from turns.speculation import SpeculativeSilenceStop
+
+PACKET_S = 0.02
+
+
+class LevelSensor(FrameProcessor):
+    """Stands in for the VAD's windows: a loud packet is speech, a quiet one is not."""
+
+    def __init__(self):
+        super().__init__()
+        self.quiet_secs = self.voiced_secs = 0.0
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection):
+        await super().process_frame(frame, direction)
+        if isinstance(frame, InputAudioRawFrame):
+            loud = np.abs(np.frombuffer(frame.audio, np.int16)).max() > 1000
+            self.voiced_secs = self.voiced_secs + PACKET_S if loud else 0.0
+            self.quiet_secs = 0.0 if loud else self.quiet_secs + PACKET_S
+        await self.push_frame(frame, direction)
+
+
+class FailingLLM(FrameProcessor):
+    """Fails every speculative request, as an LLM error would: an ErrorFrame upstream."""
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection):
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+        if isinstance(frame, LLMContextFrame) and frame.speculation:
+            await self.push_frame(ErrorFrame("the LLM failed"), FrameDirection.UPSTREAM)
+
+
+def audio(seconds: float, loud: bool) -> list[Frame]:
+    """Packets of a tone or of a faint hiss, in real time."""
+    t = np.arange(160) / 8000
+    tone = ((8000 if loud else 10) * np.sin(2 * np.pi * 220 * t)).astype(np.int16).tobytes()
+    packet = [InputAudioRawFrame(tone, 8000, 1), SleepFrame(PACKET_S)]
+    return packet * round(seconds / PACKET_S)
+
+
+def words(text: str) -> TranscriptionFrame:
+    return TranscriptionFrame(text, "caller", "t", finalized=True)
+
+
+VOICE = [VADUserStartedSpeakingFrame(), *audio(0.5, loud=True)]
+STOP = VADUserStoppedSpeakingFrame(stop_secs=0.2)
+
+
+async def requests(frames: list[Frame], max_per_turn: int = 2, llm=None) -> list[str]:
+    """What left the aggregator: each LLM request (`?`: speculative) and withdrawal, in order.
+
+    Every test's turn ends once, after its pauses (a `CallerPausedFrame` each): checked here.
+    """
+    sensor = LevelSensor()
+    strategy = SpeculativeSilenceStop(
+        vad=sensor, pause_secs=0.1, resume_secs=0.06, max_per_turn=max_per_turn,
+        user_speech_timeout=0.3,
+    )  # fmt: skip
+    params = LLMUserAggregatorParams(user_turn_strategies=UserTurnStrategies(stop=[strategy]))
+    user = LLMContextAggregatorPair(LLMContext(), user_params=params).user()
+    down, up = await run_test(
+        Pipeline([sensor, user, *([llm] if llm else [])]),
+        frames_to_send=[*frames, SleepFrame(0.6)],
+        expected_down_frames=None,
+    )
+    names = [_name(f) for f in down if _name(f)]
+    assert names.count("end") == 1
+    pauses = [f for f in up if isinstance(f, CallerPausedFrame)]
+    assert len(pauses) == names.count("pause"), "the STT upstream hears of every pause"
+    return [name for name in names if name not in ("pause", "end")]
+
+
+def _name(frame: Frame) -> str:
+    if isinstance(frame, LLMContextFrame):
+        said = frame.context.messages[-1]["content"]
+        return f"{'?' if frame.speculation else ''}{said}"
+    names = {
+        CallerPausedFrame: "pause",
+        EagerEndOfTurnCancelFrame: "withdrawn",
+        UserStoppedSpeakingFrame: "end",
+    }
+    return names.get(type(frame), "")
+
+
+async def test_the_pause_is_answered_ahead_and_the_turn_end_confirms_it():
+    frames = [*VOICE, words("Yes."), *audio(0.3, loud=False), STOP]
+    assert await requests(frames) == ["?Yes."]
+
+
+async def test_words_that_come_in_the_pause_are_answered_ahead():
+    frames = [*VOICE, *audio(0.2, loud=False), words("Yes."), *audio(0.1, loud=False), STOP]
+    assert await requests(frames) == ["?Yes."]
+
+
+async def test_a_caller_who_goes_on_withdraws_it_and_the_next_pause_speculates_again():
+    frames = [*VOICE, words("Yes."), *audio(0.15, loud=False), *audio(0.3, loud=True)]
+    frames += [words("Seven."), *audio(0.3, loud=False), STOP]
+    assert await requests(frames) == ["?Yes.", "withdrawn", "?Yes. Seven."]
+
+
+async def test_past_the_limit_the_turn_end_asks_as_usual():
+    frames = [*VOICE, words("Yes."), *audio(0.15, loud=False), *audio(0.3, loud=True)]
+    frames += [words("Seven."), *audio(0.3, loud=False), STOP]
+    assert await requests(frames, max_per_turn=1) == ["?Yes.", "withdrawn", "Yes. Seven."]
+
+
+async def test_later_words_in_the_same_pause_replace_the_speculation():
+    frames = [*VOICE, words("Yes."), *audio(0.15, loud=False), words("Seven.")]
+    frames += [*audio(0.15, loud=False), STOP]
+    assert await requests(frames) == ["?Yes.", "withdrawn", "?Yes. Seven."]
+
+
+async def test_a_failed_speculative_request_is_asked_again_at_the_turn_end():
+    frames = [*VOICE, words("Yes."), *audio(0.3, loud=False), STOP]
+    assert await requests(frames, llm=FailingLLM()) == ["?Yes.", "withdrawn", "Yes."]
+
+
+async def test_a_caller_who_never_pauses_is_never_answered_ahead():
+    frames = [*VOICE, words("Yes."), *audio(0.06, loud=False), *audio(0.3, loud=True), STOP]
+    assert await requests(frames) == ["Yes."]
