@@ -49,42 +49,30 @@ def _voice(path: Path) -> bytes:
 
 
 @dataclass
-class Reply:
-    """One caller turn and what the caller heard after it."""
-
-    latency_s: float  # end of the caller's voice → the first bot audio heard after it
-    false_end: bool  # bot audio began before the caller's voice ended
-
-
-@dataclass
 class ReplyRun:
     """One bot at one LLM speed."""
 
     bot: str
     ttft_s: float
-    replies: list[Reply] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)  # voice end → first reply heard, a turn
     llm_requests: int = 0  # chat requests that carried a caller's words
+    false_ends: int = 0  # turns the bot ended inside what the caller said as one
     speculative: tuple[int, int] = (0, 0)  # (requested, used), from the bot's log
 
     def latency(self, q: str) -> float:
         """p50 or p95 of the reply latency, ms."""
-        values = [r.latency_s for r in self.replies]
+        values = self.latencies
         return 1000 * (statistics.median(values) if q == "p50" else p95(values))
 
     @property
     def speculative_share(self) -> float:
         """Turns answered by a reply built before the turn ended."""
-        return self.speculative[1] / len(self.replies)
+        return min(self.speculative[1], len(self.latencies)) / len(self.latencies)
 
     @property
     def wasted_per_turn(self) -> float:
         """LLM requests whose reply nobody heard, per turn."""
-        return (self.llm_requests - len(self.replies)) / len(self.replies)
-
-    @property
-    def false_ends(self) -> int:
-        """Turns the bot started answering while the caller was still speaking."""
-        return sum(r.false_end for r in self.replies)
+        return (self.llm_requests - len(self.latencies)) / len(self.latencies)
 
 
 def old_default(directory: Path) -> Path:
@@ -104,9 +92,10 @@ async def measure(bot: Bot, ttft_s: float, calls: int) -> ReplyRun:
         async with running(bot, standins.env(), log_level="INFO") as server:
             await _call(server.url, standins)
             for _ in range(calls):
-                replies, requests = await _call(server.url, standins)
-                run.replies += replies
-                run.llm_requests += requests
+                heard = await _call(server.url, standins)
+                run.latencies += heard.latencies
+                run.llm_requests += heard.llm_requests
+                run.false_ends += heard.false_ends
         # Each call's line is logged as its pipeline ends; all have ended once it stopped.
         counts = _speculation(server.log)[1:]  # not the warm-up call's
     run.speculative = (sum(a for a, _ in counts), sum(b for _, b in counts))
@@ -121,25 +110,38 @@ def _standins(ttft_s: float) -> dict:
     }
 
 
-async def _call(url: str, standins: StandIns) -> tuple[list[Reply], int]:
-    """One call: the greeting, then every utterance and the reply to it."""
+@dataclass
+class CallFigures:
+    """What one call's caller heard, and what its LLM was asked."""
+
+    latencies: list[float]
+    llm_requests: int
+    false_ends: int
+
+
+async def _call(url: str, standins: StandIns) -> CallFigures:
+    """One call: the greeting, then every utterance and the reply to it.
+
+    A turn the bot ended inside an utterance shows in the context of its last request: more
+    caller messages than utterances (heard or not: the bot pauses when the caller goes on).
+    """
     before = len(standins.openai.requests)
+    said_all = utterances()
     call = await dial(url)
-    replies = []
+    latencies = []
     try:
         await call.listen(timeout=15)
-        for _, pcm in utterances():
-            said = await call.say(pcm)
+        for _, pcm in said_all:
+            await call.say(pcm)
             ended = _voice_end(call, pcm)
-            await call.listen(timeout=20, after=said)
-            starts = [s.start for s in call.heard if s.start >= said]
-            after = [t for t in starts if t >= ended]
-            latency = (after[0] if after else starts[-1]) - ended
-            replies.append(Reply(latency, false_end=starts[0] < ended))
+            await call.listen(timeout=20, after=ended)
+            latencies.append([s.start for s in call.heard if s.start >= ended][0] - ended)
     finally:
         await call.hang_up()
-    answered = [r for r in standins.openai.requests[before:] if r.status == 200]
-    return replies, sum(bool(last_user_text(r.body["messages"])) for r in answered)
+    answered = [r.body["messages"] for r in standins.openai.requests[before:] if r.status == 200]
+    asked = [m for m in answered if last_user_text(m)]
+    turns = sum(m["role"] == "user" for m in asked[-1]) if asked else 0
+    return CallFigures(latencies, len(asked), max(turns - len(said_all), 0))
 
 
 def _voice_end(call: SimulatedCall, pcm: bytes) -> float:

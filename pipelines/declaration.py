@@ -113,8 +113,8 @@ class Turn(_Section):
     # Speculative replies: after this much silence mid-turn the LLM starts on the words so
     # far, its reply held until the turn ends on the same words (else dropped unheard).
     speculative: bool = True
-    speculate_after_secs: float = Field(default=0.1, ge=0.03, le=2)
-    max_speculative_replies: int = Field(default=2, ge=1, le=10)
+    speculate_after_secs: float = Field(default=0.064, ge=0.03, le=2)
+    max_speculative_replies: int = Field(default=3, ge=1, le=10)
     # While the bot is audible, a barge-in needs this much speech after the VAD fires, or
     # this many transcribed words: a cough or an "mm-hm" does not cut the bot off.
     min_barge_in_secs: float = Field(default=0.7, ge=0, le=5)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from loguru import logger
 
-from standins.http_server import LocalServer
+from standins.http_server import LocalServer, pause_unless_closed
 from standins.openai_replies import Reply, reply_to
 
 MODEL = "claude-haiku-4-5"
@@ -235,17 +235,6 @@ def _blocks(message: dict) -> list[dict]:
     return [b for b in content if isinstance(b, dict)] if isinstance(content, list) else []
 
 
-async def _pause(request: web.Request, seconds: float) -> None:
-    """Sleep, but raise ConnectionResetError as soon as the client goes away."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while (left := deadline - loop.time()) > 0:
-        # aiohttp drops `request.transport` when the peer closes, before any write fails.
-        if request.transport is None:
-            raise ConnectionResetError("client closed the connection")
-        await asyncio.sleep(min(left, 0.01))
-
-
 def _sse(event: dict) -> bytes:
     return f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
 
@@ -361,12 +350,12 @@ class AnthropicMessagesStandIn(LocalServer):
         try:
             events = answer.events()
             await response.write(_sse(next(events)[0]))  # message_start goes out at once
-            await _pause(request, self.ttft)
+            await pause_unless_closed(request, self.ttft)
             first_token = asyncio.get_running_loop().time()
             for event, is_token in events:
                 if is_token and record.tokens_sent and self.tokens_per_second:
                     due = first_token + record.tokens_sent / self.tokens_per_second
-                    await _pause(request, due - asyncio.get_running_loop().time())
+                    await pause_unless_closed(request, due - asyncio.get_running_loop().time())
                 await response.write(_sse(event))
                 if is_token:
                     record.tokens_sent += 1

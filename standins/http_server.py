@@ -1,5 +1,7 @@
 """Run an aiohttp application on a loopback port for the lifetime of an `async with`."""
 
+import asyncio
+
 from aiohttp import web
 
 
@@ -53,3 +55,17 @@ class LocalServer:
 
     async def __aexit__(self, *exc) -> None:
         await self.stop()
+
+
+async def pause_unless_closed(request: web.Request, seconds: float) -> None:
+    """Sleep `seconds`, yielding once at least; raise ConnectionResetError if the client left."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while True:
+        # aiohttp drops `request.transport` when the peer closes, before any write fails.
+        if request.transport is None:
+            raise ConnectionResetError("client closed the connection")
+        left = deadline - loop.time()
+        await asyncio.sleep(min(max(left, 0.0), 0.01))
+        if left <= 0:
+            return

@@ -11,7 +11,7 @@ from typing import Literal
 from aiohttp import web
 from loguru import logger
 
-from standins.http_server import LocalServer
+from standins.http_server import LocalServer, pause_unless_closed
 from standins.openai_replies import (
     MODEL,
     Completion,
@@ -123,17 +123,6 @@ def _invalid(body: object) -> web.Response | None:
     if "messages" not in body:
         return _error(400, "Missing required parameter: 'messages'.", "invalid_request_error")
     return None
-
-
-async def _pause(request: web.Request, seconds: float) -> None:
-    """Sleep, but raise ConnectionResetError as soon as the client goes away."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while (left := deadline - loop.time()) > 0:
-        # aiohttp drops `request.transport` when the peer closes, before any write fails.
-        if request.transport is None:
-            raise ConnectionResetError("client closed the connection")
-        await asyncio.sleep(min(left, 0.01))
 
 
 def _time_token(record: ResponseRecord, payload: dict) -> None:
@@ -297,7 +286,7 @@ class OpenAIChatStandIn(LocalServer):
             response.content_type = "text/event-stream"
             await response.prepare(request)
         try:
-            await _pause(request, 3600)
+            await pause_unless_closed(request, 3600)
         except ConnectionResetError:
             recorded.gave_up_at = time.monotonic()
             logger.debug(f"chat stand-in: client gave up on stalled request {recorded.index}")
@@ -314,12 +303,12 @@ class OpenAIChatStandIn(LocalServer):
         response.content_type = "text/event-stream"
         await response.prepare(request)
         try:
-            await _pause(request, self.ttft)
+            await pause_unless_closed(request, self.ttft)
             first_token = asyncio.get_running_loop().time()
             for payload, is_token in completion.chunks():
                 if is_token and record.tokens_sent and self.tokens_per_second:
                     due = first_token + record.tokens_sent / self.tokens_per_second
-                    await _pause(request, due - asyncio.get_running_loop().time())
+                    await pause_unless_closed(request, due - asyncio.get_running_loop().time())
                 if fault and is_token and record.tokens_sent == fault.after_tokens:
                     return await _cut(request, response, record, fault.kind)
                 await response.write(_sse(payload))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from loguru import logger
 
-from standins.http_server import LocalServer
+from standins.http_server import LocalServer, pause_unless_closed
 from standins.speech import synthesize
 
 SAMPLE_RATE = 24000  # the only rate OpenAI's pcm output has
@@ -165,7 +165,7 @@ class OpenAISpeechStandIn(LocalServer):
         response.enable_chunked_encoding()
         await response.prepare(request)
         try:
-            await _pause(request, self.ttfb)
+            await pause_unless_closed(request, self.ttfb)
             if kind == "wav":
                 await response.write(_wav_header())
             await self._write_audio(request, response, recorded)
@@ -199,7 +199,7 @@ class OpenAISpeechStandIn(LocalServer):
                 recorded.audio_bytes += len(chunk)
                 pace = self.realtime_factor
                 due = recorded.audio_bytes / 2 / SAMPLE_RATE / pace if pace else 0.0
-                await _pause(request, started + due - loop.time())
+                await pause_unless_closed(request, started + due - loop.time())
 
 
 def _check_body(body: dict) -> None:
@@ -243,17 +243,3 @@ def _wav_header() -> bytes:
 
 def _ended(recorded: SpeechRequest) -> bool:
     return recorded.status not in (0, 200) or recorded.completed or recorded.cancelled
-
-
-async def _pause(request: web.Request, seconds: float) -> None:
-    """Sleep, but raise ConnectionResetError as soon as the client goes away."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while True:
-        # aiohttp drops `request.transport` when the peer closes, before any write fails.
-        if request.transport is None:
-            raise ConnectionResetError("client closed the connection")
-        left = deadline - loop.time()
-        await asyncio.sleep(min(max(left, 0.0), 0.01))  # yields even when due already
-        if left <= 0:
-            return
