@@ -181,7 +181,7 @@ def configs(base: Declaration) -> list[Config]:
 
     timeouts = sorted({0.2, 0.4, turn.user_speech_timeout, 0.8})
     waits = sorted(
-        {(0.0, 1.5), (0.2, 1.5), (0.2, 0.4), (0.3, 0.4)}
+        {(0.0, 1.5), (0.1, 1.5), (0.2, 1.5), (0.2, 1.0)}
         | {(turn.smart_turn_complete_secs, turn.smart_turn_max_secs)}
     )
     return [
