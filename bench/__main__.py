@@ -201,10 +201,11 @@ async def run(args: argparse.Namespace) -> tuple[list[BotFigures], list[ReplyRun
 
 
 async def reply_runs(args: argparse.Namespace) -> list[ReplyRun]:
-    """Our default, our old default and stock Pipecat, at each LLM speed."""
+    """Our default, it with speculative replies, and stock Pipecat, at each LLM speed."""
     # One process each: calls come one at a time, and its log says what each call speculated.
-    old = ours(1, 0.6, name="ours, old default", pipelines=replies.old_default(scratch()))
-    compared = [ours(1, 0.0, name="ours"), old, stock(0.2)]
+    speculating = replies.default_with(scratch(), replies.SPECULATIVE)
+    compared = [ours(1, 0.6), ours(1, 0.6, name="ours, speculative", pipelines=speculating)]
+    compared.append(stock(0.2))
     runs = []
     for ttft in replies.TTFTS_S:
         for bot in compared:

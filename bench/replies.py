@@ -29,7 +29,7 @@ from standins.stack import StandIns, running_standins
 TTFTS_S = (0.25, 0.6)  # the LLM's first token: fast, and more like a real provider
 TTS_TTFB_S = 0.08
 PAUSE_S = 0.35  # inside the last turn: the caller stops, then goes on (one turn)
-OLD_TURN = {"end": '"speech-timeout"', "speculative": "false"}  # the default until now
+SPECULATIVE = {"speculative": "true"}  # [turn] of the default pipeline with speculation on
 _SPECULATION = re.compile(r"speculative replies: (\d+) requested, (\d+) used")
 
 
@@ -75,10 +75,10 @@ class ReplyRun:
         return (self.llm_requests - len(self.latencies)) / len(self.latencies)
 
 
-def old_default(directory: Path) -> Path:
-    """The default pipeline as it was: the speech timeout, no speculation (a PIPELINES_DIR)."""
+def default_with(directory: Path, turn: dict[str, str]) -> Path:
+    """The default pipeline with `turn`'s [turn] values, in `directory` (a PIPELINES_DIR)."""
     text = (PIPELINES_DIR / "default.toml").read_text()
-    for key, value in OLD_TURN.items():
+    for key, value in turn.items():
         text, found = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", text, count=1)
         assert found, f"default.toml declares no [turn] {key}"
     (directory / "default.toml").write_text(text)
@@ -163,7 +163,7 @@ def table(runs: list[ReplyRun]) -> str:
     )
     rows = [
         f"| {r.bot} | {r.ttft_s * 1000:.0f} ms | {r.latency('p50'):.0f} | "
-        f"{r.latency('p95'):.0f} | {len(r.replies)} | {r.speculative_share:.0%} | "
+        f"{r.latency('p95'):.0f} | {len(r.latencies)} | {r.speculative_share:.0%} | "
         f"{r.wasted_per_turn:.2f} | {r.false_ends} |"
         for r in runs
     ]

@@ -81,7 +81,7 @@ def test_the_quick_run_reports_every_figure(tmp_path):
     report = out.read_text()
     assert report in result.stdout  # printed as written
     timeouts = ["speech timeout 0.2 s", "speech timeout 0.4 s (ours)", "speech timeout 0.8 s"]
-    smart = ["Smart Turn, fallback 3 s (ours)", "Smart Turn, fallback 1 s"]
+    smart = ["Smart Turn: 0.2 s finished, 1.5 s not", "Smart Turn: 0 s finished, 1.5 s not"]
     latency = rows(report, "End of speech")
     for label in timeouts + smart:
         assert all(re.fullmatch(r"\d+( of \d+)?", cell) for cell in latency[label]), label

@@ -1,6 +1,8 @@
 """Speculative replies, over a real call: the reply starts in the caller's pause, held until
 the turn ends; a caller who goes on never hears it."""
 
+from dataclasses import replace
+
 import pytest
 from loguru import logger
 
@@ -10,6 +12,20 @@ from standins.script import BOOK_TABLE, BOOKING_REPLY, dial
 
 OPENING = "What time do you open on Saturday?"
 YES = "Yes, that works."
+
+
+@pytest.fixture
+async def bot(standins):
+    """The real server, its default pipeline with speculative replies on."""
+    from pipelines.declaration import load_declarations
+    from server.local import serve_locally
+
+    declarations = load_declarations()
+    default = declarations["default"]
+    turn = default.turn.model_copy(update={"speculative": True})
+    declarations["default"] = replace(default, turn=turn)
+    async with serve_locally(standins.env(), declarations) as running:
+        yield running
 
 
 @pytest.fixture
