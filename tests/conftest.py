@@ -54,12 +54,19 @@ async def standins():
 
 
 @pytest.fixture
-async def bot(standins):
-    """The real bot server, in this process, pointed at the stand-ins."""
+def declarations() -> dict:
+    """The pipelines the `bot` fixture serves: the shipped ones (a module may override it)."""
     from pipelines.declaration import load_declarations
+
+    return load_declarations()
+
+
+@pytest.fixture
+async def bot(standins, declarations):
+    """The real bot server, in this process, pointed at the stand-ins."""
     from server.local import serve_locally
 
-    async with serve_locally(standins.env(), load_declarations()) as running:
+    async with serve_locally(standins.env(), declarations) as running:
         yield running
 
 

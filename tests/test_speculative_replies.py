@@ -15,17 +15,16 @@ YES = "Yes, that works."
 
 
 @pytest.fixture
-async def bot(standins):
-    """The real server, its default pipeline with speculative replies on."""
+def declarations() -> dict:
+    """The shipped pipelines, the default one with speculative replies on."""
     from pipelines.declaration import load_declarations
-    from server.local import serve_locally
 
-    declarations = load_declarations()
-    default = declarations["default"]
-    turn = default.turn.model_copy(update={"speculative": True})
-    declarations["default"] = replace(default, turn=turn)
-    async with serve_locally(standins.env(), declarations) as running:
-        yield running
+    shipped = load_declarations()
+    default = shipped["default"]
+    shipped["default"] = replace(
+        default, turn=default.turn.model_copy(update={"speculative": True})
+    )
+    return shipped
 
 
 @pytest.fixture
