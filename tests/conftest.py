@@ -70,10 +70,20 @@ async def bot(standins, declarations):
         yield running
 
 
+def _logged(level: str):
+    lines: list[str] = []
+    sink = logger.add(lambda m: lines.append(m.record["message"]), level=level)
+    yield lines
+    logger.remove(sink)
+
+
 @pytest.fixture
 def log_lines() -> list[str]:
     """Messages logged at WARNING or above while the test runs."""
-    lines: list[str] = []
-    sink = logger.add(lambda m: lines.append(m.record["message"]), level="WARNING")
-    yield lines
-    logger.remove(sink)
+    yield from _logged("WARNING")
+
+
+@pytest.fixture
+def debug_lines() -> list[str]:
+    """Messages logged at DEBUG or above while the test runs."""
+    yield from _logged("DEBUG")

@@ -4,7 +4,6 @@ the turn ends; a caller who goes on never hears it."""
 from dataclasses import replace
 
 import pytest
-from loguru import logger
 
 from calls import heard_matches, user_texts
 from standins.audio import SAMPLE_RATE, read_wav, voice_span
@@ -25,15 +24,6 @@ def declarations() -> dict:
         default, turn=default.turn.model_copy(update={"speculative": True})
     )
     return shipped
-
-
-@pytest.fixture
-def debug_lines() -> list[str]:
-    """Messages logged at DEBUG or above while the test runs."""
-    lines: list[str] = []
-    sink = logger.add(lambda m: lines.append(m.record["message"]), level="DEBUG")
-    yield lines
-    logger.remove(sink)
 
 
 def voice(path) -> bytes:
