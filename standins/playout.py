@@ -62,7 +62,14 @@ class PlayoutBuffer:
         return marks
 
     def tick(self, now: float) -> tuple[bytes, list[str]]:
-        """Play up to 20 ms at stream time `now`; returns the audio played and marks reached."""
+        """Play up to 20 ms at stream time `now`; returns the audio played and marks reached.
+
+        A phone plays in real time: ticks catching up after a starved event loop play
+        nothing while the audio already played reaches past `now` by more than a tick (else
+        marks would be echoed before the caller could have heard the audio before them).
+        """
+        if self.stretches and self.stretches[-1].end > now + FRAME_SAMPLES / 8000:
+            return b"", []
         played, marks = bytearray(self._partial), []
         self._partial = b""
         while self._queue and len(played) < FRAME_SAMPLES:
@@ -84,8 +91,7 @@ class PlayoutBuffer:
         if not played:
             return
         last = self.stretches[-1] if self.stretches else None
-        # A tick running late and catching up (a starved event loop) plays on in the same
-        # stretch: only a gap in the audio starts a new one.
+        # A tick a little late plays on in the same stretch; a longer wait was a gap.
         if last is None or now - last.end > 0.03:
             last = Stretch(start=now)
             self.stretches.append(last)

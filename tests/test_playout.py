@@ -45,3 +45,16 @@ def test_a_gap_in_playout_starts_a_new_stretch():
     buffer.add_audio(FRAME)
     buffer.tick(0.5)
     assert [s.start for s in buffer.stretches] == [0.0, 0.5]
+
+
+def test_ticks_catching_up_after_a_stall_do_not_play_ahead_of_the_clock():
+    buffer = PlayoutBuffer()
+    buffer.add_audio(FRAME * 5)
+    buffer.add_mark("end")
+    buffer.tick(0.0)
+    # The loop stalled 100 ms; its missed ticks then run at once.
+    played = [buffer.tick(0.1) for _ in range(4)]
+    assert [len(audio) for audio, _ in played] == [160, 160, 0, 0]
+    assert [s.start for s in buffer.stretches] == [0.0, 0.1]
+    assert buffer.tick(0.14) == (FRAME, [])
+    assert buffer.tick(0.16) == (FRAME, ["end"])  # echoed as its audio starts, not before
