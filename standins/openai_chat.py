@@ -76,6 +76,14 @@ def saying(text: str) -> Selector:
     return lambda request: text.lower() in last_user_text(_messages(request)).lower()
 
 
+def in_turn(number: int) -> Selector:
+    """Selects requests answering the caller's `number`th turn (as many user messages).
+
+    Every request a turn makes, speculative or not: an outage for the length of one turn.
+    """
+    return lambda request: sum(m.get("role") == "user" for m in _messages(request)) == number
+
+
 def request_number(*indexes: int) -> Selector:
     """Selects requests by their index among all the stand-in received (0 is the first)."""
     return lambda request: request.index in indexes

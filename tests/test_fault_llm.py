@@ -149,8 +149,10 @@ def apologies(run: LLMFaultRun) -> list[str]:
 async def test_a_500_on_a_turn_and_its_retry_is_apologised_for_and_the_next_turn_answered():
     run = await llm_500()
     assert_survived(run)
-    assert [(r.fault, r.status) for r in run.requests] == [("500", 500), ("500", 500), (None, 200)]
-    assert len(warnings(run, "retrying once")) == 1
+    *turn, answer = run.requests  # the booking turn's (speculative ones too), the next turn's
+    assert {(r.fault, r.status) for r in turn} == {("500", 500)}
+    assert (answer.fault, answer.status) == (None, 200)
+    assert len(turn) == 2 * len(warnings(run, "retrying once")), "each try retried once"
     [apology] = apologies(run)
     assert "Error code: 500" in apology
     assert run.next_messages[-2:] == [
@@ -162,7 +164,8 @@ async def test_a_500_on_a_turn_and_its_retry_is_apologised_for_and_the_next_turn
 async def test_one_500_then_success_the_caller_hears_the_real_answer_and_no_apology():
     run = await llm_500_once()
     assert_survived(run)
-    assert [(r.fault, r.status) for r in run.requests] == [("500", 500), (None, 200), (None, 200)]
+    assert [r.status for r in run.requests if r.fault] == [500]
+    assert {r.status for r in run.requests if not r.fault} == {200}
     assert not apologies(run)
     assert {"role": "assistant", "content": BOOKING_REPLY} in run.next_messages
 
@@ -170,7 +173,8 @@ async def test_one_500_then_success_the_caller_hears_the_real_answer_and_no_apol
 async def test_a_stalled_turn_is_apologised_for_at_the_first_token_deadline():
     run = await llm_timeout()
     assert_survived(run)
-    stalled = run.requests[0]
+    stalled = run.failed
+    assert stalled is not None
     assert stalled.fault == "stall" and stalled.gave_up_at is not None
     assert 1.3 <= stalled.gave_up_at - stalled.at < 4.0  # the 1.5 s default deadline
     [apology] = apologies(run)

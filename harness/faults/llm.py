@@ -22,6 +22,7 @@ from standins.openai_chat import (
     FaultKind,
     OpenAIChatStandIn,
     RecordedRequest,
+    in_turn,
     saying,
 )
 from standins.playout import Stretch
@@ -33,6 +34,10 @@ APOLOGY = ENGLISH_LINES["apology"]
 CUT_AFTER_TOKENS = 6  # "Of course. A table for two": one sentence and a fragment
 SPOKEN_BEFORE_CUT = ["Of course.", "A table for two"]  # as the TTS was given them
 SILENCE_LIMIT_SECS = 2.0  # the caller's silence before the apology starts
+# The LLM fails every request of the booking turn: its speculative ones (unheard: the turn
+# end asks again), the one answering the turn and the bot's retry of it.
+BOOKING_TURN = in_turn(1)
+WHOLE_TURN = 99
 
 
 @dataclass
@@ -50,8 +55,8 @@ class LLMFaultRun:
 
     @property
     def failed(self) -> RecordedRequest | None:
-        """The first request the fault hit."""
-        return next((r for r in self.requests if r.fault), None)
+        """The last request the fault hit (the one the turn's answer waited on)."""
+        return next((r for r in reversed(self.requests) if r.fault), None)
 
 
 async def ask_twice(fault: ChatFault) -> LLMFaultRun:
@@ -193,8 +198,8 @@ def spoken_exactly(ulaw: bytes, texts: list[str]) -> bool:
 
 
 async def llm_500() -> LLMFaultRun:
-    """HTTP 500 on the booking turn, for the first try and the bot's retry."""
-    run = await ask_twice(ChatFault("500", saying("book a table"), times=2))
+    """HTTP 500 on the booking turn, for every try and the bot's retry."""
+    run = await ask_twice(ChatFault("500", BOOKING_TURN, times=WHOLE_TURN))
     return judge(run, heard=[APOLOGY], context=[APOLOGY])
 
 
@@ -209,13 +214,14 @@ async def llm_timeout(kind: FaultKind = "stall") -> LLMFaultRun:
 
     `kind`: "stall" sends nothing at all, "stall-after-headers" sends 200 and the headers.
     """
-    run = await ask_twice(ChatFault(kind, saying("book a table")))
+    run = await ask_twice(ChatFault(kind, BOOKING_TURN, times=WHOLE_TURN))
     return judge(run, heard=[APOLOGY], context=[APOLOGY])
 
 
 async def llm_stream_cut() -> LLMFaultRun:
     """The booking turn's stream is dropped after a sentence and a fragment."""
-    run = await ask_twice(ChatFault("cut", saying("book a table"), after_tokens=CUT_AFTER_TOKENS))
+    fault = ChatFault("cut", BOOKING_TURN, times=WHOLE_TURN, after_tokens=CUT_AFTER_TOKENS)
+    run = await ask_twice(fault)
     heard = [*SPOKEN_BEFORE_CUT, APOLOGY]
     return judge(run, heard=heard, context=[" ".join(SPOKEN_BEFORE_CUT), APOLOGY])
 
@@ -227,7 +233,7 @@ async def _outcome(scenario: Callable[[], Awaitable[LLMFaultRun]]) -> Outcome:
 FAULTS = [
     Fault(
         "LLM 500",
-        "chat completions answers HTTP 500 to the booking turn and to the bot's retry",
+        "chat completions answers HTTP 500 to every request of the booking turn (and retries)",
         partial(_outcome, llm_500),
     ),
     Fault(
@@ -237,12 +243,12 @@ FAULTS = [
     ),
     Fault(
         "LLM timeout",
-        "chat completions accepts the booking turn's request and never answers",
+        "chat completions accepts the booking turn's requests and never answers",
         partial(_outcome, llm_timeout),
     ),
     Fault(
         "LLM stream cut",
-        f"the booking turn's stream is dropped after {CUT_AFTER_TOKENS} tokens: no finish_reason,"
+        f"the booking turn's streams are dropped after {CUT_AFTER_TOKENS} tokens: no finish_reason,"
         " no [DONE]",
         partial(_outcome, llm_stream_cut),
     ),
