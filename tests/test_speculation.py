@@ -6,6 +6,7 @@ from pipecat.frames.frames import (
     ErrorFrame,
     Frame,
     InputAudioRawFrame,
+    InterimTranscriptionFrame,
     LLMContextFrame,
     TranscriptionFrame,
     UserStoppedSpeakingFrame,
@@ -66,12 +67,20 @@ def words(text: str) -> TranscriptionFrame:
     return TranscriptionFrame(text, "caller", "t", finalized=True)
 
 
+def interim(text: str) -> InterimTranscriptionFrame:
+    return InterimTranscriptionFrame(text, "caller", "t")
+
+
 VOICE = [VADUserStartedSpeakingFrame(), *audio(0.5, loud=True)]
 STOP = VADUserStoppedSpeakingFrame(stop_secs=0.2)
 
 
-async def requests(frames: list[Frame], max_per_turn: int = 2, llm=None) -> list[str]:
+async def requests(
+    frames: list[Frame], max_per_turn: int = 2, llm=None, pauses: bool = False
+) -> list[str]:
     """What left the aggregator: each LLM request (`?`: speculative) and withdrawal, in order.
+
+    `pauses`: the `CallerPausedFrame`s too ("pause").
 
     Every test's turn ends once, after its pauses (a `CallerPausedFrame` each): checked here.
     """
@@ -89,9 +98,9 @@ async def requests(frames: list[Frame], max_per_turn: int = 2, llm=None) -> list
     )
     names = [_name(f) for f in down if _name(f)]
     assert names.count("end") == 1
-    pauses = [f for f in up if isinstance(f, CallerPausedFrame)]
-    assert len(pauses) == names.count("pause"), "the STT upstream hears of every pause"
-    return [name for name in names if name not in ("pause", "end")]
+    paused = [f for f in up if isinstance(f, CallerPausedFrame)]
+    assert len(paused) == names.count("pause"), "the STT upstream hears of every pause"
+    return [name for name in names if name != "end" and (pauses or name != "pause")]
 
 
 def _name(frame: Frame) -> str:
@@ -112,8 +121,21 @@ async def test_the_pause_is_answered_ahead_and_the_turn_end_confirms_it():
 
 
 async def test_words_that_come_in_the_pause_are_answered_ahead():
-    frames = [*VOICE, *audio(0.2, loud=False), words("Yes."), *audio(0.1, loud=False), STOP]
+    frames = [*VOICE, interim("Yes"), *audio(0.2, loud=False), words("Yes.")]
+    frames += [*audio(0.1, loud=False), STOP]
     assert await requests(frames) == ["?Yes."]
+
+
+async def test_a_pause_before_any_word_is_transcribed_is_not_finalized():
+    frames = [*VOICE, *audio(0.2, loud=False), *audio(0.3, loud=True), words("Yes.")]
+    frames += [*audio(0.3, loud=False), STOP]
+    assert await requests(frames, pauses=True) == ["?Yes."]  # its words were final already
+
+
+async def test_a_pause_after_interim_words_asks_the_stt_to_finalize_them():
+    frames = [*VOICE, interim("Yes"), *audio(0.2, loud=False), words("Yes.")]
+    frames += [*audio(0.1, loud=False), STOP]
+    assert await requests(frames, pauses=True) == ["pause", "?Yes."]
 
 
 async def test_a_caller_who_goes_on_withdraws_it_and_the_next_pause_speculates_again():

@@ -50,7 +50,9 @@ class SpeculativeTurnStop(BaseUserTurnStopStrategy):
     """Mixed in before a stop strategy: starts the reply at the caller's first pause.
 
     After `pause_secs` of VAD windows unlike speech (long before the VAD's stop and the
-    strategy's end of the turn), a `CallerPausedFrame` asks the STT to finalize; once the
+    strategy's end of the turn), with words the STT has not finalized yet (an interim
+    transcript since its last final one), a `CallerPausedFrame` asks the STT to finalize
+    them; once the
     words said so far are final, the LLM answers them through pipecat's speculation path
     (a provisional context; the LLM service's `SpeculationGate` holds the reply). When the
     strategy ends the turn on the same words, the held reply plays at once; otherwise it is
@@ -60,7 +62,8 @@ class SpeculativeTurnStop(BaseUserTurnStopStrategy):
 
     | while the caller's turn is open                  | what happens                          |
     |--------------------------------------------------|---------------------------------------|
-    | `pause_secs` of quiet windows                    | CallerPausedFrame broadcast           |
+    | `pause_secs` of quiet windows, interim words     | CallerPausedFrame broadcast           |
+    | `pause_secs` of quiet windows, words all final   | speculation on them                   |
     | paused, the transcript final (no interim since)  | speculation on the turn's words       |
     | a final transcript with other words, paused      | withdrawn; speculation on the new ones|
     | `resume_secs` of speech windows                  | withdrawn (the caller went on)        |
@@ -88,7 +91,8 @@ class SpeculativeTurnStop(BaseUserTurnStopStrategy):
         self._match = match_policy or NormalizedMatch()
         self._turn_open = False
         self._words = ""  # the caller's final transcripts since the last turn ended
-        self._words_final = False  # no interim transcript since the last final one
+        self._words_final = False  # final words, and no interim transcript since the last one
+        self._words_pending = False  # an interim transcript with words since the last final
         self._paused = False
         self._speculation: UserTurnSpeculation | None = None
         self._speculation_failed = False
@@ -102,6 +106,7 @@ class SpeculativeTurnStop(BaseUserTurnStopStrategy):
             await self._on_final(frame.text)
         elif isinstance(frame, InterimTranscriptionFrame):
             self._words_final = False
+            self._words_pending = bool(frame.text.strip())
         elif isinstance(frame, ErrorFrame) and self._speculation:
             self._speculation_failed = True
         return await super().process_frame(frame)
@@ -146,9 +151,13 @@ class SpeculativeTurnStop(BaseUserTurnStopStrategy):
         )
 
     async def _follow_pause(self) -> None:
-        if not self._paused and self._vad.quiet_secs >= self._pause_secs:
+        # Without interim words there is nothing to finalize: a Finalize then would only cut
+        # the STT's recognition short (and a word or two too short to recognize with it).
+        quiet = self._vad.quiet_secs >= self._pause_secs
+        if not self._paused and quiet and (self._words_pending or self._words_final):
             self._paused = True
-            await self.broadcast_frame(CallerPausedFrame)
+            if self._words_pending:
+                await self.broadcast_frame(CallerPausedFrame)
             await self._maybe_speculate()
         elif self._paused and self._vad.voiced_secs >= self._resume_secs:
             self._paused = self._words_final = False  # new words: wait for their transcript
@@ -156,7 +165,7 @@ class SpeculativeTurnStop(BaseUserTurnStopStrategy):
 
     async def _on_final(self, text: str) -> None:
         self._words = f"{self._words} {text}".strip()
-        self._words_final = True
+        self._words_final, self._words_pending = True, False
         if self._paused and self._speculation and self._speculation.text != self._words:
             await self._withdraw("more words came")
         if self._paused:
