@@ -3,7 +3,11 @@
 from dataclasses import dataclass, field
 
 from fastapi import WebSocket
-from pipecat.frames.frames import FunctionCallResultProperties, TTSSpeakFrame
+from pipecat.frames.frames import (
+    EagerEndOfTurnCancelFrame,
+    FunctionCallResultProperties,
+    TTSSpeakFrame,
+)
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.services.llm_service import FunctionCallParams
@@ -40,7 +44,9 @@ class Call:
         """
         if self.worker is None or not self.lifecycle.end(reason):
             return False
-        await self.worker.queue_frames(spoken_ending(text, reason))
+        # A speculative reply held for the caller's turn is withdrawn first: the caller is
+        # muted from now on, and the LLM's SpeculationGate would hold `text` behind it.
+        await self.worker.queue_frames([EagerEndOfTurnCancelFrame(), *spoken_ending(text, reason)])
         return True
 
 

@@ -233,7 +233,7 @@ class _Stream:
         offset, start = self._s(self.utterance_start), self._s(self.segment_start)
         recognized = heard.words if heard else []
         words = [_word(w, offset) for w in recognized[self.words_final :]]  # only new words
-        if is_final:
+        if is_final and heard:  # (an empty final, e.g. a Finalize in silence, changes nothing)
             self.words_final = len(recognized)
             if heard and heard.transcript in self.recognizer.transcripts:
                 self.utterance = None  # a whole known utterance: the next words start afresh

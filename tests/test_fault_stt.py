@@ -82,7 +82,10 @@ async def test_a_refused_key_ends_the_call_with_an_apology(records, stage, key, 
         # The TTS shares the key and still spoke the apology.
         assert any(UNAVAILABLE in text for c in e.standins.tts.connections for text in c.speaks)
     else:
-        assert [r.status for r in e.standins.openai.requests] == [401]
+        # Refused once when speculating on the caller's pause, and once more at the turn's
+        # end (pipecat ends a turn the caller was in when the call began ending).
+        assert {r.status for r in e.standins.openai.requests} == {401}
+        assert len(e.standins.openai.requests) <= 2
     ours = [r["message"] for r in records if r["name"] == "server.provider_failure"]
     assert ours == [f"{failure}; apologising and hanging up"]
     assert not any(key in r["message"] for r in records)

@@ -55,6 +55,16 @@ class FailingLLM(FrameProcessor):
             await self.push_frame(ErrorFrame("the LLM failed"), FrameDirection.UPSTREAM)
 
 
+class ToolCallingLLM(FrameProcessor):
+    """Wants a tool call on every speculative request: withdraws it, as pipecat's LLM does."""
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection):
+        await super().process_frame(frame, direction)
+        await self.push_frame(frame, direction)
+        if isinstance(frame, LLMContextFrame) and frame.speculation:
+            await self.broadcast_frame(EagerEndOfTurnCancelFrame)
+
+
 def audio(seconds: float, loud: bool) -> list[Frame]:
     """Packets of a tone or of a faint hiss, in real time."""
     t = np.arange(160) / 8000
@@ -164,3 +174,8 @@ async def test_a_failed_speculative_request_is_asked_again_at_the_turn_end():
 async def test_a_caller_who_never_pauses_is_never_answered_ahead():
     frames = [*VOICE, words("Yes."), *audio(0.06, loud=False), *audio(0.3, loud=True), STOP]
     assert await requests(frames) == ["Yes."]
+
+
+async def test_a_speculation_the_llm_withdraws_for_a_tool_call_is_asked_again_at_the_turn_end():
+    frames = [*VOICE, words("Goodbye."), *audio(0.3, loud=False), STOP]
+    assert await requests(frames, llm=ToolCallingLLM()) == ["?Goodbye.", "withdrawn", "Goodbye."]

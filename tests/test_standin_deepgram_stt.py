@@ -276,3 +276,21 @@ async def test_words_after_a_mid_sentence_finalize_are_recognized_in_context():
     finals = [m for m in first + second if m.get("is_final")]
     text = " ".join(m["channel"]["alternatives"][0]["transcript"] for m in finals).split()
     assert " ".join(text) == BOOK_TABLE
+
+
+async def test_a_finalize_with_nothing_pending_mid_utterance_repeats_no_words():
+    pcm = read_wav(DATA / "book_table.wav")
+    cut = int(len(pcm) * 0.6) // 320 * 320
+    async with DeepgramSTTStandIn() as stand_in, aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(listen_url(stand_in, punctuate="true"), headers=AUTH)
+        await send_audio(ws, pcm[:cut])
+        finals = []
+        for _ in range(2):  # the second Finalize finds nothing pending: an empty final
+            await ws.send_str(json.dumps({"type": "Finalize"}))
+            finals += await receive_until(ws, lambda m: m.get("from_finalize"))
+        await send_audio(ws, pcm[cut:] + silence(0.5))
+        await ws.send_str(json.dumps({"type": "Finalize"}))
+        finals += await receive_until(ws, lambda m: m.get("from_finalize"))
+    texts = [transcript(m) for m in finals if is_final(m)]
+    assert texts[1] == ""
+    assert " ".join(" ".join(texts).split()) == BOOK_TABLE

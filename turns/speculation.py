@@ -5,6 +5,7 @@ from typing import Protocol
 
 from loguru import logger
 from pipecat.frames.frames import (
+    EagerEndOfTurnCancelFrame,
     ErrorFrame,
     Frame,
     InputAudioRawFrame,
@@ -67,7 +68,8 @@ class SpeculativeTurnStop(BaseUserTurnStopStrategy):
     | paused, the transcript final (no interim since)  | speculation on the turn's words       |
     | a final transcript with other words, paused      | withdrawn; speculation on the new ones|
     | `resume_secs` of speech windows                  | withdrawn (the caller went on)        |
-    | an ErrorFrame (the speculative request failed)   | the turn end asks again               |
+    | an ErrorFrame (the speculative request failed)   | withdrawn: the turn end asks again    |
+    | EagerEndOfTurnCancel ↑ (the LLM wants a tool)    | withdrawn: the turn end asks again    |
     | the strategy ends the turn, same words           | turn finalized, the held reply plays  |
     | the strategy ends the turn, other words          | withdrawn, a new request              |
     """
@@ -95,7 +97,6 @@ class SpeculativeTurnStop(BaseUserTurnStopStrategy):
         self._words_pending = False  # an interim transcript with words since the last final
         self._paused = False
         self._speculation: UserTurnSpeculation | None = None
-        self._speculation_failed = False
         self._tries = 0  # speculations this turn
 
     async def process_frame(self, frame: Frame) -> ProcessFrameResult:
@@ -108,7 +109,11 @@ class SpeculativeTurnStop(BaseUserTurnStopStrategy):
             self._words_final = False
             self._words_pending = bool(frame.text.strip())
         elif isinstance(frame, ErrorFrame) and self._speculation:
-            self._speculation_failed = True
+            await self._withdraw("its request failed")  # the turn end asks again
+        elif isinstance(frame, EagerEndOfTurnCancelFrame) and self._speculation:
+            # Withdrawn by the LLM: it wanted a tool call, which waits for the turn's end.
+            logger.debug(f"{self}: the LLM withdrew the speculative reply")
+            self._speculation = None
         return await super().process_frame(frame)
 
     async def handle_user_turn_started(self):
@@ -126,7 +131,7 @@ class SpeculativeTurnStop(BaseUserTurnStopStrategy):
     async def trigger_user_turn_stopped(self, *, enable_user_speaking_frames: bool | None = None):
         """End the turn, with the held reply if it answers these words."""
         speculation, self._speculation = self._speculation, None
-        if speculation and not self._speculation_failed:
+        if speculation:
             if self._match.matches(speculation.text, self._words):
                 self.counts.used += 1
                 logger.debug(f"{self}: the turn ended as speculated, its reply plays")
@@ -178,7 +183,6 @@ class SpeculativeTurnStop(BaseUserTurnStopStrategy):
         self._tries += 1
         self.counts.started += 1
         self._speculation = UserTurnSpeculation(text=self._words)
-        self._speculation_failed = False
         logger.debug(f"{self}: speculating on [{self._words}]")
         await self.trigger_user_turn_inference_triggered(speculation=self._speculation)
 
