@@ -201,10 +201,10 @@ async def run(args: argparse.Namespace) -> tuple[list[BotFigures], list[ReplyRun
 
 
 async def reply_runs(args: argparse.Namespace) -> list[ReplyRun]:
-    """Our default, it with speculative replies, and stock Pipecat, at each LLM speed."""
+    """Our default (speculative replies), the old one (without), and stock Pipecat."""
     # One process each: calls come one at a time, and its log says what each call speculated.
-    speculating = replies.default_with(scratch(), replies.SPECULATIVE)
-    compared = [ours(1, 0.6), ours(1, 0.6, name="ours, speculative", pipelines=speculating)]
+    old_default = replies.default_with(scratch(), replies.NOT_SPECULATIVE)
+    compared = [ours(1, 0.6, name="ours, old default", pipelines=old_default), ours(1, 0.6)]
     compared.append(stock(0.2))
     runs = []
     for ttft in replies.TTFTS_S:
