@@ -38,7 +38,7 @@ from turns.guarded_external_start import GuardedExternalUserTurnStartStrategy
 from turns.min_speech_start import MinSpeechUserTurnStartStrategy
 from turns.silence_stop import SilenceTimedTurnStopStrategy
 from turns.smart_turn_stop import SmartTurnStop
-from turns.speculation import SpeculativeSilenceStop, SpeculativeSmartTurnStop
+from turns.speculation import EagerFluxTurnStop, SpeculativeSilenceStop, SpeculativeSmartTurnStop
 
 SAMPLE_RATE = 8000  # the phone network's rate, end to end: nothing resamples
 
@@ -144,6 +144,7 @@ def make_service(stage: Stage, declaration: Declaration, access: ProviderAccess)
         system_prompt=declaration.bot.system_prompt,
         language=declaration.bot.language,
         sample_rate=SAMPLE_RATE,
+        speculative=declaration.turn.speculative,
     )
     return stage.provider.make(stage.options, context)
 
@@ -165,8 +166,8 @@ def turns(
     """When the caller's turn starts and ends, as the declaration's [turn] says.
 
     Given the call's `vad` (its windows say when the caller falls silent), a cascade with
-    `speculative` on answers the caller's pauses ahead; a speech-to-speech service answers
-    only the turns it is given.
+    `speculative` on answers the caller's pauses ahead (with Flux: its eager end of turn); a
+    speech-to-speech service answers only the turns it is given.
     """
     turn = declaration.turn
     if declaration.turn_end == "provider" and declaration.speech_to_speech:
@@ -175,7 +176,8 @@ def turns(
         guarded = GuardedExternalUserTurnStartStrategy(
             min_speech_secs=turn.min_barge_in_secs, min_words=turn.min_barge_in_words
         )
-        return UserTurnStrategies(start=[guarded], stop=[ExternalUserTurnStopStrategy()])
+        stop = EagerFluxTurnStop() if turn.speculative else ExternalUserTurnStopStrategy()
+        return UserTurnStrategies(start=[guarded], stop=[stop])
     speculates = vad and turn.speculative and not declaration.speech_to_speech
     # Explicit stop strategy: the default loads a Smart Turn model per call (~44 MB).
     return UserTurnStrategies(

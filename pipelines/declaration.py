@@ -112,7 +112,7 @@ class Turn(_Section):
     smart_turn_max_secs: float = Field(default=1.5, gt=0, le=10)
     # Speculative replies: after this much silence mid-turn the LLM starts on the words so
     # far, its reply held until the turn ends on the same words (else dropped unheard).
-    speculative: bool = False
+    speculative: bool = True
     speculate_after_secs: float = Field(default=0.064, ge=0.03, le=2)
     max_speculative_replies: int = Field(default=3, ge=1, le=10)
     # While the bot is audible, a barge-in needs this much speech after the VAD fires, or

@@ -43,6 +43,7 @@ class ProviderContext:
     system_prompt: str
     language: str  # the bot's language (BCP 47), for options that leave it unset
     sample_rate: int = 8000
+    speculative: bool = False  # [turn] speculative: replies may start before the turn ends
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ from urllib.parse import urlencode
 
 from loguru import logger
 from pipecat.frames.frames import (
+    EagerEndOfTurnCancelFrame,
+    EagerTranscriptionFrame,
     InterimTranscriptionFrame,
     ProposedUserStartedSpeakingFrame,
     ProposedUserStoppedSpeakingFrame,
@@ -49,6 +51,9 @@ class FluxSTTService(StreamingSTTService):
     | (the socket opens)          | open           | what was kept                            |
     | (StartOfTurn)               | open           | ProposedUserStartedSpeakingFrame ↑↓      |
     | (Update with words)         | open           | InterimTranscriptionFrame                |
+    | (EagerEndOfTurn)            | open           | EagerTranscriptionFrame (with            |
+    |                             |                | `eager_eot_threshold`: a reply starts)   |
+    | (TurnResumed)               | open           | EagerEndOfTurnCancelFrame: withdrawn     |
     | (EndOfTurn)                 | open           | TranscriptionFrame (finalized),          |
     |                             |                | ProposedUserStoppedSpeakingFrame ↑↓      |
     | (the socket fails mid-turn) | down           | the turn's audio kept again; the turn    |
@@ -103,6 +108,7 @@ class FluxSTTService(StreamingSTTService):
         self._sending = asyncio.Lock()  # audio, the watchdog and a reconnect share the backlog
         self._in_turn = False  # Flux started a turn that has not ended
         self._turn_so_far = ""  # the open turn's transcript, from its latest Update
+        self._eager = False  # an EagerEndOfTurn stands, neither resumed nor ended
         self._turn_resent_until: float | None = None  # a turn carried onto a new socket
         self._socket = ReconnectingWebsocket(
             self,
@@ -200,9 +206,17 @@ class FluxSTTService(StreamingSTTService):
         elif event == "Update":
             await self._update(transcript, data)
         elif event == "EndOfTurn":
+            self._eager = False
             await self._end_of_turn(transcript, data)
-        else:
-            logger.debug(f"{self}: Flux {event} (eager end of turn is not used)")
+        elif event == "EagerEndOfTurn":
+            self._eager = True
+            language = self._language(data)
+            await self.push_frame(
+                EagerTranscriptionFrame(transcript, "", time_now_iso8601(), language, result=data)
+            )
+        elif event == "TurnResumed" and self._eager:
+            self._eager = False
+            await self.push_frame(EagerEndOfTurnCancelFrame())
 
     async def _update(self, transcript: str, data: dict[str, Any]) -> None:
         if transcript:

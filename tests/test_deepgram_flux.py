@@ -4,6 +4,8 @@ import asyncio
 
 from aiohttp import web
 from pipecat.frames.frames import (
+    EagerEndOfTurnCancelFrame,
+    EagerTranscriptionFrame,
     ErrorFrame,
     InputAudioRawFrame,
     InterimTranscriptionFrame,
@@ -164,6 +166,39 @@ async def test_flux_turns_become_proposed_turn_frames_around_the_transcript(data
     (metadata,) = of_type(down, STTMetadataFrame)
     assert isinstance(metadata.user_turn_strategies, ExternalUserTurnStrategies)
     assert metadata.ttfs_p99_latency == 0.0
+
+
+def eager_stt(stand_in: DeepgramFluxStandIn, eot_threshold: float = 0.7) -> FluxSTTService:
+    """Flux guessing at 0.5 (the stand-in's 0.2 s after a sentence), ending at `eot_threshold`."""
+    thresholds = FluxSTTService.Settings(
+        eager_eot_threshold=0.5, eot_threshold=eot_threshold, eot_timeout_ms=1000
+    )
+    return stt(stand_in, settings=thresholds)
+
+
+async def test_an_eager_end_of_turn_comes_before_the_turns_transcript(data):
+    pcm = read_wav(data / "opening_hours.wav") + bytes(16000)
+    async with DeepgramFluxStandIn() as stand_in:
+        frames = [SleepFrame(0.3), *audio_frames(pcm), SleepFrame(0.3)]
+        down, _ = await run_test(eager_stt(stand_in), frames_to_send=frames)
+    kinds = (EagerTranscriptionFrame, EagerEndOfTurnCancelFrame, TranscriptionFrame)
+    assert [type(f) for f in down if type(f) in kinds] == [kinds[0], kinds[2]]
+    (eager,) = of_type(down, EagerTranscriptionFrame)
+    assert eager.text == OPENING_HOURS
+
+
+async def test_a_caller_who_goes_on_after_an_eager_end_of_turn_withdraws_it(data):
+    voice = read_wav(data / "opening_hours.wav")
+    start, end = voice_span(voice)
+    voice = voice[int(start * 8000) * 2 : int(end * 8000) * 2]
+    # The guess 0.2 s into the pause, the turn's end due at 0.36 s; the words then said twice
+    # finish no sentence the stand-in knows: the turn ends on the 1 s timeout.
+    pcm = voice + bytes(2 * int(0.3 * 8000)) + voice + bytes(2 * 12000)
+    async with DeepgramFluxStandIn() as stand_in:
+        frames = [SleepFrame(0.3), *audio_frames(pcm), SleepFrame(0.3)]
+        down, _ = await run_test(eager_stt(stand_in, eot_threshold=0.9), frames_to_send=frames)
+    kinds = (EagerTranscriptionFrame, EagerEndOfTurnCancelFrame, TranscriptionFrame)
+    assert [type(f) for f in down if type(f) in kinds] == [kinds[0], kinds[1], kinds[2]]
 
 
 async def test_a_refused_key_is_a_permanent_authentication_error_and_never_retried():

@@ -72,9 +72,24 @@ async def test_flux_hears_the_caller_and_its_end_of_turn_brings_the_reply(stack,
     assert flux.turns == [BOOK_TABLE]
     assert flux.controls == ["CloseStream"] and flux.closed, "closed when the caller hung up"
     assert stack.stt.connections == [], "nova was not used"
+    # Speculative replies (the default): Flux's EagerEndOfTurn started the reply, its
+    # EndOfTurn on the same words let it play; no local timeout runs with `end = "provider"`.
+    assert flux.query["eager_eot_threshold"] == "0.5"
     (request,) = stack.openai.requests
     assert user_texts(request.body) == [BOOK_TABLE]
-    # The turn ended on Flux's EndOfTurn: no local timeout runs with `end = "provider"`.
+    (eager,) = flux.sent_at_event("EagerEndOfTurn")
+    (end_of_turn,) = flux.sent_at_event("EndOfTurn")
+    assert eager <= request.at < end_of_turn
+
+
+async def test_without_speculation_flux_is_asked_for_no_eager_end_of_turn(stack, tmp_path, data):
+    async with await serve(stack, tmp_path, "flux", FLUX + "[turn]\nspeculative = false\n") as bot:
+        _latency, reply = await book_a_table(bot.url, data)
+
+    assert heard_matches(reply, BOOKING_REPLY)
+    (flux,) = stack.flux.connections
+    assert "eager_eot_threshold" not in flux.query and not flux.events("EagerEndOfTurn")
+    (request,) = stack.openai.requests
     (end_of_turn,) = flux.sent_at_event("EndOfTurn")
     assert request.at >= end_of_turn
 

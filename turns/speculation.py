@@ -13,7 +13,12 @@ from pipecat.frames.frames import (
     TranscriptionFrame,
 )
 from pipecat.turns.types import ProcessFrameResult, UserTurnSpeculation
-from pipecat.turns.user_stop import BaseUserTurnStopStrategy, EagerMatchPolicy, NormalizedMatch
+from pipecat.turns.user_stop import (
+    BaseUserTurnStopStrategy,
+    EagerMatchPolicy,
+    EagerUserTurnStopStrategy,
+    NormalizedMatch,
+)
 
 from turns.frames import CallerPausedFrame
 from turns.silence_stop import SilenceTimedTurnStopStrategy
@@ -47,15 +52,56 @@ class SpeculationCounts:
         return self.started - self.used
 
 
-class SpeculativeTurnStop(BaseUserTurnStopStrategy):
+class SpeculationLedger(BaseUserTurnStopStrategy):
+    """Mixed in before a stop strategy that speculates: counts what speculation cost.
+
+    Every speculative request the strategy starts, and every turn end that confirms one,
+    whoever decided them (our pauses, or an STT's eager end of turn); logged at the call's end.
+    """
+
+    def __init__(self, **kwargs):
+        """Count from zero."""
+        super().__init__(**kwargs)
+        self.counts = SpeculationCounts()
+
+    async def trigger_user_turn_inference_triggered(
+        self, *, speculation: UserTurnSpeculation | None = None
+    ):
+        """Count a speculative request."""
+        self.counts.started += speculation is not None
+        await super().trigger_user_turn_inference_triggered(speculation=speculation)
+
+    async def trigger_user_turn_finalized(
+        self,
+        *,
+        enable_user_speaking_frames: bool | None = None,
+        confirms_speculation: bool = False,
+    ):
+        """Count a speculative reply the turn's end confirmed: it plays."""
+        self.counts.used += confirms_speculation
+        await super().trigger_user_turn_finalized(
+            enable_user_speaking_frames=enable_user_speaking_frames,
+            confirms_speculation=confirms_speculation,
+        )
+
+    async def cleanup(self):
+        """Say what speculation cost this call."""
+        await super().cleanup()
+        logger.info(
+            f"speculative replies: {self.counts.started} requested, {self.counts.used} "
+            f"used, {self.counts.wasted} wasted"
+        )
+
+
+class SpeculativeTurnStop(SpeculationLedger):
     """Mixed in before a stop strategy: starts the reply at the caller's first pause.
 
     After `pause_secs` of VAD windows unlike speech (long before the VAD's stop and the
     strategy's end of the turn), with words the STT has not finalized yet (an interim
     transcript since its last final one), a `CallerPausedFrame` asks the STT to finalize
-    them; once the
-    words said so far are final, the LLM answers them through pipecat's speculation path
-    (a provisional context; the LLM service's `SpeculationGate` holds the reply). When the
+    them; once the words said so far are final, the LLM answers them through pipecat's
+    speculation path (a provisional context; the LLM service's `SpeculationGate` holds the
+    reply). When the
     strategy ends the turn on the same words, the held reply plays at once; otherwise it is
     withdrawn (`EagerEndOfTurnCancelFrame`: the LLM stream closes, nothing was played or
     written to the context) and the turn is answered as usual. At most `max_per_turn`
@@ -86,7 +132,6 @@ class SpeculativeTurnStop(BaseUserTurnStopStrategy):
     ):
         """Speculate after `pause_secs` of quiet; the caller resumed after `resume_secs`."""
         super().__init__(**kwargs)
-        self.counts = SpeculationCounts()
         self._vad = vad
         self._pause_secs, self._resume_secs = pause_secs, resume_secs
         self._max_per_turn = max_per_turn
@@ -133,7 +178,6 @@ class SpeculativeTurnStop(BaseUserTurnStopStrategy):
         speculation, self._speculation = self._speculation, None
         if speculation:
             if self._match.matches(speculation.text, self._words):
-                self.counts.used += 1
                 logger.debug(f"{self}: the turn ended as speculated, its reply plays")
                 await self.trigger_user_turn_finalized(
                     enable_user_speaking_frames=enable_user_speaking_frames,
@@ -145,14 +189,6 @@ class SpeculativeTurnStop(BaseUserTurnStopStrategy):
             await self.trigger_user_turn_speculation_cancelled()
         await super().trigger_user_turn_stopped(
             enable_user_speaking_frames=enable_user_speaking_frames
-        )
-
-    async def cleanup(self):
-        """Say what speculation cost this call."""
-        await super().cleanup()
-        logger.info(
-            f"speculative replies: {self.counts.started} requested, {self.counts.used} "
-            f"used, {self.counts.wasted} wasted"
         )
 
     async def _follow_pause(self) -> None:
@@ -181,7 +217,6 @@ class SpeculativeTurnStop(BaseUserTurnStopStrategy):
         if not ready or self._speculation or self._tries >= self._max_per_turn:
             return
         self._tries += 1
-        self.counts.started += 1
         self._speculation = UserTurnSpeculation(text=self._words)
         logger.debug(f"{self}: speculating on [{self._words}]")
         await self.trigger_user_turn_inference_triggered(speculation=self._speculation)
@@ -200,3 +235,7 @@ class SpeculativeSilenceStop(SpeculativeTurnStop, SilenceTimedTurnStopStrategy):
 
 class SpeculativeSmartTurnStop(SpeculativeTurnStop, SmartTurnStop):
     """Smart Turn's end of turn, answering the caller's pauses ahead."""
+
+
+class EagerFluxTurnStop(SpeculationLedger, EagerUserTurnStopStrategy):
+    """Deepgram Flux's end of turn, answering its eager end of turn ahead (pipecat's own)."""
