@@ -1,9 +1,5 @@
-"""Speculative replies, over a real call: the reply starts in the caller's pause, held until
-the turn ends; a caller who goes on never hears it."""
-
-from dataclasses import replace
-
-import pytest
+"""Speculative replies (the default), over a real call: the reply starts in the caller's pause,
+held until the turn ends; a caller who goes on never hears it."""
 
 from calls import heard_matches, user_texts
 from standins.audio import SAMPLE_RATE, read_wav, voice_span
@@ -11,19 +7,6 @@ from standins.script import BOOK_TABLE, BOOKING_REPLY, dial
 
 OPENING = "What time do you open on Saturday?"
 YES = "Yes, that works."
-
-
-@pytest.fixture
-def declarations() -> dict:
-    """The shipped pipelines, the default one with speculative replies on."""
-    from pipelines.declaration import load_declarations
-
-    shipped = load_declarations()
-    default = shipped["default"]
-    shipped["default"] = replace(
-        default, turn=default.turn.model_copy(update={"speculative": True})
-    )
-    return shipped
 
 
 def voice(path) -> bytes:
