@@ -152,7 +152,9 @@ async def test_a_500_on_a_turn_and_its_retry_is_apologised_for_and_the_next_turn
     *turn, answer = run.requests  # the booking turn's (speculative ones too), the next turn's
     assert {(r.fault, r.status) for r in turn} == {("500", 500)}
     assert (answer.fault, answer.status) == (None, 200)
-    assert len(turn) == 2 * len(warnings(run, "retrying once")), "each try retried once"
+    # Each try retried once, unless the caller went on first (a speculation withdrawn).
+    retries = len(warnings(run, "retrying once"))
+    assert retries <= len(turn) <= 2 * retries
     [apology] = apologies(run)
     assert "Error code: 500" in apology
     assert run.next_messages[-2:] == [
