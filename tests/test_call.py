@@ -73,6 +73,9 @@ async def test_two_concurrent_calls_never_cross(bot, standins, data):
     replies = await asyncio.gather(first.listen(), second.listen())
     assert heard_matches(replies[0].ulaw, BOOKING_REPLY)
     assert heard_matches(replies[1].ulaw, "We open at nine on Saturday and close at eleven.")
-    users = sorted(tuple(user_texts(r.body)) for r in standins.openai.requests)
-    assert users == [(BOOK_TABLE,), ("What time do you open on Saturday?",)]
+    asked = [user_texts(r.body) for r in standins.openai.requests]
+    said = [BOOK_TABLE, "What time do you open on Saturday?"]
+    # Each request holds one caller's words (or, speculating at a pause, their beginning).
+    assert all(len(users) == 1 and any(s.startswith(users[0]) for s in said) for users in asked)
+    assert {users[0] for users in asked if users[0] in said} == set(said)
     await asyncio.gather(first.hang_up(), second.hang_up())
