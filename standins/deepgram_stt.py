@@ -235,7 +235,7 @@ class _Stream:
         words = [_word(w, offset) for w in recognized[self.words_final :]]  # only new words
         if is_final and heard:  # (an empty final, e.g. a Finalize in silence, changes nothing)
             self.words_final = len(recognized)
-            if heard and heard.transcript in self.recognizer.transcripts:
+            if heard.transcript in self.recognizer.transcripts:
                 self.utterance = None  # a whole known utterance: the next words start afresh
         self.last_word_end = words[-1]["end"] if words else self.last_word_end
         key = "punctuated_word" if self.conn.query.get("punctuate") == "true" else "word"

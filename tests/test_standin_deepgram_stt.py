@@ -262,35 +262,41 @@ async def test_pipecat_gives_up_at_once_on_a_401():
     assert any(isinstance(f, ErrorFrame) and "401" in f.error for f in up)
 
 
-async def test_words_after_a_mid_sentence_finalize_are_recognized_in_context():
+def book_table_cut() -> tuple[bytes, bytes]:
+    """book_table.wav cut mid-sentence (60 % in, on a 20 ms frame): before and after."""
     pcm = read_wav(DATA / "book_table.wav")
     cut = int(len(pcm) * 0.6) // 320 * 320
+    return pcm[:cut], pcm[cut:]
+
+
+async def finalize(ws) -> list[dict]:
+    """Send Finalize; the messages up to its final result."""
+    await ws.send_str(json.dumps({"type": "Finalize"}))
+    return await receive_until(ws, lambda m: m.get("from_finalize"))
+
+
+async def test_words_after_a_mid_sentence_finalize_are_recognized_in_context():
+    before, after = book_table_cut()
     async with DeepgramSTTStandIn() as stand_in, aiohttp.ClientSession() as http:
         ws = await http.ws_connect(listen_url(stand_in, punctuate="true"), headers=AUTH)
-        await send_audio(ws, pcm[:cut])
-        await ws.send_str(json.dumps({"type": "Finalize"}))
-        first = await receive_until(ws, lambda m: m.get("from_finalize"))
-        await send_audio(ws, pcm[cut:] + silence(0.5))
-        await ws.send_str(json.dumps({"type": "Finalize"}))
-        second = await receive_until(ws, lambda m: m.get("from_finalize"))
+        await send_audio(ws, before)
+        first = await finalize(ws)
+        await send_audio(ws, after + silence(0.5))
+        second = await finalize(ws)
     finals = [m for m in first + second if m.get("is_final")]
     text = " ".join(m["channel"]["alternatives"][0]["transcript"] for m in finals).split()
     assert " ".join(text) == BOOK_TABLE
 
 
 async def test_a_finalize_with_nothing_pending_mid_utterance_repeats_no_words():
-    pcm = read_wav(DATA / "book_table.wav")
-    cut = int(len(pcm) * 0.6) // 320 * 320
+    before, after = book_table_cut()
     async with DeepgramSTTStandIn() as stand_in, aiohttp.ClientSession() as http:
         ws = await http.ws_connect(listen_url(stand_in, punctuate="true"), headers=AUTH)
-        await send_audio(ws, pcm[:cut])
-        finals = []
-        for _ in range(2):  # the second Finalize finds nothing pending: an empty final
-            await ws.send_str(json.dumps({"type": "Finalize"}))
-            finals += await receive_until(ws, lambda m: m.get("from_finalize"))
-        await send_audio(ws, pcm[cut:] + silence(0.5))
-        await ws.send_str(json.dumps({"type": "Finalize"}))
-        finals += await receive_until(ws, lambda m: m.get("from_finalize"))
+        await send_audio(ws, before)
+        finals = await finalize(ws)
+        finals += await finalize(ws)  # nothing pending: an empty final
+        await send_audio(ws, after + silence(0.5))
+        finals += await finalize(ws)
     texts = [transcript(m) for m in finals if is_final(m)]
     assert texts[1] == ""
     assert " ".join(" ".join(texts).split()) == BOOK_TABLE

@@ -101,11 +101,10 @@ class SpeculativeTurnStop(SpeculationLedger):
     transcript since its last final one), a `CallerPausedFrame` asks the STT to finalize
     them; once the words said so far are final, the LLM answers them through pipecat's
     speculation path (a provisional context; the LLM service's `SpeculationGate` holds the
-    reply). When the
-    strategy ends the turn on the same words, the held reply plays at once; otherwise it is
-    withdrawn (`EagerEndOfTurnCancelFrame`: the LLM stream closes, nothing was played or
-    written to the context) and the turn is answered as usual. At most `max_per_turn`
-    speculations a turn.
+    reply). When the strategy ends the turn on the same words, the held reply plays at once;
+    otherwise it is withdrawn (`EagerEndOfTurnCancelFrame`: the LLM stream closes, nothing was
+    played or written to the context) and the turn is answered as usual. At most
+    `max_per_turn` speculations a turn.
 
     | while the caller's turn is open                  | what happens                          |
     |--------------------------------------------------|---------------------------------------|
