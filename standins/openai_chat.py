@@ -65,6 +65,7 @@ class ResponseRecord:
     first_token_at: float | None = None  # time.monotonic() when the first token was written
     sentence_at: float | None = None  # ... and the token that ends the first sentence
     cut: bool = False  # ended mid-reply on purpose (a "cut" or "truncate" fault)
+    answering: str = ""  # the last user message of the request it answers
 
 
 FaultKind = Literal["500", "stall", "stall-after-headers", "cut", "truncate"]
@@ -214,6 +215,14 @@ class OpenAIChatStandIn(LocalServer):
             )
         return self.responses
 
+    def response_to(self, text: str) -> ResponseRecord:
+        """The latest response to a request whose last user message contains `text` (any case).
+
+        Speculative requests at the caller's pauses answer partial words, so a test picks the
+        reply it means by what it answered, not by its place.
+        """
+        return [r for r in self.responses if text.lower() in r.answering.lower()][-1]
+
     @property
     def injected(self) -> list[RecordedRequest]:
         """The requests that got a fault, in order."""
@@ -269,6 +278,7 @@ class OpenAIChatStandIn(LocalServer):
         reply = await reply if inspect.isawaitable(reply) else reply
         completion = Completion(recorded.body, reply)
         record = ResponseRecord(bool(recorded.body.get("stream")), completion.token_count())
+        record.answering = last_user_text(_messages(recorded))
         self.responses.append(record)
         try:
             if record.stream:

@@ -77,7 +77,7 @@ async def test_with_flux_an_mm_hm_over_the_bot_pauses_it_and_never_reaches_the_l
     assert heard >= synthesize(LONG_REPLY).duration_s - 0.1, "then every word played"
     assert barge_ins == [], "no interruption"
     assert requests_after_mm_hm == 1, "no LLM request for the mm-hm"
-    long_response = stack.openai.responses[0]
+    long_response = stack.openai.response_to("book a table")
     assert long_response.completed and not long_response.cancelled
     assert not any(c.clears for c in stack.tts.connections), "Deepgram TTS never got Clear"
     request = stack.openai.requests[-1].body
@@ -108,7 +108,7 @@ async def test_with_flux_speech_over_the_bot_still_cuts_it_off(stack, tmp_path, 
     cut = call.stream_time(barge_in)
     spoke_until = next(e.t for e in call.events("sent_speech_end") if e.t > interrupted_at)
     assert clears[0].t < cut < spoke_until, (clears[0].t, cut, spoke_until)
-    long_response = stack.openai.responses[0]
+    long_response = stack.openai.response_to("book a table")
     assert long_response.cancelled and long_response.tokens_sent < long_response.tokens_planned
     assert any(c.clears for c in stack.tts.connections), "Deepgram TTS got Clear"
     assert heard_matches(after.ulaw, "Okay.")
