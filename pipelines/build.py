@@ -31,6 +31,8 @@ from processors.caller_audio_sink import CallerAudioSink
 from processors.greeting_player import GreetingPlayer, SpokenSentence
 from processors.heard_context import HeardContext
 from processors.llm_failure_apology import LLMFailureApology
+from processors.reply_ahead import ReplyAhead, ToolHandler
+from processors.reply_hold import ReplyHold
 from processors.silent_caller import SilentCaller
 from telephony.lifecycle import CallLifecycle
 from turns.ending_mute import EndingCallMuteStrategy
@@ -57,6 +59,16 @@ class CallPipeline:
     pipeline: Pipeline
     context: LLMContext
     llm: LLMService
+    reply_ahead: ReplyAhead | None = None
+
+    def register_tool(self, name: str, handler: ToolHandler, **kwargs) -> None:
+        """`handler` runs `name` for the LLM (`register_function`'s options in `kwargs`).
+
+        With speculative replies, only for a reply that answers a turn that ended.
+        """
+        if self.reply_ahead:
+            handler = self.reply_ahead.guard(handler)
+        self.llm.register_function(name, handler, **kwargs)
 
 
 def build_pipeline(
@@ -80,6 +92,7 @@ def build_pipeline(
     vad = vad_analyzer(declaration.turn)
     context, aggregators = call_context(declaration, turns(declaration, vad), lifecycle, vad)
     llm = make_service(declaration.llm, declaration, access)
+    ahead = ReplyAhead() if declaration.turn.speculative else None
     pipeline = Pipeline(
         [
             transport.input(),  # Twilio media → 8 kHz PCM frames, key presses
@@ -88,8 +101,10 @@ def build_pipeline(
             CallerAudioSink(),  # the caller's audio goes no further
             *limits(declaration, lifecycle),  # a silent caller, a call too long: say, hang up
             LLMFailureApology(llm, declaration.bot.apology),  # a failed turn → an apology
+            *([ahead] if ahead else []),  # a speculative reply goes on to the TTS, marked
             llm,  # context → streamed tokens
             make_service(declaration.tts, declaration, access),  # sentences → 8 kHz PCM
+            *([ReplyHold()] if ahead else []),  # … and waits here for the turn's end
             *([GreetingPlayer(greeting)] if greeting else []),  # cached greeting on start
             transport.output(),  # PCM → the phone; passes text on as it is heard, pauses
             # on caller speech, cuts on a barge-in (ReplyCut: the words heard)
@@ -97,7 +112,7 @@ def build_pipeline(
             aggregators.assistant(),  # what the caller heard → the context
         ]
     )
-    return CallPipeline(pipeline=pipeline, context=context, llm=llm)
+    return CallPipeline(pipeline=pipeline, context=context, llm=llm, reply_ahead=ahead)
 
 
 def call_context(

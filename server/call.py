@@ -45,7 +45,7 @@ class Call:
         if self.worker is None or not self.lifecycle.end(reason):
             return False
         # A speculative reply held for the caller's turn is withdrawn first: the caller is
-        # muted from now on, and the LLM's SpeculationGate would hold `text` behind it.
+        # muted from now on, and `ReplyHold` would keep `text` waiting behind it.
         await self.worker.queue_frames([EagerEndOfTurnCancelFrame(), *spoken_ending(text, reason)])
         return True
 
@@ -89,7 +89,7 @@ async def run_call(
         for frame in spoken_ending(declaration.bot.farewell, FAREWELL_REASON):
             await params.llm.push_frame(frame)
 
-    built.llm.register_function(END_CALL.name, end_call, cancel_on_interruption=False)
+    built.register_tool(END_CALL.name, end_call, cancel_on_interruption=False)
     if not greeting:  # not pre-synthesized: spoken through the TTS as the call starts
         await worker.queue_frame(TTSSpeakFrame(declaration.bot.greeting))
     runner = WorkerRunner(handle_sigint=False)

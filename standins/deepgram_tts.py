@@ -7,7 +7,8 @@ and `Flush` only at the end of a reply); `Flush` synthesizes whatever is left, t
 stops the audio at once, drops queued text and answers `Cleared`; `Close` closes.
 
 A network failure mid-synthesis: after `drop_after_bytes` of the audio of the `drop_on_speak`th
-`Speak` (counted over all connections), the connection is cut and its queued text is lost.
+`Speak` (counted over all connections), or of the next `Speak` of `drop_on_text`, the
+connection is cut and its queued text is lost.
 """
 
 import asyncio
@@ -71,6 +72,7 @@ class _Speaker:
         self.conn.speaks.append(text)
         self.conn.speaks_at.append(time.monotonic())
         self.server.speaks += 1
+        self.server.arm_on(text)
         self.text.append(text)
         if text.rstrip().endswith((".", "!", "?")):
             self.flushed.put_nowait(("".join(self.text), self.server.speaks, None))
@@ -169,7 +171,8 @@ class DeepgramTTSStandIn(LocalServer):
     rest of that audio and all queued text are lost, as they are at Deepgram; the next
     `refuse_after_drop` upgrades are refused with 503 (Deepgram briefly unavailable). A bot
     server synthesizes its greetings at start-up, so set the knob on the running stand-in to
-    count from then: `tts.drop_on_speak = tts.speaks + 2`.
+    count from then: `tts.drop_on_speak = tts.speaks + 2`. Where other replies may come first
+    (speculative ones a bot withdraws), name the Speak by its text: `drop_on_text`.
     Tests read `connections` (one `TTSConnection` each; `dropped_at` on the cut one) and
     `refused` (HTTP statuses of refused upgrades).
     """
@@ -183,6 +186,7 @@ class DeepgramTTSStandIn(LocalServer):
         realtime_factor: float | None = None,
         api_key: str | None = None,
         drop_on_speak: int | None = None,
+        drop_on_text: str | None = None,
         drop_after_bytes: int = 0,
         drop_with: Literal["abort", 1011] = "abort",
         refuse_after_drop: int = 0,
@@ -193,11 +197,17 @@ class DeepgramTTSStandIn(LocalServer):
         self.connect_delay = connect_delay
         self.api_key = api_key
         self.drop_on_speak, self.drop_after_bytes = drop_on_speak, drop_after_bytes
+        self.drop_on_text = drop_on_text
         self.drop_with, self.refuse_after_drop = drop_with, refuse_after_drop
         self.speaks = 0  # Speak messages received, over all connections
         self.refusals_due = 0  # upgrades still to refuse with 503 after a drop
         self.connections: list[TTSConnection] = []
         self.refused: list[int] = []
+
+    def arm_on(self, text: str) -> None:
+        """Make the Speak just counted the one to cut, if it is the text to drop on."""
+        if self.drop_on_text is not None and text.strip() == self.drop_on_text.strip():
+            self.drop_on_speak, self.drop_on_text = self.speaks, None
 
     def due_to_drop(self, speak_number: int, audio_bytes: int) -> bool:
         """Whether the audio sent of Speak `speak_number` reaches the drop knobs (once)."""

@@ -81,6 +81,11 @@ class TwilioOutputTransport(BaseOutputTransport):
         self._resume_after_secs = params.resume_after_secs
         self._playout = Playout()
         self._replies: list[SpokenReply] = []  # not all heard yet, in order
+        # A word's timestamp (frame id → pts, its id → position on the audio): words are
+        # placed on their reply's audio in order with it, not by pipecat's clock, which a
+        # reply held back (`ReplyHold`) or a paused playout has left behind.
+        self._word_pts: dict[int, int] = {}
+        self._word_at: dict[int, int] = {}
         self._held: list[_Held] = []
         self._seq = itertools.count()
         self._sending = asyncio.Lock()  # one writer at a time: a `clear` after any media
@@ -154,6 +159,8 @@ class TwilioOutputTransport(BaseOutputTransport):
             frame = await self._in_whole_chunks(frame)
             if frame is None:
                 return
+            if isinstance(frame, TTSTextFrame) and frame.pts is not None:
+                self._word_pts[frame.id], frame.pts = frame.pts, None
         await super().process_frame(frame, direction)
         if isinstance(frame, VADUserStartedSpeakingFrame):
             await self._caller_speaks()
@@ -203,7 +210,10 @@ class TwilioOutputTransport(BaseOutputTransport):
         accepted = self._playout.accepted
         if isinstance(frame, TTSStartedFrame):
             self._replies.append(SpokenReply(start=accepted))
-        elif isinstance(frame, TTSTextFrame) and frame.pts is None:
+        elif isinstance(frame, TTSTextFrame) and frame.id in self._word_pts:
+            pts = self._word_pts.pop(frame.id)
+            self._word_at[frame.id] = self._reply().add_word(frame.text, pts)
+        elif isinstance(frame, TTSTextFrame):
             self._reply().add_text(frame.text)
         elif isinstance(frame, SentenceEndFrame):
             self._reply().end_sentence(accepted)
@@ -237,8 +247,8 @@ class TwilioOutputTransport(BaseOutputTransport):
         """Where on the audio `frame` is due: a word by its timestamp, others where they came."""
         if isinstance(frame, TTSStoppedFrame):
             self._reply().finish(self._playout.accepted)
-        elif isinstance(frame, TTSTextFrame) and frame.pts is not None:
-            return self._reply().add_word(frame.text, frame.pts)
+        elif isinstance(frame, TTSTextFrame) and frame.id in self._word_at:
+            return self._word_at.pop(frame.id)
         return self._playout.accepted
 
     def _hold(self, position: int, frame: Frame, direction: FrameDirection) -> None:
@@ -329,6 +339,8 @@ class TwilioOutputTransport(BaseOutputTransport):
     async def _cut(self) -> ReplyCutFrame | None:
         """A barge-in: stop the audio where the caller's ear is, and say what they heard."""
         self._cutting = True
+        self._word_pts.clear()  # the words in flight are the cut reply's
+        self._word_at.clear()
         await self._cancel_resume()
         playout, now = self._playout, time.monotonic()
         if not playout.playing:

@@ -149,7 +149,8 @@ async def test_the_caller_hears_the_greeting_and_a_reply_spoken_by_the_tts(
     said = spoken_texts(standins, provider)
     # The greeting was synthesized once, at start-up; the reply live, sentence by sentence.
     assert said[0].strip() == GREETING and all(GREETING not in text for text in said[1:])
-    reply_sentences = [text.strip() for text in said[1:]]
+    # Speculative replies at the caller's pauses reach the TTS too; only the booking's is heard.
+    reply_sentences = [text.strip() for text in said[1:] if text.strip() in BOOKING_REPLY]
     assert " ".join(reply_sentences) == BOOKING_REPLY
     assert heard_exactly(reply.ulaw, expected_pcm(provider, reply_sentences))
     if provider == "openai":
@@ -207,9 +208,10 @@ async def test_a_barge_in_stops_the_tts_and_the_context_holds_what_was_heard(
     assert INTERRUPTED_NOTE in assistant
     last_sentence = LONG_REPLY.split(". ")[-1]
     if provider == "openai":  # the sentences being fetched were abandoned, later ones never asked
-        cut = [r for r in standins.openai_tts.requests if r.cancelled]
-        assert cut and all(r.text.strip() in LONG_REPLY for r in cut)
-        assert not [r for r in standins.openai_tts.requests if last_sentence in r.text]
+        requests = standins.openai_tts.requests
+        # (withdrawn speculative replies were cancelled too: their words are other ones)
+        assert [r for r in requests if r.cancelled and r.text and r.text.strip() in LONG_REPLY]
+        assert not [r for r in requests if last_sentence in (r.text or "")]
     elif provider == "elevenlabs":  # the reply's context was closed (flushed text may finish)
         (reply,) = [ctx for ctx in standins.elevenlabs.contexts if LONG_REPLY[:40] in ctx.text]
         assert reply.closed

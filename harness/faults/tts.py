@@ -65,7 +65,7 @@ async def drop_mid_reply(
             first = len(tts.connections)  # the greetings' synthesis at start-up came before
             call = await dial(bot)
             await call.listen()
-            tts.drop_on_speak = tts.speaks + 2  # the reply's 2nd sentence
+            tts.drop_on_text = SENTENCES[1]  # after any speculative reply withdrawn
             await call.say(DATA / "book_table.wav")
             since = call.now()
             await call.listen(timeout=20, quiet=1.5)
