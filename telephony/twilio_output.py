@@ -81,10 +81,9 @@ class TwilioOutputTransport(BaseOutputTransport):
         self._resume_after_secs = params.resume_after_secs
         self._playout = Playout()
         self._replies: list[SpokenReply] = []  # not all heard yet, in order
-        # A word's timestamp (frame id → pts, its id → position on the audio): words are
-        # placed on their reply's audio in order with it, not by pipecat's clock, which a
-        # reply held back (`ReplyHold`) or a paused playout has left behind.
-        self._word_pts: dict[int, int] = {}
+        # A timed word's frame id → its pts, then its position on the audio: words are placed
+        # on their reply's audio in order with it, not by pipecat's clock, which a reply held
+        # back (`ReplyHold`) or a paused playout has left behind.
         self._word_at: dict[int, int] = {}
         self._held: list[_Held] = []
         self._seq = itertools.count()
@@ -160,7 +159,7 @@ class TwilioOutputTransport(BaseOutputTransport):
             if frame is None:
                 return
             if isinstance(frame, TTSTextFrame) and frame.pts is not None:
-                self._word_pts[frame.id], frame.pts = frame.pts, None
+                self._word_at[frame.id], frame.pts = frame.pts, None
         await super().process_frame(frame, direction)
         if isinstance(frame, VADUserStartedSpeakingFrame):
             await self._caller_speaks()
@@ -210,8 +209,8 @@ class TwilioOutputTransport(BaseOutputTransport):
         accepted = self._playout.accepted
         if isinstance(frame, TTSStartedFrame):
             self._replies.append(SpokenReply(start=accepted))
-        elif isinstance(frame, TTSTextFrame) and frame.id in self._word_pts:
-            pts = self._word_pts.pop(frame.id)
+        elif isinstance(frame, TTSTextFrame) and frame.id in self._word_at:
+            pts = self._word_at[frame.id]
             self._word_at[frame.id] = self._reply().add_word(frame.text, pts)
         elif isinstance(frame, TTSTextFrame):
             self._reply().add_text(frame.text)
@@ -339,8 +338,7 @@ class TwilioOutputTransport(BaseOutputTransport):
     async def _cut(self) -> ReplyCutFrame | None:
         """A barge-in: stop the audio where the caller's ear is, and say what they heard."""
         self._cutting = True
-        self._word_pts.clear()  # the words in flight are the cut reply's
-        self._word_at.clear()
+        self._word_at.clear()  # the words in flight are the cut reply's
         await self._cancel_resume()
         playout, now = self._playout, time.monotonic()
         if not playout.playing:
