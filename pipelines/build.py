@@ -216,6 +216,8 @@ def _turn_stop(
             "turn_analyzer": SharedSmartTurnAnalyzerV3(sample_rate=SAMPLE_RATE, params=params),
             "complete_secs": turn.smart_turn_complete_secs,
             "incomplete_secs": turn.smart_turn_max_secs,
+            "unsure_secs": turn.user_speech_timeout,
+            "unfinished_below": turn.smart_turn_unfinished_below,
         }
         if vad:
             return SpeculativeSmartTurnStop(**judged, **speculation)

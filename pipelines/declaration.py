@@ -95,7 +95,7 @@ class Turn(_Section):
 
     `end`: "speech-timeout" (the VAD's silence plus `user_speech_timeout`), "smart-turn"
     (Smart Turn v3 judges each VAD stop: `smart_turn_complete_secs` more after a finished
-    sentence, `smart_turn_max_secs` after an unfinished one), or "provider"
+    sentence, `smart_turn_max_secs` after a surely unfinished one), or "provider"
     (the STT or speech-to-speech service decides, e.g. Deepgram Flux). Unset: "provider" for
     a service that always decides, "speech-timeout" otherwise.
     """
@@ -107,9 +107,12 @@ class Turn(_Section):
     vad_min_volume: float = Field(default=0.6, ge=0, le=1)
     user_speech_timeout: float = Field(default=0.4, ge=0, le=5)
     # With "smart-turn": after the VAD's stop, a finished sentence ends after this much more
-    # silence, an unfinished one after `smart_turn_max_secs`.
-    smart_turn_complete_secs: float = Field(default=0.2, ge=0, le=5)
-    smart_turn_max_secs: float = Field(default=1.5, gt=0, le=10)
+    # silence, a surely unfinished one (Smart Turn's probability under
+    # `smart_turn_unfinished_below`) after `smart_turn_max_secs`, any other after
+    # `user_speech_timeout`.
+    smart_turn_complete_secs: float = Field(default=0.3, ge=0, le=5)
+    smart_turn_max_secs: float = Field(default=1.0, gt=0, le=10)
+    smart_turn_unfinished_below: float = Field(default=0.1, ge=0, le=0.5)
     # Speculative replies: after this much silence mid-turn the LLM starts on the words so
     # far, its reply held until the turn ends on the same words (else dropped unheard).
     speculative: bool = True
