@@ -1,12 +1,11 @@
 """The caller's keypad on a whole call: digits become a turn, a key barges in, 9 repeats."""
 
-import asyncio
 import re
 
 from calls import heard_matches, user_texts
 from harness.barge_in import old_audio_after
 from standins.openai_replies import Reply, last_user_text
-from standins.script import GREETING, dial, long_reply_to_bookings
+from standins.script import GREETING, dial, dial_into_long_reply, long_reply_to_bookings
 
 
 def reads_back_the_keys(messages: list[dict], tools: list[dict] | None) -> Reply:
@@ -36,16 +35,10 @@ async def test_digits_become_one_turn_and_the_caller_hears_the_answer(bot, stand
     await call.hang_up()
 
 
-async def test_a_key_cuts_the_bot_off_at_once_and_the_context_says_what_was_heard(
-    bot, standins, data
-):
+async def test_a_key_cuts_the_bot_off_at_once_and_the_context_says_what_was_heard(bot, standins):
     standins.openai.responder = reads_back_the_keys
     standins.openai.tokens_per_second = 8  # still streaming when the key cuts it
-    call = await dial(bot.url)
-    await call.listen()
-    await call.say(data / "book_table.wav")
-    await call.wait_for_bot_audio(timeout=10)
-    await asyncio.sleep(1.0)
+    call = await dial_into_long_reply(bot.url)
 
     pressed = await call.press("2")
     after = await call.listen()
