@@ -2,6 +2,7 @@
 
 python bot.py [serve]                 run the bot server (configuration: environment / .env)
 python bot.py call --offline [WAV…]   a phone call from the terminal against local stand-ins
+                                      (a turn may press keys instead: keys:4217#)
 python bot.py call [WAV…]             the same call against the real providers (keys in .env)
 python bot.py providers               the providers a pipeline file may name, with their options
 """

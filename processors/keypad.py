@@ -40,21 +40,22 @@ async def repeat_last_reply(params: KeyActionParams) -> None:
 class Keypad(FrameProcessor):
     """Collects the caller's key presses into entries, each committed as one caller turn.
 
-    Sits after the user aggregator, where the caller's audio no longer flows; like it, it
-    writes the turn into `context` and pushes the context to the LLM. The first key of an
-    entry is a barge-in at once (no minimum speech, unlike a voice).
+    Sits after the user aggregator, where the caller's audio no longer flows (no cost per
+    20 ms of audio); so, as the aggregator does for speech, it writes the turn into `context`
+    itself and pushes the context on to the LLM. The first key of an entry is a barge-in at
+    once: no minimum of speech, as a voice needs, since a key is never a cough.
 
-    | in                                          | out                                        |
-    |---------------------------------------------|--------------------------------------------|
-    | InputDTMF ↓, first key of an entry          | Interruption ↕, InputDTMF ↓                |
-    | InputDTMF ↓, first key, a shortcut          | Interruption ↕, InputDTMF ↓, its action's  |
-    |                                             |   frames ↓ (`repeat`: RepeatReply ↓)       |
-    | InputDTMF ↓ `end_key`, or the `max_digits`th | InputDTMF ↓, then the entry: LLMContext-   |
-    |                                             |   UserTurn ↕, LLMContext ↓ (the context    |
-    |                                             |   ends "The caller pressed 4 2 1 7 #")     |
-    | `pause_secs` with no key, entry open        | the entry, as above                        |
-    | InputDTMF ↓ while the call is ending        | nothing                                    |
-    | End, Cancel                                 | same; an open entry is dropped             |
+    | in                                           | out                                       |
+    |----------------------------------------------|-------------------------------------------|
+    | InputDTMF ↓, first key of an entry           | Interruption ↕, InputDTMF ↓               |
+    | InputDTMF ↓, first key, a shortcut           | Interruption ↕, InputDTMF ↓, its action's |
+    |                                              |   frames ↓ (`repeat`: RepeatReply ↓)      |
+    | InputDTMF ↓ `end_key`, or the `max_digits`th | InputDTMF ↓, then the entry: LLMContext-  |
+    |                                              |   UserTurn ↕, LLMContext ↓ (the context   |
+    |                                              |   ends "The caller pressed 4 2 1 7 #")    |
+    | `pause_secs` with no key, entry open         | the entry, as above                       |
+    | InputDTMF ↓ while the call is ending         | nothing                                   |
+    | End, Cancel                                  | same; an open entry is dropped            |
     """
 
     def __init__(
@@ -102,7 +103,7 @@ class Keypad(FrameProcessor):
         key = frame.button.value
         first = not self._entry
         if first:
-            await self.broadcast_interruption()  # a key is never a cough: cut the bot now
+            await self.broadcast_interruption()
         await self.push_frame(frame)
         if first and key in self._shortcuts:
             await self._act(key, self._shortcuts[key])
