@@ -30,9 +30,11 @@ from processors.call_time_limit import CallTimeLimit
 from processors.caller_audio_sink import CallerAudioSink
 from processors.greeting_player import GreetingPlayer, SpokenSentence
 from processors.heard_context import HeardContext
+from processors.keypad import KeyAction, Keypad
 from processors.llm_failure_apology import LLMFailureApology
 from processors.reply_ahead import ReplyAhead, ToolHandler
 from processors.reply_hold import ReplyHold
+from processors.reply_repeater import ReplyRepeater
 from processors.silent_caller import SilentCaller
 from telephony.lifecycle import CallLifecycle
 from turns.ending_mute import EndingCallMuteStrategy
@@ -60,6 +62,7 @@ class CallPipeline:
     context: LLMContext
     llm: LLMService
     reply_ahead: ReplyAhead | None = None
+    keypad: Keypad | None = None
 
     def register_tool(self, name: str, handler: ToolHandler, **kwargs) -> None:
         """`handler` runs `name` for the LLM (`register_function`'s options in `kwargs`).
@@ -69,6 +72,12 @@ class CallPipeline:
         if self.reply_ahead:
             handler = self.reply_ahead.guard(handler)
         self.llm.register_function(name, handler, **kwargs)
+
+    def register_key_action(self, name: str, action: KeyAction) -> None:
+        """`action` runs when the caller presses a key `[keypad] shortcuts` maps to `name`."""
+        if self.keypad is None:
+            raise ValueError(f"this pipeline takes no keypad shortcuts (registering {name!r})")
+        self.keypad.actions[name] = action
 
 
 def build_pipeline(
@@ -93,16 +102,19 @@ def build_pipeline(
     context, aggregators = call_context(declaration, turns(declaration, vad), lifecycle, vad)
     llm = make_service(declaration.llm, declaration, access)
     ahead = ReplyAhead() if declaration.turn.speculative else None
+    keypad = make_keypad(declaration, context, lifecycle)
     pipeline = Pipeline(
         [
             transport.input(),  # Twilio media → 8 kHz PCM frames, key presses
             make_service(declaration.stt, declaration, access),  # PCM → transcripts
             aggregators.user(),  # VAD + turn strategy → the caller's turn into the context
             CallerAudioSink(),  # the caller's audio goes no further
+            keypad,  # keys: a barge-in at once; an entry → one turn into the context
             *limits(declaration, lifecycle),  # a silent caller, a call too long: say, hang up
             LLMFailureApology(llm, declaration.bot.apology),  # a failed turn → an apology
             *([ahead] if ahead else []),  # a speculative reply goes on to the TTS, marked
             llm,  # context → streamed tokens
+            ReplyRepeater(declaration.bot.greeting),  # the last reply, said again on request
             make_service(declaration.tts, declaration, access),  # sentences → 8 kHz PCM
             *([ReplyHold()] if ahead else []),  # … and waits here for the turn's end
             *([GreetingPlayer(greeting)] if greeting else []),  # cached greeting on start
@@ -112,7 +124,9 @@ def build_pipeline(
             aggregators.assistant(),  # what the caller heard → the context
         ]
     )
-    return CallPipeline(pipeline=pipeline, context=context, llm=llm, reply_ahead=ahead)
+    return CallPipeline(
+        pipeline=pipeline, context=context, llm=llm, reply_ahead=ahead, keypad=keypad
+    )
 
 
 def call_context(
@@ -132,6 +146,19 @@ def call_context(
         user_mute_strategies=[EndingCallMuteStrategy(lifecycle)],
     )
     return context, LLMContextAggregatorPair(context, user_params=user_params)
+
+
+def make_keypad(declaration: Declaration, context: LLMContext, lifecycle: CallLifecycle) -> Keypad:
+    """The call's keypad as `[keypad]` declares it."""
+    keypad = declaration.keypad
+    return Keypad(
+        context,
+        lifecycle,
+        end_key=keypad.end_key,
+        max_digits=keypad.max_digits,
+        pause_secs=keypad.pause_secs,
+        shortcuts=keypad.shortcuts,
+    )
 
 
 def limits(

@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from pipelines.provider import Options, Provider
 from pipelines.registry import STAGES
@@ -15,7 +22,7 @@ from pipelines.registry import STAGES
 PIPELINES_DIR = Path(__file__).parent  # the pipelines that ship with the bot
 ROUTES_FILE = "routes.toml"  # not a pipeline: the routing table (pipelines/routing.py)
 CASCADE = ("stt", "llm", "tts")
-SECTIONS = ("bot", "turn", "call", *CASCADE, "speech_to_speech")
+SECTIONS = ("bot", "turn", "call", "keypad", *CASCADE, "speech_to_speech")
 STAGE_NAMES = {"stt": "STT", "llm": "LLM", "tts": "TTS", "speech_to_speech": "speech-to-speech"}
 
 
@@ -124,6 +131,40 @@ class Turn(_Section):
     min_barge_in_words: int = Field(default=2, ge=1, le=20)
 
 
+KEYS = "0123456789*#"  # a phone's keypad
+# What a keypad shortcut can do, without asking the LLM. A name here needs its handler:
+# `repeat` is the keypad's own (pipelines/build.py); others are registered by the server.
+KEYPAD_ACTIONS = ("repeat",)
+
+
+class Keypad(_Section):
+    """`[keypad]`: how the caller's key presses become a turn, and keys that act at once.
+
+    Keys are collected into one entry until `end_key` (`""`: none), `max_digits` keys (0: no
+    limit) or `pause_secs` without a key; the entry then goes to the LLM as one caller turn.
+    `shortcuts` maps a key to an action (`"9" = "repeat"`: say the last reply again); a
+    shortcut acts when it is the first key of an entry.
+    """
+
+    end_key: Literal["#", "*", ""] = "#"
+    max_digits: int = Field(default=0, ge=0, le=32)
+    pause_secs: float = Field(default=1.5, ge=0.3, le=10)
+    shortcuts: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("shortcuts")
+    @classmethod
+    def _known_keys_and_actions(cls, shortcuts: dict[str, str]) -> dict[str, str]:
+        for key, action in shortcuts.items():
+            if len(key) != 1 or key not in KEYS:
+                raise ValueError(f"{key!r} is not a key of a phone's keypad: 0-9, * or #")
+            if action not in KEYPAD_ACTIONS:
+                raise ValueError(
+                    f"key {key!r}: {action!r} is not a keypad action; choose one of: "
+                    + ", ".join(KEYPAD_ACTIONS)
+                )
+        return shortcuts
+
+
 @dataclass(frozen=True)
 class Stage:
     """One stage of a pipeline: the provider named in the file and its validated options."""
@@ -148,6 +189,7 @@ class Declaration:
     bot: Bot
     turn: Turn
     call: CallLimits = CallLimits()
+    keypad: Keypad = Keypad()
     stt: Stage | None = None
     llm: Stage | None = None
     tts: Stage | None = None
@@ -220,11 +262,14 @@ def _declaration(path: Path, data: dict[str, Any], problems: list[str]) -> Decla
     bot = _section(Bot, "bot", data.get("bot"), problems, required=True)
     turn = _section(Turn, "turn", data.get("turn", {}), problems)
     call = _section(CallLimits, "call", data.get("call", {}), problems)
+    keypad = _section(Keypad, "keypad", data.get("keypad", {}), problems)
     stages = {s: _stage(s, data[s], problems) for s in (*CASCADE, "speech_to_speech") if s in data}
     _check_shape(data, problems)
-    if problems or bot is None or turn is None or call is None:
+    if problems or bot is None or turn is None or call is None or keypad is None:
         return None
-    declaration = Declaration(name=path.stem, path=path, bot=bot, turn=turn, call=call, **stages)
+    declaration = Declaration(
+        name=path.stem, path=path, bot=bot, turn=turn, call=call, keypad=keypad, **stages
+    )
     _check_stages(declaration, problems)
     return declaration
 
@@ -266,6 +311,8 @@ def _stage(section: str, raw: Any, problems: list[str]) -> Stage | None:
 def _check_shape(data: dict[str, Any], problems: list[str]) -> None:
     cascade = [s for s in CASCADE if s in data]
     if "speech_to_speech" in data:
+        if "keypad" in data:
+            problems.append("  keypad: not available with [speech_to_speech] yet; remove it")
         if cascade:
             problems.append(
                 f"  speech_to_speech: declare either [speech_to_speech] or [stt], [llm] and "

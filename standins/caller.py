@@ -36,7 +36,7 @@ class Event:
     """One thing that happened on the call, at `t` seconds since the stream started."""
 
     t: float
-    kind: str  # sent_speech, sent_speech_end, media, mark, clear, echo, heard, closed
+    kind: str  # sent_speech, sent_speech_end, key, media, mark, clear, echo, heard, closed
     detail: str = ""
 
 
@@ -170,6 +170,21 @@ class SimulatedCall:
         self._mic.put_nowait(b"")  # end marker
         await self._speech_done
         return self._speech_started.result()
+
+    async def press(self, keys: str, *, gap: float = 0.25) -> float:
+        """Press `keys` ("4217#") one by one, `gap` seconds apart, as Twilio reports them.
+
+        Twilio sends one `dtmf` event per key, between the `media` packets that go on as
+        usual. Returns when the first key went; `listen()` then waits for what follows the last.
+        """
+        first = self.now()
+        for i, key in enumerate(keys):
+            if i:
+                await asyncio.sleep(gap)
+            self.timeline.append(Event(self.now(), "key", key))
+            await self._send_event("dtmf", dtmf={"track": "inbound_track", "digit": key})
+        self._spoke_until = self.now()
+        return first
 
     async def _clock(self) -> None:
         """Every 20 ms: send one packet of the caller's audio and play 20 ms of the bot's."""

@@ -28,6 +28,7 @@ _SCRIPT = [
     (r"\bopen", "We open at nine on Saturday and close at eleven."),
     (r"\bcancel", "No problem. Which reservation would you like to change?"),
     (r"\byes\b", "Great, you're all set."),
+    (r"^the caller pressed", "Thank you. I have noted the number you entered."),  # keypad
     # The Spanish receptionist (tests/data/es).
     (r"reservar una mesa", "Claro. Una mesa para dos mañana a las siete. ¿A nombre de quién?"),
     (r"\babren\b", "Abrimos a las nueve el sábado y cerramos a las once."),

@@ -5,8 +5,10 @@ The simulated caller dials with the stand-in Twilio account; it speaks the recor
 receptionist of `standins/openai_replies.py`.
 """
 
+import asyncio
 from collections.abc import Callable
 
+from recordings import recording
 from standins.caller import Answer, SimulatedCall, answered
 from standins.openai_replies import LONG_REPLY, Reply, last_user_text, scripted_reply
 from standins.stack import ACCOUNT_SID, AUTH_TOKEN
@@ -24,6 +26,20 @@ async def dial(url: str, **kwargs) -> SimulatedCall:
 async def answer(url: str, **kwargs) -> Answer:
     """The bot at `url` answers a signed incoming-call webhook: its stream URL, signed."""
     return await answered(url, account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, **kwargs)
+
+
+async def dial_into_long_reply(url: str, *, heard_secs: float = 1.0) -> SimulatedCall:
+    """A call to the bot at `url`: the greeting, a booking asked, `heard_secs` of the reply.
+
+    For cutting in on a long reply: the stand-in LLM answers the booking at length
+    (`long_reply_to_bookings`), slowly enough to be still streaming.
+    """
+    call = await dial(url)
+    await call.listen()
+    await call.say(recording("book_table.wav"))
+    await call.wait_for_bot_audio(timeout=10)
+    await asyncio.sleep(heard_secs)
+    return call
 
 
 def long_reply_to_bookings(
