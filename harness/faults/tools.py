@@ -78,17 +78,23 @@ def declared_with_tool(url: str, directory: Path, timeout: float = TIMEOUT_SECS)
 
 
 async def book(
-    *, delay: float = 0.0, status: int = 200, down: bool = False, barge_in: bool = False
+    *,
+    delay: float = 0.0,
+    status: int = 200,
+    down: bool = False,
+    barge_in: bool = False,
+    tool_timeout: float = TIMEOUT_SECS,
 ) -> ToolRun:
     """The caller asks to book a table, hears the bot out, then asks when it opens.
 
-    `barge_in`: the caller asks when it opens as soon as the bot speaks after the booking
-    question (its filler line, while the booking system has not answered yet).
+    The booking system answers after `delay`, with `status`, or is `down`; the tool's
+    `tool_timeout` is declared in the file. `barge_in`: the caller asks when it opens as soon as
+    the bot speaks after the booking question (its filler, while the request still runs).
     """
     service = BookingServiceStandIn(secret=SECRET, api_key=API_KEY, delay=delay, status=status)
     async with service:
         with tempfile.TemporaryDirectory(prefix="pipelines-") as directory:
-            declaration = declared_with_tool(service.http_url, Path(directory))
+            declaration = declared_with_tool(service.http_url, Path(directory), tool_timeout)
         if down:
             await service.stop()
         declarations = load_declarations() | {"default": declaration}
