@@ -1,25 +1,13 @@
 """`[[tools]]` in a pipeline file: what a valid entry gives, and what a bad one says."""
 
 import pytest
+from test_declaration import MINIMAL
 
 from pipelines.declaration import DeclarationError, load_declaration
 from pipelines.provider import ProviderAccess
 from pipelines.routing import load_routes
 from server.served_pipelines import served_pipelines
 from server.settings import ConfigError
-
-MINIMAL = """
-[bot]
-system_prompt = "Be brief."
-greeting = "Hello."
-farewell = "Bye."
-[stt]
-provider = "deepgram"
-[llm]
-provider = "openai"
-[tts]
-provider = "deepgram"
-"""
 
 TOOL = """
 [[tools]]

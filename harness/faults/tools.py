@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from harness.faults import Fault, Outcome, bot_with, dial, heard_sentences
+from harness.faults import Fault, Outcome, bot_with, dial, heard_sentences, outcome_of
 from pipelines.declaration import PIPELINES_DIR, Declaration, load_declarations
 from recordings import RECORDINGS
 from standins.booking_service import API_KEY_HEADER, BookingRequest, BookingServiceStandIn
@@ -163,24 +163,20 @@ async def server_too_slow() -> ToolRun:
     return judge(run, heard=heard, error=f"did not answer within {TIMEOUT_SECS:g} s")
 
 
-async def _outcome(scenario) -> Outcome:
-    return (await scenario()).outcome
-
-
 FAULTS = [
     Fault(
         "tool server down",
         "nothing listens at the booking system's URL when the LLM calls check_availability",
-        partial(_outcome, server_down),
+        partial(outcome_of, server_down),
     ),
     Fault(
         "tool answers HTTP 500",
         "the booking system answers check_availability with HTTP 500",
-        partial(_outcome, server_error),
+        partial(outcome_of, server_error),
     ),
     Fault(
         "tool too slow",
         f"the booking system answers {TIMEOUT_SECS + 2:g} s late (tool timeout {TIMEOUT_SECS:g} s)",
-        partial(_outcome, server_too_slow),
+        partial(outcome_of, server_too_slow),
     ),
 ]
