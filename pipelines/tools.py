@@ -1,7 +1,8 @@
 """HTTP tools a pipeline file declares (`[[tools]]`): what the LLM sees and how each is called."""
 
 import re
-from typing import Any, Literal
+from collections.abc import Iterator
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
@@ -80,70 +81,58 @@ class HttpTool(BaseModel):
 
 def tool_problems(tool: HttpTool, key: str) -> list[str]:
     """What is wrong with `tool` beyond each option's own shape, as `  key.option: …` lines."""
-    return [f"  {key}.{option}: {message}" for option, message in _problems(tool)]
+    found = [*_url_problems(tool), *_parameter_problems(tool), *_option_problems(tool)]
+    return [f"  {key}.{option}: {message}" for option, message in found]
 
 
-def _problems(tool: HttpTool) -> list[tuple[str, Any]]:
+Problems = Iterator[tuple[str, str]]  # (the option, what is wrong with it)
+
+
+def _url_problems(tool: HttpTool) -> Problems:
+    parts = urlsplit(_PLACEHOLDER.sub("x", tool.url))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        yield "url", f"must be an http:// or https:// URL with a host (got {tool.url!r})"
+    elif "{" in urlsplit(tool.url).netloc:
+        yield "url", f"the host cannot hold a {{parameter}} (got {tool.url!r})"
     declared = tool.parameters.properties
-    found: list[tuple[str, Any]] = []
-    if tool.name in BUILT_IN_TOOLS:
-        found.append(("name", f"{tool.name!r} is built in; choose another name"))
-    found.extend(_url_problems(tool.url))
     for name in tool.placeholders:
         if name not in declared:
-            found.append(("url", f"{{{name}}} is not a parameter; declared: {_names(declared)}"))
+            yield "url", f"{{{name}}} is not a parameter; declared: {', '.join(declared) or 'none'}"
         elif name not in tool.parameters.required:
-            found.append(("url", f"{{{name}}} must be in parameters.required (got {name!r})"))
-    for name in declared:
+            yield "url", f"{{{name}}} must be in parameters.required (got {name!r})"
+
+
+def _parameter_problems(tool: HttpTool) -> Problems:
+    for name in tool.parameters.properties:
+        key = f"parameters.properties.{name}"
         if not _PARAMETER.match(name):
-            found.append(
-                (
-                    f"parameters.properties.{name}",
-                    "a parameter is a letter or _ then letters, digits or _",
-                )
-            )
+            yield key, "a parameter is a letter or _, then letters, digits or _"
         elif tool.method not in BODY_METHODS and name not in tool.placeholders:
-            found.append(
+            yield (
+                key,
                 (
-                    f"parameters.properties.{name}",
-                    f"a {tool.method} tool sends its "
-                    f"arguments only in the URL: put {{{name}}} in url, or use POST",
-                )
+                    f"a {tool.method} tool sends its arguments only in the URL: put {{{name}}} "
+                    "in url, or use POST"
+                ),
             )
     for name in tool.parameters.required:
-        if name not in declared:
-            found.append(("parameters.required", f"{name!r} is not in parameters.properties"))
+        if name not in tool.parameters.properties:
+            yield "parameters.required", f"{name!r} is not in parameters.properties"
+
+
+def _option_problems(tool: HttpTool) -> Problems:
+    if tool.name in BUILT_IN_TOOLS:
+        yield "name", f"{tool.name!r} is built in; choose another name"
     for header, variable in tool.headers.items():
         if not re.match(VARIABLE, variable):
-            found.append(
-                (
-                    f"headers.{header}",
-                    f"must name an environment variable, e.g. BOOKING_API_KEY (got {variable!r})",
-                )
+            yield (
+                f"headers.{header}",
+                (f"must name an environment variable, e.g. BOOKING_API_KEY (got {variable!r})"),
             )
     if tool.secret_env and tool.method not in BODY_METHODS:
-        found.append(
-            (
-                "secret_env",
-                f"the signature covers the request body; a {tool.method} "
-                "request has none: use POST",
-            )
+        yield (
+            "secret_env",
+            (f"the signature covers the request body; a {tool.method} request has none: use POST"),
         )
     if tool.filler and tool.filler_after_secs >= tool.timeout_secs:
-        found.append(
-            ("filler_after_secs", f"must be less than timeout_secs ({tool.timeout_secs:g})")
-        )
-    return found
-
-
-def _url_problems(url: str) -> list[tuple[str, str]]:
-    parts = urlsplit(_PLACEHOLDER.sub("x", url))
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return [("url", f"must be an http:// or https:// URL with a host (got {url!r})")]
-    if "{" in urlsplit(url).netloc:
-        return [("url", f"the host cannot hold a {{parameter}} (got {url!r})")]
-    return []
-
-
-def _names(properties: dict) -> str:
-    return ", ".join(properties) or "none"
+        yield "filler_after_secs", f"must be less than timeout_secs ({tool.timeout_secs:g})"
