@@ -20,6 +20,7 @@ from pipelines.declaration import (
     load_declarations,
     pipelines_dir,
 )
+from pipelines.provider import ProviderAccess
 from pipelines.routing import PIPELINE_PARAMETER, load_routes
 from server.admission import ADMISSION_DIR_VARIABLE, Admission, RefusalLog
 from server.call import Call, run_call
@@ -233,7 +234,7 @@ def _for_call(start: StreamStart, call_sid: str) -> StreamStart:
     return start
 
 
-def _tool_secrets(declarations: dict[str, Declaration], access) -> list[str]:
+def _tool_secrets(declarations: dict[str, Declaration], access: ProviderAccess) -> list[str]:
     """The values of the variables tools send as headers or sign with: all credentials."""
     return [access.get(v) for d in declarations.values() for t in d.tools for v in t.needs()]
 
