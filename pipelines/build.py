@@ -138,8 +138,10 @@ def call_context(
     """A call's LLM context and the aggregators that fill it.
 
     The user side runs `vad` and `strategies`; the caller is muted once the call is ending.
+    The LLM is offered `end_call` and the declared HTTP tools.
     """
-    context = LLMContext(tools=ToolsSchema(standard_tools=[END_CALL]))
+    tools = [END_CALL, *(tool.schema() for tool in declaration.tools)]
+    context = LLMContext(tools=ToolsSchema(standard_tools=tools))
     user_params = LLMUserAggregatorParams(
         vad_analyzer=vad,
         user_turn_strategies=strategies,

@@ -18,11 +18,12 @@ from pydantic import (
 
 from pipelines.provider import Options, Provider
 from pipelines.registry import STAGES
+from pipelines.tools import HttpTool, tool_problems
 
 PIPELINES_DIR = Path(__file__).parent  # the pipelines that ship with the bot
 ROUTES_FILE = "routes.toml"  # not a pipeline: the routing table (pipelines/routing.py)
 CASCADE = ("stt", "llm", "tts")
-SECTIONS = ("bot", "turn", "call", "keypad", *CASCADE, "speech_to_speech")
+SECTIONS = ("bot", "turn", "call", "keypad", *CASCADE, "speech_to_speech", "tools")
 STAGE_NAMES = {"stt": "STT", "llm": "LLM", "tts": "TTS", "speech_to_speech": "speech-to-speech"}
 
 
@@ -194,6 +195,7 @@ class Declaration:
     llm: Stage | None = None
     tts: Stage | None = None
     speech_to_speech: Stage | None = None
+    tools: tuple[HttpTool, ...] = ()  # [[tools]]: HTTP tools the LLM may call
 
     @property
     def stages(self) -> dict[str, Stage]:
@@ -209,8 +211,9 @@ class Declaration:
         )
 
     def needs(self) -> set[str]:
-        """The environment variables its providers need."""
-        return {name for stage in self.stages.values() for name in stage.needs()}
+        """The environment variables its providers and tools need."""
+        tools = {name for tool in self.tools for name in tool.needs()}
+        return tools | {name for stage in self.stages.values() for name in stage.needs()}
 
     def summary(self) -> str:
         """e.g. `stt=deepgram llm=openai tts=cartesia`."""
@@ -264,11 +267,19 @@ def _declaration(path: Path, data: dict[str, Any], problems: list[str]) -> Decla
     call = _section(CallLimits, "call", data.get("call", {}), problems)
     keypad = _section(Keypad, "keypad", data.get("keypad", {}), problems)
     stages = {s: _stage(s, data[s], problems) for s in (*CASCADE, "speech_to_speech") if s in data}
+    tools = _tools(data.get("tools", []), problems)
     _check_shape(data, problems)
     if problems or bot is None or turn is None or call is None or keypad is None:
         return None
     declaration = Declaration(
-        name=path.stem, path=path, bot=bot, turn=turn, call=call, keypad=keypad, **stages
+        name=path.stem,
+        path=path,
+        bot=bot,
+        turn=turn,
+        call=call,
+        keypad=keypad,
+        tools=tools,
+        **stages,
     )
     _check_stages(declaration, problems)
     return declaration
@@ -306,6 +317,19 @@ def _stage(section: str, raw: Any, problems: list[str]) -> Stage | None:
     except ValidationError as e:
         problems.extend(_describe(section, e, provider.options, f"{kind} provider {name!r}"))
         return None
+
+
+def _tools(raw: Any, problems: list[str]) -> tuple[HttpTool, ...]:
+    if not isinstance(raw, list):
+        problems.append(f"  tools: must be a list of tables ([[tools]]), got {raw!r}")
+        return ()
+    tools = [_section(HttpTool, f"tools[{i}]", entry, problems) for i, entry in enumerate(raw)]
+    valid = [(i, tool) for i, tool in enumerate(tools) if tool]
+    for position, (i, tool) in enumerate(valid):
+        problems.extend(tool_problems(tool, f"tools[{i}]"))
+        if any(other.name == tool.name for _, other in valid[:position]):
+            problems.append(f"  tools[{i}].name: {tool.name!r} is declared twice")
+    return tuple(tool for _, tool in valid)
 
 
 def _check_shape(data: dict[str, Any], problems: list[str]) -> None:

@@ -20,12 +20,13 @@ from pipelines.declaration import (
     load_declarations,
     pipelines_dir,
 )
+from pipelines.provider import ProviderAccess
 from pipelines.routing import PIPELINE_PARAMETER, load_routes
 from server.admission import ADMISSION_DIR_VARIABLE, Admission, RefusalLog
 from server.call import Call, run_call
 from server.drain import Drain, drain_on_exit_signals
 from server.greetings import GreetingCache
-from server.logs import configure_logging, register_environment_secrets
+from server.logs import configure_logging, register_environment_secrets, register_secrets
 from server.served_pipelines import served_pipelines
 from server.settings import Settings, load_settings
 from server.size_limits import SizeLimits
@@ -61,6 +62,7 @@ def create_app(
         {name for declaration in declarations.values() for name in declaration.needs()}, environ
     )
     register_environment_secrets(dict(access.values))  # masked in every log line from now on
+    register_secrets(*_tool_secrets(declarations, access))
     routes = replace(routes, served=frozenset(served_pipelines(declarations, access, routes)))
     declarations = {name: declarations[name] for name in routes.served}
     validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
@@ -230,6 +232,11 @@ def _for_call(start: StreamStart, call_sid: str) -> StreamStart:
     if start.call_sid != call_sid:
         raise StreamStartError(f"'start' names call {start.call_sid}, the stream is {call_sid}'s")
     return start
+
+
+def _tool_secrets(declarations: dict[str, Declaration], access: ProviderAccess) -> list[str]:
+    """The values of the variables tools send as headers or sign with: all credentials."""
+    return [access.get(v) for d in declarations.values() for t in d.tools for v in t.needs()]
 
 
 def _preload(declarations: dict[str, Declaration]) -> None:

@@ -17,6 +17,7 @@ from pipelines.build import END_CALL, SAMPLE_RATE, build_pipeline
 from pipelines.declaration import Declaration
 from pipelines.provider import ProviderAccess
 from processors.greeting_player import SpokenSentence
+from server.http_tool_handler import HttpToolHandler
 from server.provider_failure import end_call_if_unusable
 from server.stream_start import StreamStart
 from server.twilio_rest import TwilioCalls
@@ -90,6 +91,8 @@ async def run_call(
             await params.llm.push_frame(frame)
 
     built.register_tool(END_CALL.name, end_call, cancel_on_interruption=False)
+    for tool in declaration.tools:  # a barge-in does not cancel a request (nor lose its result)
+        built.register_tool(tool.name, HttpToolHandler(tool, access), cancel_on_interruption=False)
     if not greeting:  # not pre-synthesized: spoken through the TTS as the call starts
         await worker.queue_frame(TTSSpeakFrame(declaration.bot.greeting))
     runner = WorkerRunner(handle_sigint=False)
