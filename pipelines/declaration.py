@@ -11,11 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from pipelines.provider import Options, Provider
 from pipelines.registry import STAGES
+from pipelines.transfer import TransferTarget
 
 PIPELINES_DIR = Path(__file__).parent  # the pipelines that ship with the bot
 ROUTES_FILE = "routes.toml"  # not a pipeline: the routing table (pipelines/routing.py)
 CASCADE = ("stt", "llm", "tts")
-SECTIONS = ("bot", "turn", "call", *CASCADE, "speech_to_speech")
+SECTIONS = ("bot", "turn", "call", *CASCADE, "speech_to_speech", "transfer")
 STAGE_NAMES = {"stt": "STT", "llm": "LLM", "tts": "TTS", "speech_to_speech": "speech-to-speech"}
 
 
@@ -149,6 +150,7 @@ class Declaration:
     llm: Stage | None = None
     tts: Stage | None = None
     speech_to_speech: Stage | None = None
+    transfers: tuple[TransferTarget, ...] = ()  # [[transfer]]: offered to the LLM if any
 
     @property
     def stages(self) -> dict[str, Stage]:
@@ -218,10 +220,13 @@ def _declaration(path: Path, data: dict[str, Any], problems: list[str]) -> Decla
     turn = _section(Turn, "turn", data.get("turn", {}), problems)
     call = _section(CallLimits, "call", data.get("call", {}), problems)
     stages = {s: _stage(s, data[s], problems) for s in (*CASCADE, "speech_to_speech") if s in data}
+    transfers = _transfers(data.get("transfer", []), problems)
     _check_shape(data, problems)
     if problems or bot is None or turn is None or call is None:
         return None
-    declaration = Declaration(name=path.stem, path=path, bot=bot, turn=turn, call=call, **stages)
+    declaration = Declaration(
+        name=path.stem, path=path, bot=bot, turn=turn, call=call, transfers=transfers, **stages
+    )
     _check_stages(declaration, problems)
     return declaration
 
@@ -258,6 +263,17 @@ def _stage(section: str, raw: Any, problems: list[str]) -> Stage | None:
     except ValidationError as e:
         problems.extend(_describe(section, e, provider.options, f"{kind} provider {name!r}"))
         return None
+
+
+def _transfers(raw: Any, problems: list[str]) -> tuple[TransferTarget, ...]:
+    if not isinstance(raw, list):
+        problems.append(f"  transfer: must be a list of tables ([[transfer]]), got {raw!r}")
+        return ()
+    targets = [_section(TransferTarget, f"transfer[{i}]", t, problems) for i, t in enumerate(raw)]
+    names = [t.name for t in targets if t]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"  transfer: the name {name!r} is declared more than once")
+    return tuple(t for t in targets if t)
 
 
 def _check_shape(data: dict[str, Any], problems: list[str]) -> None:
