@@ -85,8 +85,12 @@ class TwilioVoice:
         self._run(call_sid, self._follow(call_sid, twiml, url))
 
     def created(self, call_sid: str, form: dict[str, str]) -> None:
-        """A call was created through REST: ring its `To` and run its TwiML once answered."""
-        self._run(call_sid, self._place(call_sid, form))
+        """A call was created through REST: ring it, and run its inline `Twiml` once answered.
+
+        Such a call is a person dialled for a warm transfer; calls to a `Url` are left queued.
+        """
+        if "Twiml" in form:
+            self._run(call_sid, self._place(call_sid, form))
 
     async def close(self) -> None:
         """Stop every leg."""
@@ -127,8 +131,7 @@ class TwilioVoice:
             await self._callback(form.get("StatusCallback"), call_sid, form, "no-answer")
             return
         self._set_status(call_sid, "in-progress")
-        twiml = form.get("Twiml") or await self._fetch(form.get("Url", ""), call_sid)
-        await self._execute(call_sid, twiml)
+        await self._execute(call_sid, form["Twiml"])
         self._set_status(call_sid, "completed")
         await self._callback(form.get("StatusCallback"), call_sid, form, "completed")
 

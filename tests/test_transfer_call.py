@@ -1,13 +1,12 @@
 """Transfers to a person, cold and warm, through whole calls against the stand-ins."""
 
 import asyncio
-from dataclasses import replace
 
 import pytest
 
 from calls import heard_matches
-from pipelines.declaration import load_declarations
-from standins.script import BOOKING_REPLY, dial
+from harness.faults.transfer import with_manager
+from standins.script import dial
 
 HANDOFF = "Of course. I'm putting you through to the manager now."
 MANAGER = "+15555550100"
@@ -63,7 +62,6 @@ async def test_a_cold_transfer_is_heard_then_twilio_dials_the_manager_and_nobody
 
 HOLD_MUSIC = "https://music.example.com/hold.mp3"  # never fetched: Twilio's stand-in notes it
 SUMMARY = "The caller said: I'd like to speak to the manager, please."
-UNANSWERED = "Sorry, the manager isn't answering right now. Can I help you with anything else?"
 
 
 WARM = {"mode": "warm", "hold_music": HOLD_MUSIC}
@@ -72,19 +70,15 @@ WARM = {"mode": "warm", "hold_music": HOLD_MUSIC}
 @pytest.fixture
 def declarations(request) -> dict:
     """The shipped pipelines; with a parameter, the default one's manager changed by it."""
-    shipped = load_declarations()
-    default = shipped["default"]
-    (manager,) = default.transfers
-    manager = manager.model_copy(update=getattr(request, "param", {}))
-    return shipped | {"default": replace(default, transfers=(manager,))}
+    return with_manager(**getattr(request, "param", {}))
 
 
-async def joined(conference, count: int) -> list[str]:
-    """The call SIDs that joined `conference`, once `count` have."""
+async def joined(voice, room: str, count: int):
+    """Conference `room` at the Twilio stand-in, once `count` calls have joined it."""
     async with asyncio.timeout(15):
-        while len(conference.joined) < count:
+        while room not in voice.conferences or len(voice.conferences[room].joined) < count:
             await asyncio.sleep(0.05)
-    return conference.joined
+    return voice.conferences[room]
 
 
 @pytest.mark.parametrize("declarations", [WARM], indirect=True)
@@ -110,8 +104,8 @@ async def test_a_warm_transfer_holds_the_caller_while_the_manager_hears_a_summar
     )
     assert create.form["StatusCallback"].startswith(f"{bot.url}/transfer/status?")
     (manager,) = twilio.created
-    room = twilio.voice.conferences[f"transfer-{call.call_sid}"]
-    assert await joined(room, 2) == [call.call_sid, manager], "both in the room, the caller first"
+    room = await joined(twilio.voice, f"transfer-{call.call_sid}", 2)
+    assert set(room.joined) == {call.call_sid, manager}, "both joined the room"
     assert room.hold_music == {call.call_sid: HOLD_MUSIC}
     assert twilio.voice.said[manager] == [SUMMARY], "what the manager heard before joining"
     assert "<Say" not in hold.form["Twiml"], "the caller hears no summary"
@@ -120,31 +114,3 @@ async def test_a_warm_transfer_holds_the_caller_while_the_manager_hears_a_summar
         summary_request and "Summarize this call" in summary_request[0]["messages"][-1]["content"]
     )
     assert twilio.hangups == [], "the bot never hung the caller up"
-
-
-@pytest.mark.parametrize("declarations", [WARM | {"ring_secs": 5}], indirect=True)
-async def test_a_warm_transfer_nobody_answers_brings_the_caller_back_to_the_bot(
-    bot, standins, data
-):
-    twilio = standins.twilio
-    twilio.voice.unanswered = {MANAGER}
-    call = await dial(bot.url)
-    twilio.voice.attach(call)
-    await call.listen()
-    await call.say(data / "manager.wav")
-    await call.listen()
-    await call.wait_closed()
-    back = await call.listen(timeout=20, after=call.events("closed")[0].t)
-
-    assert heard_matches(back.ulaw, UNANSWERED), "the bot tells the caller, on a new stream"
-    (manager,) = twilio.created
-    assert twilio.calls[manager] == "no-answer"
-    status = [form for url, form in twilio.voice.callbacks if "/transfer/status" in url]
-    assert [form["CallStatus"] for form in status] == ["no-answer"]
-    (stream,) = call.events("stream")
-    assert stream.t > call.events("closed")[0].t
-    assert call.parameters["unanswered_transfer"] == "manager"
-    await call.say(data / "book_table.wav")
-    assert heard_matches((await call.listen()).ulaw, BOOKING_REPLY), "the call goes on"
-    assert twilio.hangups == []
-    await call.hang_up()
