@@ -27,21 +27,18 @@ def transfer_routes(
     """The two webhooks; Twilio REST through `request.app.state.twilio`."""
     router = APIRouter()
 
-    async def signed(request: Request) -> tuple[dict[str, str], TransferTarget] | None:
-        """The form and the target of a validly signed webhook naming a declared target."""
-        form = {key: str(value) for key, value in (await request.form()).items()}
+    async def signed(request: Request, key: str) -> tuple[str, TransferTarget] | None:
+        """The form's `key` (a status) and the target of a signed webhook naming a declared one."""
+        form = {name: str(value) for name, value in (await request.form()).items()}
         url = webhook_url(public_url, request.url.path, request.url.query)
         if not validator.validate(url, form, request.headers.get("X-Twilio-Signature", "")):
             logger.warning(f"rejected POST {request.url.path}: missing or wrong signature")
             return None
         declaration = declarations.get(request.query_params.get("pipeline", ""))
         name = request.query_params.get("target")
-        target = (
-            next((t for t in declaration.transfers if t.name == name), None)
-            if declaration
-            else None
-        )
-        return (form, target) if target else None
+        targets = declaration.transfers if declaration else ()
+        target = next((t for t in targets if t.name == name), None)
+        return (form.get(key, ""), target) if target else None
 
     def on_no_answer(request: Request, target: TransferTarget, status: str) -> str:
         pipeline = request.query_params["pipeline"]
@@ -51,11 +48,9 @@ def transfer_routes(
 
     @router.post(DIALED_PATH)
     async def dialed(request: Request) -> Response:
-        checked = await signed(request)
-        if checked is None:
-            return JSONResponse({"error": "invalid signature or target"}, status_code=403)
-        form, target = checked
-        status = form.get("DialCallStatus", "")
+        if not (checked := await signed(request, "DialCallStatus")):
+            return _refused()
+        status, target = checked
         if status in ANSWERED:  # they talked; the caller's call ends with the dial
             twiml = VoiceResponse().to_xml()
         else:
@@ -64,11 +59,9 @@ def transfer_routes(
 
     @router.post(STATUS_PATH)
     async def status(request: Request) -> Response:
-        checked = await signed(request)
-        if checked is None:
-            return JSONResponse({"error": "invalid signature or target"}, status_code=403)
-        form, target = checked
-        status = form.get("CallStatus", "")
+        if not (checked := await signed(request, "CallStatus")):
+            return _refused()
+        status, target = checked
         if status in ANSWERED:
             logger.info(f"{target.name} answered the transfer ({status})")
         else:
@@ -78,3 +71,7 @@ def transfer_routes(
         return Response(status_code=204)
 
     return router
+
+
+def _refused() -> JSONResponse:
+    return JSONResponse({"error": "invalid signature or transfer target"}, status_code=403)

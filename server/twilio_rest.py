@@ -3,8 +3,9 @@
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import aiohttp
 from loguru import logger
@@ -14,6 +15,7 @@ from twilio.rest import Client
 
 from server.logs import basic_auth, register_secrets
 
+T = TypeVar("T")
 _CALL_NOT_FOUND = 20404
 _TOO_MANY_REQUESTS = 429
 
@@ -141,14 +143,9 @@ class TwilioCalls:
 
     async def _update(self, call_sid: str, twiml: str) -> bool:
         """One redirect attempt: True if taken, False if refused; TransientError otherwise."""
-        try:
-            await self._client.calls(call_sid).update_async(twiml=twiml)
-        except TwilioRestException as e:
-            _raise_if_transient(e)
-            logger.error(f"Twilio refused to redirect {call_sid}: HTTP {e.status} {e.msg}")
+        request = self._client.calls(call_sid).update_async(twiml=twiml)
+        if await _refused_unless(request, f"redirect {call_sid}") is None:
             return False
-        except (OSError, aiohttp.ClientError) as e:
-            raise TransientError(f"could not reach Twilio: {e!r}") from e
         logger.info(f"redirected call {call_sid}")
         return True
 
@@ -156,27 +153,38 @@ class TwilioCalls:
         self, to: str, from_: str, twiml: str, ring_secs: int, status_callback: str
     ) -> str | None:
         """One create attempt: the new call's SID, None if refused; TransientError otherwise."""
-        try:
-            call = await self._client.calls.create_async(
-                to=to,
-                from_=from_,
-                twiml=twiml,
-                timeout=ring_secs,
-                status_callback=status_callback,
-                status_callback_event=["answered", "completed"],
-            )
-        except TwilioRestException as e:
-            _raise_if_transient(e)
-            logger.error(f"Twilio refused to dial {to}: HTTP {e.status} {e.msg}")
+        request = self._client.calls.create_async(
+            to=to,
+            from_=from_,
+            twiml=twiml,
+            timeout=ring_secs,
+            status_callback=status_callback,
+            status_callback_event=["answered", "completed"],
+        )
+        call = await _refused_unless(request, f"dial {to}")
+        if call is None:
             return None
-        except (OSError, aiohttp.ClientError) as e:
-            raise TransientError(f"could not reach Twilio: {e!r}") from e
         logger.info(f"dialling {to}: call {call.sid}")
         return call.sid
 
     async def close(self) -> None:
         """Close the shared HTTP session."""
         await self._http.close()
+
+
+async def _refused_unless(request: Awaitable[T], what: str) -> T | None:
+    """`request`'s answer; None if Twilio refused to `what` for good (logged at ERROR).
+
+    Raises TransientError if it may pass.
+    """
+    try:
+        return await request
+    except TwilioRestException as e:
+        _raise_if_transient(e)
+        logger.error(f"Twilio refused to {what}: HTTP {e.status} {e.msg}")
+        return None
+    except (OSError, aiohttp.ClientError) as e:
+        raise TransientError(f"could not reach Twilio: {e!r}") from e
 
 
 def _raise_if_transient(error: TwilioRestException) -> None:

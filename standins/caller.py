@@ -299,28 +299,23 @@ class SimulatedCall:
 
     async def hang_up(self) -> None:
         """Hang up like Twilio: `stop`, then close the WebSocket."""
-        if not self.closed.is_set():
-            stop = {"accountSid": self.account_sid, "callSid": self.call_sid}
-            try:
-                await self._send_event("stop", stop=stop)
-            except ConnectionClosed:
-                pass
-            self._close("caller hung up")
-        await self._ws.close()
-        await self._stop_tasks()
+        await self._stop_stream("caller hung up")
 
     async def stream_stopped(self) -> None:
         """Twilio stops the stream as the call leaves `<Connect><Stream>` (a REST redirect).
 
         `stop`, then the socket closes; the call itself goes on, elsewhere.
         """
+        await self._stop_stream("Twilio stopped the stream: the call was redirected")
+
+    async def _stop_stream(self, why: str) -> None:
         if not self.closed.is_set():
             stop = {"accountSid": self.account_sid, "callSid": self.call_sid}
             try:
                 await self._send_event("stop", stop=stop)
             except ConnectionClosed:
                 pass
-            self._close("Twilio stopped the stream: the call was redirected")
+            self._close(why)
         await self._ws.close()
         await self._stop_tasks()
 
