@@ -31,6 +31,7 @@ async def place_call(
         where = "local stand-ins" if args.offline else "the real providers"
         print(f"calling pipeline {args.pipeline!r} on {bot.url} with {where}\n")
         call = await dial(bot.url)
+        standins.twilio.voice.attach(call)  # it follows a transfer as Twilio would
         printed = _Transcript(bot, call.call_sid)
         greeting = await call.listen(timeout=15)
         printed.show(f"first audio {greeting.start * 1000:.0f} ms after the stream started")
@@ -45,7 +46,9 @@ async def place_call(
                 break
             turn = await call.listen(timeout=20, after=input_end)  # may start in the WAV's tail
             printed.show(f"reply heard {(turn.start - input_end) * 1000:.0f} ms after {what}")
-        if call.closed.is_set():
+        if standins.twilio.redirects:
+            print(f"{'':>6}  (the bot transferred the call: {_twiml(standins.twilio.redirects)})")
+        elif call.closed.is_set():
             hung_up = await standins.twilio.wait_for_hangup(call.call_sid, timeout=5)
             outcome = "made" if hung_up else "MISSING"
             print(f"{'':>6}  (the bot ended the call; REST hang-up {outcome})")
@@ -53,6 +56,10 @@ async def place_call(
         _write_heard(Path(args.out), call.heard)
         print(f"\nbot audio as heard by the caller: {args.out}")
     return 0
+
+
+def _twiml(redirects) -> str:
+    return " then ".join(r.twiml or r.url or "" for r in redirects)
 
 
 class _Transcript:

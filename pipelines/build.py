@@ -26,9 +26,11 @@ from models.silero_vad import SharedSileroVADAnalyzer
 from models.smart_turn import SharedSmartTurnAnalyzerV3
 from pipelines.declaration import Declaration, Stage, Turn
 from pipelines.provider import ProviderAccess, ProviderContext
+from pipelines.transfer import transfer_tool
 from processors.call_time_limit import CallTimeLimit
 from processors.caller_audio_sink import CallerAudioSink
 from processors.greeting_player import GreetingPlayer, SpokenSentence
+from processors.hand_off import HandOff, HandOffHandler
 from processors.heard_context import HeardContext
 from processors.keypad import KeyAction, Keypad
 from processors.llm_failure_apology import LLMFailureApology
@@ -86,17 +88,19 @@ def build_pipeline(
     access: ProviderAccess,
     lifecycle: CallLifecycle,
     greeting: list[SpokenSentence] | None = None,
+    hand_off: HandOffHandler | None = None,
 ) -> CallPipeline:
     """Transport in → turn detection → STT → context → LLM → TTS → transport out → context.
 
     `lifecycle` is the call's: what ends the call claims it, and the caller is muted then.
     With `greeting` (pre-synthesized), the greeting plays the moment the pipeline starts.
+    `hand_off` transfers the call once the caller has heard the hand-off line (`HandOff`).
     A `[speech_to_speech]` declaration is built by `pipelines/speech_to_speech.py`.
     """
     if declaration.speech_to_speech:
         from pipelines.speech_to_speech import build_speech_to_speech  # (it imports this module)
 
-        return build_speech_to_speech(declaration, transport, access, lifecycle)
+        return build_speech_to_speech(declaration, transport, access, lifecycle, hand_off)
     assert declaration.stt and declaration.llm and declaration.tts, "a cascaded pipeline"
     vad = vad_analyzer(declaration.turn)
     context, aggregators = call_context(declaration, turns(declaration, vad), lifecycle, vad)
@@ -120,6 +124,7 @@ def build_pipeline(
             *([GreetingPlayer(greeting)] if greeting else []),  # cached greeting on start
             transport.output(),  # PCM → the phone; passes text on as it is heard, pauses
             # on caller speech, cuts on a barge-in (ReplyCut: the words heard)
+            *hand_offs(hand_off),  # the hand-off line heard → Twilio takes the call over
             HeardContext(),  # a cut reply → the words the caller heard, into the context
             aggregators.assistant(),  # what the caller heard → the context
         ]
@@ -140,7 +145,8 @@ def call_context(
     The user side runs `vad` and `strategies`; the caller is muted once the call is ending.
     The LLM is offered `end_call` and the declared HTTP tools.
     """
-    tools = [END_CALL, *(tool.schema() for tool in declaration.tools)]
+    transfer = [transfer_tool(declaration.transfers)] if declaration.transfers else []
+    tools = [END_CALL, *transfer, *(tool.schema() for tool in declaration.tools)]
     context = LLMContext(tools=ToolsSchema(standard_tools=tools))
     user_params = LLMUserAggregatorParams(
         vad_analyzer=vad,
@@ -161,6 +167,11 @@ def make_keypad(declaration: Declaration, context: LLMContext, lifecycle: CallLi
         pause_secs=keypad.pause_secs,
         shortcuts=keypad.shortcuts,
     )
+
+
+def hand_offs(hand_off: HandOffHandler | None) -> list[FrameProcessor]:
+    """`HandOff` for a call whose pipeline can transfer it, else nothing."""
+    return [HandOff(hand_off)] if hand_off else []
 
 
 def limits(

@@ -19,11 +19,12 @@ from pydantic import (
 from pipelines.provider import Options, Provider
 from pipelines.registry import STAGES
 from pipelines.tools import HttpTool, tool_problems
+from pipelines.transfer import TransferTarget
 
 PIPELINES_DIR = Path(__file__).parent  # the pipelines that ship with the bot
 ROUTES_FILE = "routes.toml"  # not a pipeline: the routing table (pipelines/routing.py)
 CASCADE = ("stt", "llm", "tts")
-SECTIONS = ("bot", "turn", "call", "keypad", *CASCADE, "speech_to_speech", "tools")
+SECTIONS = ("bot", "turn", "call", "keypad", *CASCADE, "speech_to_speech", "tools", "transfer")
 STAGE_NAMES = {"stt": "STT", "llm": "LLM", "tts": "TTS", "speech_to_speech": "speech-to-speech"}
 
 
@@ -196,6 +197,7 @@ class Declaration:
     tts: Stage | None = None
     speech_to_speech: Stage | None = None
     tools: tuple[HttpTool, ...] = ()  # [[tools]]: HTTP tools the LLM may call
+    transfers: tuple[TransferTarget, ...] = ()  # [[transfer]]: offered to the LLM if any
 
     @property
     def stages(self) -> dict[str, Stage]:
@@ -268,6 +270,7 @@ def _declaration(path: Path, data: dict[str, Any], problems: list[str]) -> Decla
     keypad = _section(Keypad, "keypad", data.get("keypad", {}), problems)
     stages = {s: _stage(s, data[s], problems) for s in (*CASCADE, "speech_to_speech") if s in data}
     tools = _tools(data.get("tools", []), problems)
+    transfers = _transfers(data.get("transfer", []), problems)
     _check_shape(data, problems)
     if problems or bot is None or turn is None or call is None or keypad is None:
         return None
@@ -279,6 +282,7 @@ def _declaration(path: Path, data: dict[str, Any], problems: list[str]) -> Decla
         call=call,
         keypad=keypad,
         tools=tools,
+        transfers=transfers,
         **stages,
     )
     _check_stages(declaration, problems)
@@ -330,6 +334,17 @@ def _tools(raw: Any, problems: list[str]) -> tuple[HttpTool, ...]:
         if any(other.name == tool.name for _, other in valid[:position]):
             problems.append(f"  tools[{i}].name: {tool.name!r} is declared twice")
     return tuple(tool for _, tool in valid)
+
+
+def _transfers(raw: Any, problems: list[str]) -> tuple[TransferTarget, ...]:
+    if not isinstance(raw, list):
+        problems.append(f"  transfer: must be a list of tables ([[transfer]]), got {raw!r}")
+        return ()
+    targets = [_section(TransferTarget, f"transfer[{i}]", t, problems) for i, t in enumerate(raw)]
+    names = [t.name for t in targets if t]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"  transfer: the name {name!r} is declared more than once")
+    return tuple(t for t in targets if t)
 
 
 def _check_shape(data: dict[str, Any], problems: list[str]) -> None:

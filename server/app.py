@@ -32,6 +32,8 @@ from server.settings import Settings, load_settings
 from server.size_limits import SizeLimits
 from server.stream_start import StreamStart, StreamStartError, read_stream_start
 from server.stream_tokens import ClaimedSids, StreamTokenError, StreamTokens
+from server.transfer import RETURNED_PARAMETER
+from server.transfer_routes import transfer_routes
 from server.twilio_rest import TwilioCalls
 from server.twilio_urls import MEDIA_PATH, VOICE_PATH, media_stream_url, webhook_url
 from server.twiml import busy, connect_stream
@@ -101,6 +103,7 @@ def create_app(
     app.state.access = access
     app.state.admission = admission
     app.state.drain = drain
+    app.include_router(transfer_routes(settings.public_url, validator, declarations))
 
     def refusal() -> str | None:
         """Why a new call is refused now, if it is."""
@@ -151,7 +154,12 @@ def create_app(
             f"incoming call {parameters['call_sid']} from {parameters['caller']}: "
             f"pipeline {pipeline!r} ({why})"
         )
-        url = media_stream_url(settings.public_url, tokens.issue(parameters["call_sid"]))
+        # Back from a transfer nobody answered (a URL we gave Twilio): the call's next stream.
+        leg = ""
+        if returned := request.query_params.get("transfer"):
+            parameters[RETURNED_PARAMETER] = returned
+            leg = f"{returned}-{request.query_params.get('leg', '')}"
+        url = media_stream_url(settings.public_url, tokens.issue(parameters["call_sid"], leg))
         return Response(content=connect_stream(url, parameters), media_type="application/xml")
 
     @app.websocket(MEDIA_PATH + "/{token}")
@@ -203,6 +211,7 @@ def create_app(
                     declaration=declarations[call.pipeline],
                     access=access,
                     twilio=app.state.twilio,
+                    public_url=settings.public_url,
                     greeting=greetings.get(declarations[call.pipeline]),
                 )
             except Exception:

@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 
 from fastapi import WebSocket
+from loguru import logger
 from pipecat.frames.frames import (
     EagerEndOfTurnCancelFrame,
     FunctionCallResultProperties,
@@ -16,10 +17,12 @@ from pipecat.workers.runner import WorkerRunner
 from pipelines.build import END_CALL, SAMPLE_RATE, build_pipeline
 from pipelines.declaration import Declaration
 from pipelines.provider import ProviderAccess
+from pipelines.transfer import TRANSFER_CALL, TransferTarget
 from processors.greeting_player import SpokenSentence
 from server.http_tool_handler import HttpToolHandler
 from server.provider_failure import end_call_if_unusable
 from server.stream_start import StreamStart
+from server.transfer import RETURNED_PARAMETER, CallTransfers
 from server.twilio_rest import TwilioCalls
 from telephony.lifecycle import CallLifecycle, spoken_ending
 from telephony.transport import TwilioTransport
@@ -36,6 +39,8 @@ class Call:
     lifecycle: CallLifecycle = field(default_factory=CallLifecycle)
     worker: PipelineWorker | None = field(default=None, repr=False)
     context: LLMContext | None = field(default=None, repr=False)
+    transfers: CallTransfers | None = field(default=None, repr=False)
+    transferred_to: str | None = None  # the transfer target Twilio was given the call for
 
     async def say_and_end(self, text: str, reason: str) -> bool:
         """Say `text`, then hang up once it has been heard; False if the call is already ending.
@@ -50,6 +55,14 @@ class Call:
         await self.worker.queue_frames([EagerEndOfTurnCancelFrame(), *spoken_ending(text, reason)])
         return True
 
+    async def transfer(self, target: str) -> bool:
+        """Hand the call to the transfer target `target`, after its hand-off line.
+
+        False if the pipeline declares no such target or the call is already ending. The
+        keypad's shortcuts call it; the LLM's `transfer_call` does the same.
+        """
+        return bool(self.transfers) and await self.transfers.start(target)
+
 
 async def run_call(
     websocket: WebSocket,
@@ -58,11 +71,19 @@ async def run_call(
     declaration: Declaration,
     access: ProviderAccess,
     twilio: TwilioCalls,
+    public_url: str,
     greeting: list[SpokenSentence] | None = None,
 ) -> None:
-    """Run the call's pipeline until either side hangs up; hang up through REST if we ended it."""
+    """Run the call's pipeline until either side hangs up; hang up through REST if we ended it.
+
+    A call handed to a person (a transfer) is Twilio's from then on: no hang-up. A call back
+    from a transfer nobody answered opens with that target's `unanswered` line.
+    """
     transport = TwilioTransport(websocket, call.start.stream_sid)
-    built = build_pipeline(declaration, transport, access, call.lifecycle, greeting)
+    returned = _returned_from(call, declaration)
+    greeting = None if returned else greeting
+    hand_off = _hand_off(call) if declaration.transfers else None
+    built = build_pipeline(declaration, transport, access, call.lifecycle, greeting, hand_off)
     worker = PipelineWorker(
         built.pipeline,
         params=PipelineParams(
@@ -93,12 +114,47 @@ async def run_call(
     built.register_tool(END_CALL.name, end_call, cancel_on_interruption=False)
     for tool in declaration.tools:  # a barge-in does not cancel a request (nor lose its result)
         built.register_tool(tool.name, HttpToolHandler(tool, access), cancel_on_interruption=False)
-    if not greeting:  # not pre-synthesized: spoken through the TTS as the call starts
+    if declaration.transfers:
+        call.transfers = CallTransfers(
+            call,
+            declaration,
+            twilio=twilio,
+            public_url=public_url,
+            llm=built.llm,
+            context=built.context,
+        )
+        built.register_tool(TRANSFER_CALL, call.transfers.tool, cancel_on_interruption=False)
+    if returned:
+        await worker.queue_frame(TTSSpeakFrame(returned.unanswered))
+    elif not greeting:  # not pre-synthesized: spoken through the TTS as the call starts
         await worker.queue_frame(TTSSpeakFrame(declaration.bot.greeting))
     runner = WorkerRunner(handle_sigint=False)
     await runner.add_workers(worker)
-    await runner.run()
-    if transport.caller_hung_up:
+    try:
+        await runner.run()
+    finally:
+        if call.transfers:
+            await call.transfers.close()
+    if call.transferred_to:
+        logger.info(f"the call is Twilio's now, transferred to {call.transferred_to}: no hang-up")
+    elif transport.caller_hung_up:
         call.lifecycle.caller_left()
     else:
         await twilio.hang_up(call.start.call_sid)
+
+
+def _hand_off(call: Call):
+    async def hand_off(target: str) -> None:
+        assert call.transfers is not None, "registered with the transfer tool"
+        await call.transfers.hand_off(target)
+
+    return hand_off
+
+
+def _returned_from(call: Call, declaration: Declaration) -> TransferTarget | None:
+    """The transfer target this call comes back from unanswered, if it does."""
+    name = call.start.parameters.get(RETURNED_PARAMETER)
+    target = next((t for t in declaration.transfers if t.name == name), None)
+    if name:
+        logger.info(f"back from a transfer to {name} nobody answered")
+    return target

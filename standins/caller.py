@@ -36,7 +36,7 @@ class Event:
     """One thing that happened on the call, at `t` seconds since the stream started."""
 
     t: float
-    kind: str  # sent_speech, sent_speech_end, key, media, mark, clear, echo, heard, closed
+    kind: str  # sent_speech, sent_speech_end, key, media, mark, clear, echo, heard, closed, stream
     detail: str = ""
 
 
@@ -80,6 +80,7 @@ class SimulatedCall:
         self._sequence = 0
         self._chunk = 0
         self._t0 = 0.0
+        self._stream_t0 = 0.0
         self._spoke_until = 0.0
         self._tasks: list[asyncio.Task] = []
 
@@ -113,7 +114,7 @@ class SimulatedCall:
         await call._start()
         return call
 
-    async def _start(self) -> None:
+    async def _start(self, *, restart: bool = False) -> None:
         await self._ws.send(
             json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
         )
@@ -125,7 +126,9 @@ class SimulatedCall:
             "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
             "customParameters": self.parameters,
         }
-        self._t0 = time.monotonic()
+        self._stream_t0 = time.monotonic()  # this stream's clock starts
+        if not restart:  # one timeline for the whole call, over all its streams
+            self._t0 = self._stream_t0
         await self._send_event("start", start=start)
         self._tasks = [
             asyncio.create_task(self._clock(), name="caller-clock"),
@@ -188,7 +191,7 @@ class SimulatedCall:
 
     async def _clock(self) -> None:
         """Every 20 ms: send one packet of the caller's audio and play 20 ms of the bot's."""
-        tick = 0
+        tick, base = 0, self._stream_t0
         try:
             while not self.closed.is_set():
                 tick += 1
@@ -196,7 +199,7 @@ class SimulatedCall:
                 played, marks = self.playout.tick(self.now())
                 for name in marks:
                     await self._echo(name)
-                await asyncio.sleep(max(0.0, self._t0 + tick * FRAME_MS / 1000 - time.monotonic()))
+                await asyncio.sleep(max(0.0, base + tick * FRAME_MS / 1000 - time.monotonic()))
         except ConnectionClosed:
             self._close("server closed the stream")
 
@@ -311,15 +314,39 @@ class SimulatedCall:
 
     async def hang_up(self) -> None:
         """Hang up like Twilio: `stop`, then close the WebSocket."""
+        await self._stop_stream("caller hung up")
+
+    async def stream_stopped(self) -> None:
+        """Twilio stops the stream as the call leaves `<Connect><Stream>` (a REST redirect).
+
+        `stop`, then the socket closes; the call itself goes on, elsewhere.
+        """
+        await self._stop_stream("Twilio stopped the stream: the call was redirected")
+
+    async def _stop_stream(self, why: str) -> None:
         if not self.closed.is_set():
             stop = {"accountSid": self.account_sid, "callSid": self.call_sid}
             try:
                 await self._send_event("stop", stop=stop)
             except ConnectionClosed:
                 pass
-            self._close("caller hung up")
+            self._close(why)
         await self._ws.close()
         await self._stop_tasks()
+
+    async def reconnect(self, stream_url: str, signature: str, parameters: dict[str, str]) -> None:
+        """The call's TwiML connects it to a stream again: a new stream on the same phone."""
+        self._ws = await connect(
+            stream_url,
+            additional_headers={"X-Twilio-Signature": signature},
+            proxy=None,
+            compression=None,
+        )
+        self.stream_url, self.parameters = stream_url, parameters
+        self.stream_sid, self._sequence, self._chunk = _sid("MZ"), 0, 0
+        self.closed = asyncio.Event()
+        self.timeline.append(Event(self.now(), "stream", stream_url))
+        await self._start(restart=True)
 
     async def wait_closed(self, timeout: float = 10.0) -> None:
         """Wait for the server to end the stream."""
@@ -373,7 +400,7 @@ async def answered(
     validator = RequestValidator(auth_token)
     url = f"{base_url.rstrip('/')}/voice" + (f"?{webhook_query}" if webhook_query else "")
     twiml = await _post_webhook(url, form, signature or validator.compute_signature(url, form))
-    stream_url, params = _parse_stream(twiml)
+    stream_url, params = parse_stream(twiml)
     return Answer(call_sid, stream_url, validator.compute_signature(stream_url, {}), params)
 
 
@@ -394,7 +421,8 @@ async def _post_webhook(url: str, form: dict, signature: str) -> str:
         return body
 
 
-def _parse_stream(twiml: str) -> tuple[str, dict[str, str]]:
+def parse_stream(twiml: str) -> tuple[str, dict[str, str]]:
+    """The `<Connect><Stream>` of `twiml`: its URL and its parameters."""
     stream = ET.fromstring(twiml).find("./Connect/Stream")
     if stream is None or not stream.get("url"):
         raise DialError(f"TwiML has no <Connect><Stream url>: {twiml[:200]}")

@@ -14,6 +14,7 @@ from aiohttp import web
 from loguru import logger
 
 from standins.http_server import LocalServer
+from standins.twilio_voice import TwilioVoice
 
 API = "/2010-04-01"
 _ENDED = ("completed", "canceled")
@@ -87,7 +88,8 @@ class TwilioRestStandIn(LocalServer):
     call on first sight), `fail_next` (answer the next N requests with `fail_status`: 500
     Internal Server Error, or 429 Too Many Requests, in Twilio's error JSON) and `hang_next`
     (accept the next N requests and answer nothing for `hang_secs`). Tests read `requests`,
-    `calls` (sid -> status), `hangups`, `redirects` and `created`.
+    `calls` (sid -> status), `hangups`, `redirects` and `created`. What calls do with their
+    TwiML (transfers, conferences, the people dialled) is `voice`'s (`standins.twilio_voice`).
     """
 
     def __init__(
@@ -117,6 +119,9 @@ class TwilioRestStandIn(LocalServer):
         self.created: list[str] = []
         self._details: dict[str, dict] = {}
         self._hung_up: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
+        self.voice = TwilioVoice(
+            account_sid=account_sid, auth_token=auth_token, set_status=self.calls.__setitem__
+        )
 
     def routes(self) -> list[web.RouteDef]:
         """The Calls list and Call instance routes."""
@@ -125,7 +130,13 @@ class TwilioRestStandIn(LocalServer):
             web.post(calls + ".json", self._create),
             web.post(calls + "/{call_sid}.json", self._update),
             web.get(calls + "/{call_sid}.json", self._fetch),
+            *self.voice.routes(calls),
         ]
+
+    async def stop(self) -> None:
+        """Stop the calls' TwiML, then serving."""
+        await self.voice.close()
+        await super().stop()
 
     def register_call(
         self, call_sid: str, from_: str = "+15550001111", to: str = "+15550002222"
@@ -195,6 +206,7 @@ class TwilioRestStandIn(LocalServer):
             logger.debug(f"Twilio stand-in: call {call_sid} {status}")
         elif "Twiml" in form or "Url" in form:
             self.redirects.append(Redirect(call_sid, form.get("Twiml"), form.get("Url")))
+            self.voice.redirected(call_sid, form.get("Twiml"), form.get("Url"))
         return web.json_response(self._resource(call_sid))
 
     async def _fetch(self, request: web.Request) -> web.Response:
@@ -215,6 +227,7 @@ class TwilioRestStandIn(LocalServer):
             response = _create_refusal(recorded.form)
         if response is None:
             response = web.json_response(self._new_call(recorded.form), status=201)
+            self.voice.created(self.created[-1], recorded.form)
         recorded.status = response.status
         return response
 

@@ -10,7 +10,18 @@ from importlib import import_module
 
 from harness.faults import Fault, Outcome
 
-AREAS = ("stt", "llm", "tts", "twilio", "tools", "overload", "shutdown", "silence", "hostile")
+AREAS = (
+    "stt",
+    "llm",
+    "tts",
+    "twilio",
+    "tools",
+    "transfer",
+    "overload",
+    "shutdown",
+    "silence",
+    "hostile",
+)
 
 
 def faults() -> list[Fault]:
