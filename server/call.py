@@ -19,6 +19,7 @@ from pipelines.declaration import Declaration
 from pipelines.provider import ProviderAccess
 from pipelines.transfer import TRANSFER_CALL, TransferTarget
 from processors.greeting_player import SpokenSentence
+from processors.keypad import KeyActionParams
 from server.http_tool_handler import HttpToolHandler
 from server.provider_failure import end_call_if_unusable
 from server.stream_start import StreamStart
@@ -124,6 +125,12 @@ async def run_call(
             context=built.context,
         )
         built.register_tool(TRANSFER_CALL, call.transfers.tool, cancel_on_interruption=False)
+        if built.keypad:
+
+            async def transfer_by_key(_pressed: KeyActionParams) -> None:
+                await call.transfer(declaration.transfers[0].name)  # the first target
+
+            built.register_key_action("transfer", transfer_by_key)
     if returned:
         await worker.queue_frame(TTSSpeakFrame(returned.unanswered))
     elif not greeting:  # not pre-synthesized: spoken through the TTS as the call starts
