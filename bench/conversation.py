@@ -144,8 +144,12 @@ def stages(call: SimulatedCall, standins: StandIns, ended: float, heard: float) 
         if message.get("is_final") and message["channel"]["alternatives"][0]["transcript"]
     ]
     answered = [r for r in standins.openai.requests if r.status == 200]
-    pairs = zip(answered, standins.openai.responses, strict=False)
-    request, response = next((q, r) for q, r in pairs if t(q.at) > ended)
+    pairs = [(q, r) for q, r in zip(answered, standins.openai.responses, strict=False)]
+    after = [(q, r) for q, r in pairs if t(q.at) > ended]
+    # The reply heard: the last request answered before it (withdrawn speculations have
+    # no tokens, or none before the caller went on).
+    spoken = [(q, r) for q, r in after if r.first_token_at and t(r.first_token_at) < heard]
+    request, response = (spoken or after)[-1]
     sentence = t(response.sentence_at or response.first_token_at)
     speaks = [t(at) for c in standins.tts.connections for at in c.speaks_at]
     speak = min(at for at in speaks if at >= sentence - 0.001)

@@ -128,6 +128,7 @@ async def test_the_transfer_key_hands_the_caller_to_the_manager_without_the_llm(
     assert standins.openai.requests == [], "a shortcut asks no LLM"
     (update,) = [r for r in standins.twilio.requests if "Twiml" in r.form]
     assert heard_all_before(call, update), "the REST update came once the line was heard"
+    assert await status_of(standins.twilio, call.call_sid, "completed") == "completed"
     (dialed,) = standins.twilio.voice.dialed
     assert dialed.to == MANAGER
     assert standins.twilio.hangups == [], "the bot never hung the caller up"
