@@ -38,6 +38,7 @@ from telephony.lifecycle import CallLifecycle
 from turns.ending_mute import EndingCallMuteStrategy
 from turns.guarded_external_start import GuardedExternalUserTurnStartStrategy
 from turns.min_speech_start import MinSpeechUserTurnStartStrategy
+from turns.screening_mute import ScreeningMuteStrategy
 from turns.silence_stop import SilenceTimedTurnStopStrategy
 from turns.smart_turn_stop import SmartTurnStop
 from turns.speculation import EagerFluxTurnStop, SpeculativeSilenceStop, SpeculativeSmartTurnStop
@@ -123,13 +124,14 @@ def call_context(
 ) -> tuple[LLMContext, LLMContextAggregatorPair]:
     """A call's LLM context and the aggregators that fill it.
 
-    The user side runs `vad` and `strategies`; the caller is muted once the call is ending.
+    The user side runs `vad` and `strategies`; the caller is muted once the call is ending,
+    and the callee of an outbound call until Twilio says who answered.
     """
     context = LLMContext(tools=ToolsSchema(standard_tools=[END_CALL]))
     user_params = LLMUserAggregatorParams(
         vad_analyzer=vad,
         user_turn_strategies=strategies,
-        user_mute_strategies=[EndingCallMuteStrategy(lifecycle)],
+        user_mute_strategies=[EndingCallMuteStrategy(lifecycle), ScreeningMuteStrategy(lifecycle)],
     )
     return context, LLMContextAggregatorPair(context, user_params=user_params)
 

@@ -1,5 +1,6 @@
 """One phone call: its pipeline, its greeting, its ending, its hang-up."""
 
+import asyncio
 from dataclasses import dataclass, field
 
 from fastapi import WebSocket
@@ -16,10 +17,14 @@ from pipecat.workers.runner import WorkerRunner
 from pipelines.build import END_CALL, SAMPLE_RATE, build_pipeline
 from pipelines.declaration import Declaration
 from pipelines.provider import ProviderAccess
+from pipelines.variables import with_variables
 from processors.greeting_player import SpokenSentence
+from server.answer_screening import screen_answer
+from server.answered_by import AnsweredByBox
 from server.provider_failure import end_call_if_unusable
+from server.recording import record
 from server.stream_start import StreamStart
-from server.twilio_rest import TwilioCalls
+from server.twilio_rest import Recording, TwilioCalls
 from telephony.lifecycle import CallLifecycle, spoken_ending
 from telephony.transport import TwilioTransport
 
@@ -32,6 +37,9 @@ class Call:
 
     start: StreamStart
     pipeline: str
+    outbound: bool = False  # placed by `POST /calls`
+    variables: dict[str, str] = field(default_factory=dict)  # filled into what the bot says
+    recording: Recording | None = None  # Twilio's, with `[call] record`
     lifecycle: CallLifecycle = field(default_factory=CallLifecycle)
     worker: PipelineWorker | None = field(default=None, repr=False)
     context: LLMContext | None = field(default=None, repr=False)
@@ -58,8 +66,17 @@ async def run_call(
     access: ProviderAccess,
     twilio: TwilioCalls,
     greeting: list[SpokenSentence] | None = None,
+    answers: AnsweredByBox | None = None,
+    recording_callback: str = "",
 ) -> None:
-    """Run the call's pipeline until either side hangs up; hang up through REST if we ended it."""
+    """Run the call's pipeline until either side hangs up; hang up through REST if we ended it.
+
+    An outbound call waits for `answers` to say who answered before the bot speaks. With
+    `[call] record`, Twilio records the call and posts `recording_callback` when it is ready.
+    """
+    declaration = with_variables(declaration, call.variables)
+    call.lifecycle.screening = call.outbound
+    greeting = None if call.outbound else greeting  # its greeting waits for the verdict
     transport = TwilioTransport(websocket, call.start.stream_sid)
     built = build_pipeline(declaration, transport, access, call.lifecycle, greeting)
     worker = PipelineWorker(
@@ -90,11 +107,19 @@ async def run_call(
             await params.llm.push_frame(frame)
 
     built.register_tool(END_CALL.name, end_call, cancel_on_interruption=False)
-    if not greeting:  # not pre-synthesized: spoken through the TTS as the call starts
+    if not greeting and not call.outbound:  # not pre-synthesized: spoken as the call starts
         await worker.queue_frame(TTSSpeakFrame(declaration.bot.greeting))
     runner = WorkerRunner(handle_sigint=False)
     await runner.add_workers(worker)
-    await runner.run()
+    async with asyncio.TaskGroup() as tasks:
+        beside = []  # what runs beside the pipeline, and stops with it
+        if call.outbound and answers:
+            beside.append(tasks.create_task(screen_answer(call, declaration, answers)))
+        if declaration.call.record:
+            beside.append(tasks.create_task(record(call, twilio, recording_callback)))
+        await runner.run()
+        for task in beside:
+            task.cancel()
     if transport.caller_hung_up:
         call.lifecycle.caller_left()
     else:

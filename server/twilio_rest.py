@@ -3,7 +3,8 @@
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import aiohttp
@@ -44,6 +45,34 @@ class RetryPolicy:
 
 class TransientError(Exception):
     """A request failed in a way a later attempt may not: 5xx, 429, network, timeout."""
+
+
+class TwilioRefused(Exception):
+    """Twilio refused a request for good (4xx): the message is Twilio's, with its code."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class CallState:
+    """A call as Twilio's Call resource describes it."""
+
+    call_sid: str
+    status: str  # queued, ringing, in-progress, completed, busy, no-answer, failed, canceled
+    answered_by: str | None  # with machine detection: human, machine_end_beep, fax, unknown…
+    direction: str
+    to: str
+    duration: int | None  # seconds, once it ended
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A recording Twilio makes of a call; `url` is where its audio is fetched."""
+
+    sid: str
+    url: str
 
 
 class TwilioCalls:
@@ -118,6 +147,54 @@ class TwilioCalls:
         logger.info(f"hung up call {call_sid}")
         return True
 
+    async def place(self, **create) -> str:
+        """Create an outbound call (`calls.create`'s keyword arguments); its SID.
+
+        Not retried: a create that timed out may have placed the call. Raises `TwilioRefused`
+        or `TransientError`.
+        """
+        async with _translated("place a call"):
+            call = await self._client.calls.create_async(**create)
+        return str(call.sid)
+
+    async def fetch(self, call_sid: str) -> CallState:
+        """The call as Twilio knows it now; raises `TwilioRefused` (404: no such call)."""
+        async with _translated(f"fetch call {call_sid}"):
+            call = await self._client.calls(call_sid).fetch_async()
+        duration = str(call.duration) if call.duration is not None else ""
+        return CallState(
+            call_sid=str(call.sid),
+            status=str(call.status),
+            answered_by=call.answered_by,
+            direction=str(call.direction),
+            to=str(call.to),
+            duration=int(duration) if duration.isdigit() else None,
+        )
+
+    async def start_recording(self, call_sid: str, *, callback: str) -> Recording:
+        """Record both channels of the live call; Twilio posts `callback` when it is ready."""
+        async with _translated(f"record call {call_sid}"):
+            recording = await self._client.calls(call_sid).recordings.create_async(
+                recording_channels="dual",
+                recording_status_callback=callback,
+                recording_status_callback_event=["completed", "absent"],
+            )
+        url = f"{self.base_url}/2010-04-01/Accounts/{recording.account_sid}/Recordings/"
+        return Recording(sid=str(recording.sid), url=url + str(recording.sid))
+
     async def close(self) -> None:
         """Close the shared HTTP session."""
         await self._http.close()
+
+
+@asynccontextmanager
+async def _translated(doing: str) -> AsyncIterator[None]:
+    """Twilio's and the network's exceptions as `TwilioRefused` or `TransientError`."""
+    try:
+        yield
+    except TwilioRestException as e:
+        if e.status >= 500 or e.status == _TOO_MANY_REQUESTS:
+            raise TransientError(f"could not {doing}: HTTP {e.status} {e.msg}") from e
+        raise TwilioRefused(e.status, f"could not {doing}: HTTP {e.status} {e.msg}") from e
+    except (OSError, aiohttp.ClientError, TimeoutError) as e:
+        raise TransientError(f"could not {doing}: Twilio unreachable ({e!r})") from e
