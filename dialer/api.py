@@ -51,8 +51,11 @@ class BotAPI:
         return await self._request("GET", f"/calls/{call_sid}")
 
     async def ended(self, call_sid: str) -> CallEnd:
-        """Follow the call until it is over."""
-        while not (state := await self.state(call_sid))["outcome"]:
+        """Follow the call until it is over (polling: Twilio reports to the server, not here)."""
+        while True:
+            state = await self.state(call_sid)
+            if state["outcome"]:
+                break
             await asyncio.sleep(self.follow_every)
         return CallEnd(
             call_sid=call_sid,
