@@ -76,6 +76,7 @@ async def test_a_person_answers_hears_the_greeting_with_their_name_and_talks_wit
     ]
     assert [c.status for c in standins.twilio.callbacks] == [204] * 3
     assert (await api.ended(call_sid)).outcome == "answered"
+    assert not [r for r in standins.twilio.requests if "Recordings" in r.path]  # record = false
 
 
 async def test_a_voicemail_box_gets_the_voicemail_line_in_full_after_the_beep_then_a_hang_up(
