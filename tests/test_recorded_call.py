@@ -45,4 +45,3 @@ async def test_a_recorded_call_is_recorded_by_twilio_in_two_channels_and_logged(
     assert any(
         line.startswith(f"recording {sid} completed") and url in line for line in debug_lines
     )
-
