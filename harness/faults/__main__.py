@@ -10,7 +10,7 @@ from importlib import import_module
 
 from harness.faults import Fault, Outcome
 
-AREAS = ("stt", "llm", "tts", "twilio", "overload", "shutdown", "silence", "hostile")
+AREAS = ("stt", "llm", "tts", "twilio", "overload", "shutdown", "silence", "hostile", "outbound")
 
 
 def faults() -> list[Fault]:
