@@ -17,6 +17,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from loguru import logger
@@ -309,8 +310,10 @@ class TwilioRestStandIn(LocalServer):
             "form": form
         }
         self.created.append(call_sid)
-        if "Url" in form:
+        if _loopback(form.get("Url", "")):  # a stand-in never reaches the real network
             self._spawn(self._place(call_sid, form))
+        elif "Url" in form:
+            logger.warning(f"Twilio stand-in: {call_sid} stays queued: {form['Url']} is remote")
         return self._resource(call_sid)
 
     def _spawn(self, work) -> None:
@@ -529,6 +532,10 @@ def _details(from_: str, to: str, direction: str, *, started: bool = False) -> d
         "created": now,
         "start": started and now,
     }
+
+
+def _loopback(url: str) -> bool:
+    return urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1")
 
 
 def _seconds(details: dict) -> str | None:
