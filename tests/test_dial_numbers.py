@@ -1,4 +1,4 @@
-"""`bot.py dial`'s input and report: the numbers file, `--var`, progress lines and the summary."""
+"""The dial command's input and report: the numbers file, `--var`, progress lines, the summary."""
 
 import re
 

@@ -1,22 +1,11 @@
 """What a pipeline declares for the calls it places, and the settings outbound calls need."""
 
 import pytest
+from test_declaration import MINIMAL
 
 from pipelines.declaration import DeclarationError, load_declaration
 from server.settings import ConfigError, load_settings
 
-MINIMAL = """
-[bot]
-system_prompt = "Be brief."
-greeting = "Hello."
-farewell = "Bye."
-[stt]
-provider = "deepgram"
-[llm]
-provider = "openai"
-[tts]
-provider = "deepgram"
-"""
 SETTINGS = {
     "public_url": "https://bot.example.com",
     "twilio_account_sid": "AC" + "0" * 32,
