@@ -4,14 +4,16 @@ import argparse
 import asyncio
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import aiohttp
 from dotenv import dotenv_values
 
-from dialer.api import BotAPI
+from dialer.api import APIError, BotAPI
 from dialer.campaign import Campaign, Retries, summary, write_results
 from dialer.numbers import NumbersError, Target, parse_variables, read_numbers
-from pipelines.declaration import DeclarationError, Outbound, load_declarations
+from pipelines.declaration import Declaration, DeclarationError, Outbound, load_declarations
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def dial(args: argparse.Namespace) -> int:
-    """Place the calls, print each outcome and a summary; 2 on a usage or configuration error."""
+    """Place the calls, print each outcome and a summary.
+
+    Exit 2 on a usage or configuration error, 1 if the server could not be asked at all.
+    """
     environ = {**dotenv_values(".env"), **os.environ}
     server, token = args.server or environ.get("PUBLIC_URL"), environ.get("API_TOKEN")
     problems = [] if token else ["API_TOKEN is not set (the server's operator API token)"]
@@ -36,31 +41,44 @@ def dial(args: argparse.Namespace) -> int:
         problems.append("no server: give --server or set PUBLIC_URL")
     if (args.csv is None) == (args.to is None):
         problems.append("give one number to call, or --csv with many")
+    if args.concurrency < 1:
+        problems.append(f"--concurrency must be at least 1 (got {args.concurrency})")
     try:
         targets = _targets(args)
         declarations = load_declarations()
     except (NumbersError, DeclarationError) as e:
         problems.append(str(e))
-    if problems:
+    if problems or not (server and token):
         print("\n".join(problems), file=sys.stderr)
         return 2
-    default = environ.get("PIPELINE") or "default"
-
-    def retries(pipeline: str | None) -> Retries:
-        declaration = declarations.get(pipeline or default)
-        outbound = declaration.outbound if declaration else Outbound()
-        return Retries(outbound.retries, outbound.retry_delay_secs)
-
+    retries = _declared_retries(declarations, environ.get("PIPELINE") or "default")
     campaign = Campaign(
         BotAPI(server, token), concurrency=args.concurrency, retries=retries, say=_say
     )
-    attempts = asyncio.run(campaign.run(targets))
+    try:
+        attempts = asyncio.run(campaign.run(targets))
+    except (APIError, aiohttp.ClientError, OSError) as e:
+        print(f"could not ask the bot server at {server}: {e}", file=sys.stderr)
+        return 1
     print(summary(attempts), flush=True)
     if args.csv or args.out:
         out = args.out or args.csv.with_suffix(".results.csv")
         write_results(out, attempts)
         print(f"every call's outcome: {out}")
     return 0
+
+
+def _declared_retries(
+    declarations: dict[str, Declaration], default: str
+) -> Callable[[str | None], Retries]:
+    """A target's retries: its pipeline's `[outbound]` (the default's if it names none)."""
+
+    def retries(pipeline: str | None) -> Retries:
+        declaration = declarations.get(pipeline or default)
+        outbound = declaration.outbound if declaration else Outbound()
+        return Retries(outbound.retries, outbound.retry_delay_secs)
+
+    return retries
 
 
 def _targets(args: argparse.Namespace) -> list[Target]:

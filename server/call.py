@@ -1,7 +1,9 @@
 """One phone call: its pipeline, its greeting, its ending, its hang-up."""
 
 import asyncio
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import WebSocket
 from pipecat.frames.frames import (
@@ -75,7 +77,7 @@ async def run_call(
     `[call] record`, Twilio records the call and posts `recording_callback` when it is ready.
     """
     declaration = with_variables(declaration, call.variables)
-    call.lifecycle.screening = call.outbound
+    call.lifecycle.screening = call.outbound and answers is not None
     greeting = None if call.outbound else greeting  # its greeting waits for the verdict
     transport = TwilioTransport(websocket, call.start.stream_sid)
     built = build_pipeline(declaration, transport, access, call.lifecycle, greeting)
@@ -111,16 +113,22 @@ async def run_call(
         await worker.queue_frame(TTSSpeakFrame(declaration.bot.greeting))
     runner = WorkerRunner(handle_sigint=False)
     await runner.add_workers(worker)
-    async with asyncio.TaskGroup() as tasks:
-        beside = []  # what runs beside the pipeline, and stops with it
-        if call.outbound and answers:
-            beside.append(tasks.create_task(screen_answer(call, declaration, answers)))
-        if declaration.call.record:
-            beside.append(tasks.create_task(record(call, twilio, recording_callback)))
-        await runner.run()
-        for task in beside:
-            task.cancel()
+    beside = []  # what runs beside the pipeline, and stops with it
+    if call.lifecycle.screening and answers:
+        beside.append(screen_answer(call, declaration, answers))
+    if declaration.call.record:
+        beside.append(record(call, twilio, recording_callback))
+    await _run_beside(runner, beside)
     if transport.caller_hung_up:
         call.lifecycle.caller_left()
     else:
         await twilio.hang_up(call.start.call_sid)
+
+
+async def _run_beside(runner: WorkerRunner, beside: list[Coroutine[Any, Any, None]]) -> None:
+    """Run the call's pipeline, and `beside` it until it ends."""
+    async with asyncio.TaskGroup() as tasks:
+        running = [tasks.create_task(work) for work in beside]
+        await runner.run()
+        for task in running:
+            task.cancel()
