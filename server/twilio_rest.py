@@ -76,7 +76,7 @@ class Recording:
 
 
 class TwilioCalls:
-    """Ends live calls; one instance per server, its HTTP session shared by every call.
+    """Ends, places, follows and records calls; one per server, its HTTP session shared.
 
     `retry` is a plain attribute: the policy for transient failures.
     """
@@ -153,13 +153,13 @@ class TwilioCalls:
         Not retried: a create that timed out may have placed the call. Raises `TwilioRefused`
         or `TransientError`.
         """
-        async with _translated("place a call"):
+        async with _translated("place a call", self.retry.attempt_timeout):
             call = await self._client.calls.create_async(**create)
         return str(call.sid)
 
     async def fetch(self, call_sid: str) -> CallState:
         """The call as Twilio knows it now; raises `TwilioRefused` (404: no such call)."""
-        async with _translated(f"fetch call {call_sid}"):
+        async with _translated(f"fetch call {call_sid}", self.retry.attempt_timeout):
             call = await self._client.calls(call_sid).fetch_async()
         duration = str(call.duration) if call.duration is not None else ""
         return CallState(
@@ -173,7 +173,7 @@ class TwilioCalls:
 
     async def start_recording(self, call_sid: str, *, callback: str) -> Recording:
         """Record both channels of the live call; Twilio posts `callback` when it is ready."""
-        async with _translated(f"record call {call_sid}"):
+        async with _translated(f"record call {call_sid}", self.retry.attempt_timeout):
             recording = await self._client.calls(call_sid).recordings.create_async(
                 recording_channels="dual",
                 recording_status_callback=callback,
@@ -188,10 +188,14 @@ class TwilioCalls:
 
 
 @asynccontextmanager
-async def _translated(doing: str) -> AsyncIterator[None]:
-    """Twilio's and the network's exceptions as `TwilioRefused` or `TransientError`."""
+async def _translated(doing: str, within: float) -> AsyncIterator[None]:
+    """Twilio's and the network's exceptions as `TwilioRefused` or `TransientError`.
+
+    A request that takes more than `within` seconds is a `TransientError` too.
+    """
     try:
-        yield
+        async with asyncio.timeout(within):
+            yield
     except TwilioRestException as e:
         if e.status >= 500 or e.status == _TOO_MANY_REQUESTS:
             raise TransientError(f"could not {doing}: HTTP {e.status} {e.msg}") from e

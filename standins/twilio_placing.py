@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+import aiohttp
 from aiohttp import web
 from loguru import logger
 
@@ -210,5 +211,5 @@ class CallPlacing:
         self.callbacks.append(callback)
         try:
             callback.status, _ = await post_signed(url, form, auth_token=self._auth_token)
-        except OSError as e:  # Twilio logs a failed callback and goes on
+        except (OSError, aiohttp.ClientError) as e:  # Twilio logs a failed callback, goes on
             logger.warning(f"Twilio stand-in: {kind} callback to {url} failed: {e!r}")

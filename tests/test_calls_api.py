@@ -7,6 +7,7 @@ from pipelines.declaration import load_declarations
 from server.app import create_app
 from server.local import serve_locally
 from server.settings import ConfigError, Settings
+from server.twilio_rest import RetryPolicy
 
 TOKEN = "test-api-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -72,6 +73,16 @@ async def test_twilio_failing_to_create_the_call_gets_502_with_its_reason(client
     response = await client.post("/calls", json=ADA, headers=AUTH)
     assert response.status_code == 502
     assert "HTTP 500" in response.json()["error"]
+
+
+async def test_twilio_not_answering_the_create_gets_502_within_the_attempt_timeout(
+    bot, client, standins
+):
+    bot.app.state.twilio.retry = RetryPolicy(attempt_timeout=0.5)
+    standins.twilio.hang_next = 1
+    response = await client.post("/calls", json=ADA, headers=AUTH)
+    assert response.status_code == 502
+    assert "could not place a call: Twilio unreachable (TimeoutError())" in response.json()["error"]
 
 
 async def test_following_a_call_twilio_does_not_know_gets_404(client):
