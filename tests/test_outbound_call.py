@@ -1,11 +1,13 @@
 """Outbound calls end to end: placed through the API, answered by a person or a voicemail box."""
 
+from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from calls import heard_matches, user_texts
 from dialer.api import BotAPI
+from pipelines.declaration import load_declarations
 from server.local import serve_locally
 from standins.audio import FRAME_MS
 from standins.callee import Callee
@@ -100,3 +102,19 @@ async def test_a_voicemail_box_gets_the_voicemail_line_in_full_after_the_beep_th
         (c.kind, c.form.get("AnsweredBy"), c.status) for c in standins.twilio.callbacks
     ]
     assert (await api.ended(call_sid)).outcome == "voicemail"
+
+
+async def test_a_voicemail_box_gets_no_message_from_a_pipeline_without_one(standins, debug_lines):
+    shipped = load_declarations()
+    default = shipped["default"]
+    silent = replace(default, bot=default.bot.model_copy(update={"voicemail": None}))
+    env = standins.env() | {"API_TOKEN": API_TOKEN, "TWILIO_PHONE_NUMBER": FROM}
+    standins.twilio.callees[ADA] = Callee(answers=("voicemail",))
+    async with serve_locally(env, shipped | {"default": silent}) as bot:
+        call_sid = await BotAPI(bot.url, API_TOKEN).place(ADA, variables={"name": "Ada"})
+        box = await standins.twilio.answered(call_sid)
+        assert await standins.twilio.wait_ended(call_sid, timeout=30) == "completed"
+
+    assert box.heard == []  # not a word, and not the greeting meant for a person
+    assert box.events("closed")[0].detail == "server closed the stream"
+    assert "ending the call: answered by machine_end_beep, with no message to leave" in debug_lines
