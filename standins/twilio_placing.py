@@ -97,6 +97,11 @@ class CallPlacing:
             await self._picked_up[call_sid].wait()
         return self.callee_calls[call_sid]
 
+    def lifetime(self, call_sid: str) -> tuple[float, float | None]:
+        """When the call was created and when it ended (`time.monotonic()`; None: not yet)."""
+        details = self._details[call_sid]
+        return details["created_at"], details.get("ended_at")
+
     async def wait_ended(self, call_sid: str, timeout: float = 30.0) -> str:
         """Wait until call `call_sid` has ended and been reported; its final status."""
         async with asyncio.timeout(timeout):
@@ -165,7 +170,7 @@ class CallPlacing:
         """The call is over at Twilio (`status`): report it, and its recordings."""
         if self.calls[call_sid] not in FINAL:
             self.calls[call_sid] = status
-            self._details[call_sid]["end"] = datetime.now(UTC)
+            self._details[call_sid] |= {"end": datetime.now(UTC), "ended_at": time.monotonic()}
         await self._reported(call_sid)
 
     async def _reported(self, call_sid: str) -> None:

@@ -195,7 +195,7 @@ class TwilioRestStandIn(CallRecordings, CallPlacing, LocalServer):
             return _twilio_error(400, 20001, f"Invalid Status: {status}")
         if status:
             self.calls[call_sid] = status
-            self._details[call_sid]["end"] = datetime.now(UTC)
+            self._details[call_sid] |= {"end": datetime.now(UTC), "ended_at": time.monotonic()}
             self.hangups.append(call_sid)
             self._hung_up[call_sid].set()
             self._spawn(self._reported(call_sid))
@@ -276,5 +276,6 @@ def _details(from_: str, to: str, direction: str, *, started: bool = False) -> d
         "to": to,
         "direction": direction,
         "created": now,
+        "created_at": time.monotonic(),
         "start": started and now,
     }
