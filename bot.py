@@ -2,6 +2,7 @@
 
 python bot.py [serve]                 run the bot server (configuration: environment / .env)
 python bot.py call --offline [WAV…]   a phone call from the terminal against local stand-ins
+                                      (a turn may press keys instead: keys:4217#)
 python bot.py call [WAV…]             the same call against the real providers (keys in .env)
 python bot.py providers               the providers a pipeline file may name, with their options
 python bot.py dial +1… [--var k=v]    place a call through the server's API (API_TOKEN)
@@ -101,11 +102,11 @@ def call(args: argparse.Namespace) -> int:
         print(f"unknown pipeline {args.pipeline!r}; choose from {sorted(declarations)}")
         return 2
     language = declarations[args.pipeline].bot.language.split("-")[0]
-    wavs = [Path(p) for p in args.wav] or DEFAULT_CALLER_AUDIO.get(language, [])
-    if not wavs:
+    turns = args.wav or DEFAULT_CALLER_AUDIO.get(language, [])
+    if not turns:
         print(f"no recording in {language!r} ships with the bot: give WAV files to say")
         return 2
-    return asyncio.run(place_call(args, declarations, wavs))
+    return asyncio.run(place_call(args, declarations, turns))
 
 
 def main() -> int:
@@ -117,7 +118,9 @@ def main() -> int:
     serve_parser = commands.add_parser("serve", help="run the bot server")
     serve_parser.add_argument("--host", default="0.0.0.0")
     call_parser = commands.add_parser("call", help="a simulated phone call from the terminal")
-    call_parser.add_argument("wav", nargs="*", help="caller audio: 8 kHz mono WAV, one per turn")
+    call_parser.add_argument(
+        "wav", nargs="*", help="caller turns: 8 kHz mono WAV files, or keys to press: keys:4217#"
+    )
     call_parser.add_argument("--offline", action="store_true", help="use local stand-ins")
     call_parser.add_argument("--pipeline", default="default", help="pipeline to call")
     call_parser.add_argument("--out", default="bot_audio.wav", help="where to write bot audio")

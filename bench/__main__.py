@@ -203,7 +203,7 @@ async def run(args: argparse.Namespace) -> tuple[list[BotFigures], list[ReplyRun
 async def reply_runs(args: argparse.Namespace) -> list[ReplyRun]:
     """Our default (speculative replies), the old one (without), and stock Pipecat."""
     # One process each: calls come one at a time, and its log says what each call speculated.
-    old_default = replies.default_with(scratch(), replies.NOT_SPECULATIVE)
+    old_default = replies.default_with(scratch(), replies.OLD_DEFAULT)
     compared = [ours(1, 0.6, name="ours, old default", pipelines=old_default), ours(1, 0.6)]
     compared.append(stock(0.2))
     runs = []

@@ -29,7 +29,7 @@ from standins.stack import StandIns, running_standins
 TTFTS_S = (0.25, 0.6)  # the LLM's first token: fast, and more like a real provider
 TTS_TTFB_S = 0.08
 PAUSE_S = 0.35  # inside the last turn: the caller stops, then goes on (one turn)
-NOT_SPECULATIVE = {"speculative": "false"}  # [turn] of the old default: speculation off
+OLD_DEFAULT = {"end": '"speech-timeout"', "speculative": "false"}  # [turn] before speculation
 _SPECULATION = re.compile(r"speculative replies: (\d+) requested, (\d+) used")
 
 

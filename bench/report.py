@@ -49,8 +49,8 @@ def _replies(runs: list) -> str:
             f"{TTS_TTFB_S * 1000:.0f} ms, LLM 80 tokens/s after its first. Each call: "
             "opening_hours, book_table, yes, then opening_hours and yes with "
             f"{PAUSE_S:g} s between (one turn: a caller who pauses and goes on). *ours*: the "
-            "default pipeline (speculative replies); *ours, old default*: it with "
-            "`speculative = false` (the speech timeout alone). "
+            "default pipeline (Smart Turn, speculative replies); *ours, old default*: it with "
+            '`end = "speech-timeout"` and `speculative = false`. '
             "*answered speculatively*: turns whose reply was requested before the turn ended "
             "(the bot's log); *wasted*: LLM requests (the stand-in's count) beyond one a turn; "
             "*false turn ends*: turns the bot ended inside what the caller said as one (more "

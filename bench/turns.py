@@ -180,9 +180,16 @@ def configs(base: Declaration) -> list[Config]:
         return Config(label + (" (ours)" if ours else ""), declaration)
 
     timeouts = sorted({0.2, 0.4, turn.user_speech_timeout, 0.8})
+    # (finished, unfinished, below which it is sure): unsure verdicts get the speech timeout
     waits = sorted(
-        {(0.0, 1.5), (0.1, 1.5), (0.2, 1.5), (0.2, 1.0)}
-        | {(turn.smart_turn_complete_secs, turn.smart_turn_max_secs)}
+        {(0.2, 1.5, 0.5), (0.3, 1.0, 0.5), (0.3, 1.0, 0.1)}
+        | {
+            (
+                turn.smart_turn_complete_secs,
+                turn.smart_turn_max_secs,
+                turn.smart_turn_unfinished_below,
+            )
+        }
     )
     return [
         *(
@@ -191,14 +198,21 @@ def configs(base: Declaration) -> list[Config]:
         ),
         *(
             config(
-                f"Smart Turn: {done:g} s finished, {most:g} s not",
+                _smart_label(done, most, below, turn.user_speech_timeout),
                 end="smart-turn",
                 smart_turn_complete_secs=done,
                 smart_turn_max_secs=most,
+                smart_turn_unfinished_below=below,
             )
-            for done, most in waits
+            for done, most, below in waits
         ),
     ]
+
+
+def _smart_label(done: float, most: float, below: float, unsure: float) -> str:
+    if below >= 0.5:
+        return f"Smart Turn: {done:g} s finished, {most:g} s not"
+    return f"Smart Turn: {done:g} s finished, {most:g} s if p < {below:g}, else {unsure:g} s"
 
 
 class TurnLog(FrameProcessor):

@@ -13,11 +13,16 @@ from standins.playout import Stretch
 from standins.script import dial
 from standins.stack import running_standins
 
+KEYS = "keys:"  # a turn of key presses rather than a WAV file: `keys:4217#`
+
 
 async def place_call(
-    args: argparse.Namespace, declarations: dict[str, Declaration], wavs: list[Path]
+    args: argparse.Namespace, declarations: dict[str, Declaration], turns: list[str | Path]
 ) -> int:
-    """Call the bot, speak each WAV as one turn, print what was said; returns an exit code."""
+    """Call the bot, speak each WAV (or press `keys:…`) as one turn, print what was said.
+
+    Returns an exit code.
+    """
     async with AsyncExitStack() as stack:
         standins = await stack.enter_async_context(running_standins())
         env = standins.env() if args.offline else _real_providers(standins.env())
@@ -26,18 +31,24 @@ async def place_call(
         where = "local stand-ins" if args.offline else "the real providers"
         print(f"calling pipeline {args.pipeline!r} on {bot.url} with {where}\n")
         call = await dial(bot.url)
+        standins.twilio.voice.attach(call)  # it follows a transfer as Twilio would
         printed = _Transcript(bot, call.call_sid)
         greeting = await call.listen(timeout=15)
         printed.show(f"first audio {greeting.start * 1000:.0f} ms after the stream started")
-        for wav in wavs:
-            pcm = read_wav(wav)
-            started = await call.say(pcm)
+        for said in map(str, turns):
+            if said.startswith(KEYS):
+                await call.press(said.removeprefix(KEYS))
+                input_end, what = call.now(), "the last key"
+            else:
+                pcm = read_wav(said)
+                input_end, what = await call.say(pcm) + voice_span(pcm)[1], "speech end"
             if call.closed.is_set():
                 break
-            spoken_end = started + voice_span(pcm)[1]
-            turn = await call.listen(timeout=20, after=spoken_end)  # may start in the WAV's tail
-            printed.show(f"reply heard {(turn.start - spoken_end) * 1000:.0f} ms after speech end")
-        if call.closed.is_set():
+            turn = await call.listen(timeout=20, after=input_end)  # may start in the WAV's tail
+            printed.show(f"reply heard {(turn.start - input_end) * 1000:.0f} ms after {what}")
+        if standins.twilio.redirects:
+            print(f"{'':>6}  (the bot transferred the call: {_twiml(standins.twilio.redirects)})")
+        elif call.closed.is_set():
             hung_up = await standins.twilio.wait_for_hangup(call.call_sid, timeout=5)
             outcome = "made" if hung_up else "MISSING"
             print(f"{'':>6}  (the bot ended the call; REST hang-up {outcome})")
@@ -45,6 +56,10 @@ async def place_call(
         _write_heard(Path(args.out), call.heard)
         print(f"\nbot audio as heard by the caller: {args.out}")
     return 0
+
+
+def _twiml(redirects) -> str:
+    return " then ".join(r.twiml or r.url or "" for r in redirects)
 
 
 class _Transcript:

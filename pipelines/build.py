@@ -26,13 +26,17 @@ from models.silero_vad import SharedSileroVADAnalyzer
 from models.smart_turn import SharedSmartTurnAnalyzerV3
 from pipelines.declaration import Declaration, Stage, Turn
 from pipelines.provider import ProviderAccess, ProviderContext
+from pipelines.transfer import transfer_tool
 from processors.call_time_limit import CallTimeLimit
 from processors.caller_audio_sink import CallerAudioSink
 from processors.greeting_player import GreetingPlayer, SpokenSentence
+from processors.hand_off import HandOff, HandOffHandler
 from processors.heard_context import HeardContext
+from processors.keypad import KeyAction, Keypad
 from processors.llm_failure_apology import LLMFailureApology
 from processors.reply_ahead import ReplyAhead, ToolHandler
 from processors.reply_hold import ReplyHold
+from processors.reply_repeater import ReplyRepeater
 from processors.silent_caller import SilentCaller
 from telephony.lifecycle import CallLifecycle
 from turns.ending_mute import EndingCallMuteStrategy
@@ -61,6 +65,7 @@ class CallPipeline:
     context: LLMContext
     llm: LLMService
     reply_ahead: ReplyAhead | None = None
+    keypad: Keypad | None = None
 
     def register_tool(self, name: str, handler: ToolHandler, **kwargs) -> None:
         """`handler` runs `name` for the LLM (`register_function`'s options in `kwargs`).
@@ -71,6 +76,12 @@ class CallPipeline:
             handler = self.reply_ahead.guard(handler)
         self.llm.register_function(name, handler, **kwargs)
 
+    def register_key_action(self, name: str, action: KeyAction) -> None:
+        """`action` runs when the caller presses a key `[keypad] shortcuts` maps to `name`."""
+        if self.keypad is None:
+            raise ValueError(f"this pipeline takes no keypad shortcuts (registering {name!r})")
+        self.keypad.actions[name] = action
+
 
 def build_pipeline(
     declaration: Declaration,
@@ -78,42 +89,50 @@ def build_pipeline(
     access: ProviderAccess,
     lifecycle: CallLifecycle,
     greeting: list[SpokenSentence] | None = None,
+    hand_off: HandOffHandler | None = None,
 ) -> CallPipeline:
     """Transport in → turn detection → STT → context → LLM → TTS → transport out → context.
 
     `lifecycle` is the call's: what ends the call claims it, and the caller is muted then.
     With `greeting` (pre-synthesized), the greeting plays the moment the pipeline starts.
+    `hand_off` transfers the call once the caller has heard the hand-off line (`HandOff`).
     A `[speech_to_speech]` declaration is built by `pipelines/speech_to_speech.py`.
     """
     if declaration.speech_to_speech:
         from pipelines.speech_to_speech import build_speech_to_speech  # (it imports this module)
 
-        return build_speech_to_speech(declaration, transport, access, lifecycle)
+        return build_speech_to_speech(declaration, transport, access, lifecycle, hand_off)
     assert declaration.stt and declaration.llm and declaration.tts, "a cascaded pipeline"
     vad = vad_analyzer(declaration.turn)
     context, aggregators = call_context(declaration, turns(declaration, vad), lifecycle, vad)
     llm = make_service(declaration.llm, declaration, access)
     ahead = ReplyAhead() if declaration.turn.speculative else None
+    keypad = make_keypad(declaration, context, lifecycle)
     pipeline = Pipeline(
         [
             transport.input(),  # Twilio media → 8 kHz PCM frames, key presses
             make_service(declaration.stt, declaration, access),  # PCM → transcripts
             aggregators.user(),  # VAD + turn strategy → the caller's turn into the context
             CallerAudioSink(),  # the caller's audio goes no further
+            keypad,  # keys: a barge-in at once; an entry → one turn into the context
             *limits(declaration, lifecycle),  # a silent caller, a call too long: say, hang up
             LLMFailureApology(llm, declaration.bot.apology),  # a failed turn → an apology
             *([ahead] if ahead else []),  # a speculative reply goes on to the TTS, marked
             llm,  # context → streamed tokens
+            ReplyRepeater(declaration.bot.greeting),  # the last reply, said again on request
             make_service(declaration.tts, declaration, access),  # sentences → 8 kHz PCM
             *([ReplyHold()] if ahead else []),  # … and waits here for the turn's end
             *([GreetingPlayer(greeting)] if greeting else []),  # cached greeting on start
             transport.output(),  # PCM → the phone; passes text on as it is heard, pauses
             # on caller speech, cuts on a barge-in (ReplyCut: the words heard)
+            *hand_offs(hand_off),  # the hand-off line heard → Twilio takes the call over
             HeardContext(),  # a cut reply → the words the caller heard, into the context
             aggregators.assistant(),  # what the caller heard → the context
         ]
     )
-    return CallPipeline(pipeline=pipeline, context=context, llm=llm, reply_ahead=ahead)
+    return CallPipeline(
+        pipeline=pipeline, context=context, llm=llm, reply_ahead=ahead, keypad=keypad
+    )
 
 
 def call_context(
@@ -125,15 +144,36 @@ def call_context(
     """A call's LLM context and the aggregators that fill it.
 
     The user side runs `vad` and `strategies`; the caller is muted once the call is ending,
-    and the callee of an outbound call until Twilio says who answered.
+    and the callee of an outbound call until Twilio says who answered. The LLM is offered
+    `end_call` and the declared HTTP tools.
     """
-    context = LLMContext(tools=ToolsSchema(standard_tools=[END_CALL]))
+    transfer = [transfer_tool(declaration.transfers)] if declaration.transfers else []
+    tools = [END_CALL, *transfer, *(tool.schema() for tool in declaration.tools)]
+    context = LLMContext(tools=ToolsSchema(standard_tools=tools))
     user_params = LLMUserAggregatorParams(
         vad_analyzer=vad,
         user_turn_strategies=strategies,
         user_mute_strategies=[EndingCallMuteStrategy(lifecycle), ScreeningMuteStrategy(lifecycle)],
     )
     return context, LLMContextAggregatorPair(context, user_params=user_params)
+
+
+def make_keypad(declaration: Declaration, context: LLMContext, lifecycle: CallLifecycle) -> Keypad:
+    """The call's keypad as `[keypad]` declares it."""
+    keypad = declaration.keypad
+    return Keypad(
+        context,
+        lifecycle,
+        end_key=keypad.end_key,
+        max_digits=keypad.max_digits,
+        pause_secs=keypad.pause_secs,
+        shortcuts=keypad.shortcuts,
+    )
+
+
+def hand_offs(hand_off: HandOffHandler | None) -> list[FrameProcessor]:
+    """`HandOff` for a call whose pipeline can transfer it, else nothing."""
+    return [HandOff(hand_off)] if hand_off else []
 
 
 def limits(
@@ -218,6 +258,8 @@ def _turn_stop(
             "turn_analyzer": SharedSmartTurnAnalyzerV3(sample_rate=SAMPLE_RATE, params=params),
             "complete_secs": turn.smart_turn_complete_secs,
             "incomplete_secs": turn.smart_turn_max_secs,
+            "unsure_secs": turn.user_speech_timeout,
+            "unfinished_below": turn.smart_turn_unfinished_below,
         }
         if vad:
             return SpeculativeSmartTurnStop(**judged, **speculation)

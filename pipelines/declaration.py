@@ -7,15 +7,34 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from pipelines.provider import Options, Provider
 from pipelines.registry import STAGES
+from pipelines.tools import HttpTool, tool_problems
+from pipelines.transfer import TransferTarget
 
 PIPELINES_DIR = Path(__file__).parent  # the pipelines that ship with the bot
 ROUTES_FILE = "routes.toml"  # not a pipeline: the routing table (pipelines/routing.py)
 CASCADE = ("stt", "llm", "tts")
-SECTIONS = ("bot", "turn", "call", "outbound", *CASCADE, "speech_to_speech")
+SECTIONS = (
+    "bot",
+    "turn",
+    "call",
+    "outbound",
+    "keypad",
+    *CASCADE,
+    "speech_to_speech",
+    "tools",
+    "transfer",
+)
 STAGE_NAMES = {"stt": "STT", "llm": "LLM", "tts": "TTS", "speech_to_speech": "speech-to-speech"}
 
 
@@ -117,7 +136,7 @@ class Turn(_Section):
 
     `end`: "speech-timeout" (the VAD's silence plus `user_speech_timeout`), "smart-turn"
     (Smart Turn v3 judges each VAD stop: `smart_turn_complete_secs` more after a finished
-    sentence, `smart_turn_max_secs` after an unfinished one), or "provider"
+    sentence, `smart_turn_max_secs` after a surely unfinished one), or "provider"
     (the STT or speech-to-speech service decides, e.g. Deepgram Flux). Unset: "provider" for
     a service that always decides, "speech-timeout" otherwise.
     """
@@ -129,9 +148,12 @@ class Turn(_Section):
     vad_min_volume: float = Field(default=0.6, ge=0, le=1)
     user_speech_timeout: float = Field(default=0.4, ge=0, le=5)
     # With "smart-turn": after the VAD's stop, a finished sentence ends after this much more
-    # silence, an unfinished one after `smart_turn_max_secs`.
-    smart_turn_complete_secs: float = Field(default=0.2, ge=0, le=5)
-    smart_turn_max_secs: float = Field(default=1.5, gt=0, le=10)
+    # silence, a surely unfinished one (Smart Turn's probability under
+    # `smart_turn_unfinished_below`) after `smart_turn_max_secs`, any other after
+    # `user_speech_timeout`.
+    smart_turn_complete_secs: float = Field(default=0.3, ge=0, le=5)
+    smart_turn_max_secs: float = Field(default=1.0, gt=0, le=10)
+    smart_turn_unfinished_below: float = Field(default=0.1, ge=0, le=0.5)
     # Speculative replies: after this much silence mid-turn the LLM starts on the words so
     # far, its reply held until the turn ends on the same words (else dropped unheard).
     speculative: bool = True
@@ -141,6 +163,40 @@ class Turn(_Section):
     # this many transcribed words: a cough or an "mm-hm" does not cut the bot off.
     min_barge_in_secs: float = Field(default=0.7, ge=0, le=5)
     min_barge_in_words: int = Field(default=2, ge=1, le=20)
+
+
+KEYS = "0123456789*#"  # a phone's keypad
+# What a keypad shortcut can do, without asking the LLM. A name here needs its handler:
+# `repeat` is the keypad's own (pipelines/build.py); others are registered by the server.
+KEYPAD_ACTIONS = ("repeat",)
+
+
+class Keypad(_Section):
+    """`[keypad]`: how the caller's key presses become a turn, and keys that act at once.
+
+    Keys are collected into one entry until `end_key` (`""`: none), `max_digits` keys (0: no
+    limit) or `pause_secs` without a key; the entry then goes to the LLM as one caller turn.
+    `shortcuts` maps a key to an action (`"9" = "repeat"`: say the last reply again); a
+    shortcut acts when it is the first key of an entry.
+    """
+
+    end_key: Literal["#", "*", ""] = "#"
+    max_digits: int = Field(default=0, ge=0, le=32)
+    pause_secs: float = Field(default=1.5, ge=0.3, le=10)
+    shortcuts: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("shortcuts")
+    @classmethod
+    def _known_keys_and_actions(cls, shortcuts: dict[str, str]) -> dict[str, str]:
+        for key, action in shortcuts.items():
+            if len(key) != 1 or key not in KEYS:
+                raise ValueError(f"{key!r} is not a key of a phone's keypad: 0-9, * or #")
+            if action not in KEYPAD_ACTIONS:
+                raise ValueError(
+                    f"key {key!r}: {action!r} is not a keypad action; choose one of: "
+                    + ", ".join(KEYPAD_ACTIONS)
+                )
+        return shortcuts
 
 
 @dataclass(frozen=True)
@@ -168,10 +224,13 @@ class Declaration:
     turn: Turn
     call: CallLimits = CallLimits()
     outbound: Outbound = Outbound()
+    keypad: Keypad = Keypad()
     stt: Stage | None = None
     llm: Stage | None = None
     tts: Stage | None = None
     speech_to_speech: Stage | None = None
+    tools: tuple[HttpTool, ...] = ()  # [[tools]]: HTTP tools the LLM may call
+    transfers: tuple[TransferTarget, ...] = ()  # [[transfer]]: offered to the LLM if any
 
     @property
     def stages(self) -> dict[str, Stage]:
@@ -187,8 +246,9 @@ class Declaration:
         )
 
     def needs(self) -> set[str]:
-        """The environment variables its providers need."""
-        return {name for stage in self.stages.values() for name in stage.needs()}
+        """The environment variables its providers and tools need."""
+        tools = {name for tool in self.tools for name in tool.needs()}
+        return tools | {name for stage in self.stages.values() for name in stage.needs()}
 
     def summary(self) -> str:
         """e.g. `stt=deepgram llm=openai tts=cartesia`."""
@@ -241,12 +301,31 @@ def _declaration(path: Path, data: dict[str, Any], problems: list[str]) -> Decla
     turn = _section(Turn, "turn", data.get("turn", {}), problems)
     call = _section(CallLimits, "call", data.get("call", {}), problems)
     outbound = _section(Outbound, "outbound", data.get("outbound", {}), problems)
+    keypad = _section(Keypad, "keypad", data.get("keypad", {}), problems)
     stages = {s: _stage(s, data[s], problems) for s in (*CASCADE, "speech_to_speech") if s in data}
+    tools = _tools(data.get("tools", []), problems)
+    transfers = _transfers(data.get("transfer", []), problems)
     _check_shape(data, problems)
-    if problems or bot is None or turn is None or call is None or outbound is None:
+    if (
+        problems
+        or bot is None
+        or turn is None
+        or call is None
+        or keypad is None
+        or outbound is None
+    ):
         return None
     declaration = Declaration(
-        name=path.stem, path=path, bot=bot, turn=turn, call=call, outbound=outbound, **stages
+        name=path.stem,
+        path=path,
+        bot=bot,
+        turn=turn,
+        call=call,
+        outbound=outbound,
+        keypad=keypad,
+        tools=tools,
+        transfers=transfers,
+        **stages,
     )
     _check_stages(declaration, problems)
     return declaration
@@ -286,9 +365,35 @@ def _stage(section: str, raw: Any, problems: list[str]) -> Stage | None:
         return None
 
 
+def _tools(raw: Any, problems: list[str]) -> tuple[HttpTool, ...]:
+    if not isinstance(raw, list):
+        problems.append(f"  tools: must be a list of tables ([[tools]]), got {raw!r}")
+        return ()
+    tools = [_section(HttpTool, f"tools[{i}]", entry, problems) for i, entry in enumerate(raw)]
+    valid = [(i, tool) for i, tool in enumerate(tools) if tool]
+    for position, (i, tool) in enumerate(valid):
+        problems.extend(tool_problems(tool, f"tools[{i}]"))
+        if any(other.name == tool.name for _, other in valid[:position]):
+            problems.append(f"  tools[{i}].name: {tool.name!r} is declared twice")
+    return tuple(tool for _, tool in valid)
+
+
+def _transfers(raw: Any, problems: list[str]) -> tuple[TransferTarget, ...]:
+    if not isinstance(raw, list):
+        problems.append(f"  transfer: must be a list of tables ([[transfer]]), got {raw!r}")
+        return ()
+    targets = [_section(TransferTarget, f"transfer[{i}]", t, problems) for i, t in enumerate(raw)]
+    names = [t.name for t in targets if t]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"  transfer: the name {name!r} is declared more than once")
+    return tuple(t for t in targets if t)
+
+
 def _check_shape(data: dict[str, Any], problems: list[str]) -> None:
     cascade = [s for s in CASCADE if s in data]
     if "speech_to_speech" in data:
+        if "keypad" in data:
+            problems.append("  keypad: not available with [speech_to_speech] yet; remove it")
         if cascade:
             problems.append(
                 f"  speech_to_speech: declare either [speech_to_speech] or [stt], [llm] and "

@@ -10,9 +10,18 @@ from pipecat.turns.user_start import (
 )
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
-from pipelines.build import CallPipeline, call_context, limits, make_service, turns, vad_analyzer
+from pipelines.build import (
+    CallPipeline,
+    call_context,
+    hand_offs,
+    limits,
+    make_service,
+    turns,
+    vad_analyzer,
+)
 from pipelines.declaration import Declaration
 from pipelines.provider import ProviderAccess
+from processors.hand_off import HandOffHandler
 from processors.heard_context import HeardContext
 from services.openai_realtime import RealtimeLLMService
 from telephony.lifecycle import CallLifecycle
@@ -25,6 +34,7 @@ def build_speech_to_speech(
     transport: BaseTransport,
     access: ProviderAccess,
     lifecycle: CallLifecycle,
+    hand_off: HandOffHandler | None = None,
 ) -> CallPipeline:
     """Transport in → turn detection → the speech-to-speech service → transport out → context.
 
@@ -49,6 +59,7 @@ def build_speech_to_speech(
             aggregators.user(),  # VAD + turn strategy → turn frames, interruptions, mute
             llm,  # the caller's μ-law → OpenAI (kept there) → its μ-law → 8 kHz PCM
             transport.output(),  # PCM → the phone; ReplyCut ↑ tells the service what was heard
+            *hand_offs(hand_off),  # the hand-off line heard → Twilio takes the call over
             HeardContext(),  # a cut reply → the words the caller heard, into the record
             aggregators.assistant(),  # what the caller heard → the call's record
         ]

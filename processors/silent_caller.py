@@ -11,6 +11,7 @@ from pipecat.frames.frames import (
     EndWorkerFrame,
     ErrorFrame,
     Frame,
+    InputDTMFFrame,
     LLMContextFrame,
     StartFrame,
     TTSSpeakFrame,
@@ -40,6 +41,7 @@ class SilentCaller(FrameProcessor):
     | BotStoppedSpeaking ↑ (once heard)       | starts it, unless the caller is speaking       |
     | VADUserStarted ↓, UserStarted ↓         | stops it, and the count starts over: prompt    |
     | VADUserStopped ↓ (no turn)              | starts it from zero                            |
+    | InputDTMF ↓ (a key)                     | starts it from zero, and the count over        |
     | UserStopped ↓                           | starts it, unless a reply is due               |
     | LLMContext ↓, TTSSpeak ↓                | a reply is due: stopped until the bot speaks   |
     | Error ↑ while a reply is due            | none is coming: starts it                      |
@@ -121,6 +123,9 @@ class SilentCaller(FrameProcessor):
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             self._caller_speaking = False
             await self._start_clock()  # (not during a turn: its end decides)
+        elif isinstance(frame, InputDTMFFrame):  # a key: the caller is there
+            self._prompted, self._silence_secs = False, self._prompt_secs
+            await self._start_clock()
         elif isinstance(frame, UserStoppedSpeakingFrame):
             self._in_turn = False
             if self._answers_every_turn:

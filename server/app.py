@@ -24,6 +24,7 @@ from pipelines.declaration import (
     load_declarations,
     pipelines_dir,
 )
+from pipelines.provider import ProviderAccess
 from pipelines.routing import PIPELINE_PARAMETER, load_routes
 from server.admission import ADMISSION_DIR_VARIABLE, Admission, RefusalLog
 from server.answered_by import AnsweredByBox
@@ -39,6 +40,8 @@ from server.signed_requests import signed_form
 from server.size_limits import SizeLimits
 from server.stream_start import StreamStart, StreamStartError, read_stream_start
 from server.stream_tokens import ClaimedSids, StreamTokenError, StreamTokens
+from server.transfer import RETURNED_PARAMETER
+from server.transfer_routes import transfer_routes
 from server.twilio_callbacks import twilio_callbacks
 from server.twilio_rest import TwilioCalls
 from server.twilio_urls import MEDIA_PATH, RECORDING_PATH, VOICE_PATH, media_stream_url, webhook_url
@@ -70,6 +73,7 @@ def create_app(
         {name for declaration in declarations.values() for name in declaration.needs()}, environ
     )
     register_environment_secrets(dict(access.values))  # masked in every log line from now on
+    register_secrets(*_tool_secrets(declarations, access))
     routes = replace(routes, served=frozenset(served_pipelines(declarations, access, routes)))
     declarations = {name: declarations[name] for name in routes.served}
     validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
@@ -110,6 +114,7 @@ def create_app(
     app.state.admission = admission
     app.state.drain = drain
     app.include_router(twilio_callbacks(validator, settings.public_url, answers))
+    app.include_router(transfer_routes(settings.public_url, validator, declarations))
 
     def refusal() -> str | None:
         """Why a new call is refused now, if it is."""
@@ -175,7 +180,12 @@ def create_app(
             f"incoming call {parameters['call_sid']} from {parameters['caller']}: "
             f"pipeline {pipeline!r} ({why})"
         )
-        url = media_stream_url(settings.public_url, tokens.issue(parameters["call_sid"]))
+        # Back from a transfer nobody answered (a URL we gave Twilio): the call's next stream.
+        leg = ""
+        if returned := request.query_params.get("transfer"):
+            parameters[RETURNED_PARAMETER] = returned
+            leg = f"{returned}-{request.query_params.get('leg', '')}"
+        url = media_stream_url(settings.public_url, tokens.issue(parameters["call_sid"], leg))
         return Response(content=connect_stream(url, parameters), media_type="application/xml")
 
     @app.websocket(MEDIA_PATH + "/{token}")
@@ -232,6 +242,7 @@ def create_app(
                     declaration=declarations[call.pipeline],
                     access=access,
                     twilio=app.state.twilio,
+                    public_url=settings.public_url,
                     greeting=greetings.get(declarations[call.pipeline]),
                     answers=answers,
                     recording_callback=webhook_url(settings.public_url, RECORDING_PATH),
@@ -270,6 +281,11 @@ def _recorded(call: Call) -> str:
     if call.recording is None:
         return ""
     return f" (recording {call.recording.sid}: {call.recording.url})"
+
+
+def _tool_secrets(declarations: dict[str, Declaration], access: ProviderAccess) -> list[str]:
+    """The values of the variables tools send as headers or sign with: all credentials."""
+    return [access.get(v) for d in declarations.values() for t in d.tools for v in t.needs()]
 
 
 def _preload(declarations: dict[str, Declaration]) -> None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import WebSocket
+from loguru import logger
 from pipecat.frames.frames import (
     EagerEndOfTurnCancelFrame,
     FunctionCallResultProperties,
@@ -19,13 +20,16 @@ from pipecat.workers.runner import WorkerRunner
 from pipelines.build import END_CALL, SAMPLE_RATE, build_pipeline
 from pipelines.declaration import Declaration
 from pipelines.provider import ProviderAccess
+from pipelines.transfer import TRANSFER_CALL, TransferTarget
 from pipelines.variables import with_variables
 from processors.greeting_player import SpokenSentence
 from server.answer_screening import screen_answer
 from server.answered_by import AnsweredByBox
+from server.http_tool_handler import HttpToolHandler
 from server.provider_failure import end_call_if_unusable
 from server.recording import record
 from server.stream_start import StreamStart
+from server.transfer import RETURNED_PARAMETER, CallTransfers
 from server.twilio_rest import Recording, TwilioCalls
 from telephony.lifecycle import CallLifecycle, spoken_ending
 from telephony.transport import TwilioTransport
@@ -45,6 +49,8 @@ class Call:
     lifecycle: CallLifecycle = field(default_factory=CallLifecycle)
     worker: PipelineWorker | None = field(default=None, repr=False)
     context: LLMContext | None = field(default=None, repr=False)
+    transfers: CallTransfers | None = field(default=None, repr=False)
+    transferred_to: str | None = None  # the transfer target Twilio was given the call for
 
     async def say_and_end(self, text: str, reason: str) -> bool:
         """Say `text`, then hang up once it has been heard; False if the call is already ending.
@@ -59,6 +65,14 @@ class Call:
         await self.worker.queue_frames([EagerEndOfTurnCancelFrame(), *spoken_ending(text, reason)])
         return True
 
+    async def transfer(self, target: str) -> bool:
+        """Hand the call to the transfer target `target`, after its hand-off line.
+
+        False if the pipeline declares no such target or the call is already ending. The
+        keypad's shortcuts call it; the LLM's `transfer_call` does the same.
+        """
+        return bool(self.transfers) and await self.transfers.start(target)
+
 
 async def run_call(
     websocket: WebSocket,
@@ -67,20 +81,27 @@ async def run_call(
     declaration: Declaration,
     access: ProviderAccess,
     twilio: TwilioCalls,
+    public_url: str,
     greeting: list[SpokenSentence] | None = None,
     answers: AnsweredByBox | None = None,
     recording_callback: str = "",
 ) -> None:
     """Run the call's pipeline until either side hangs up; hang up through REST if we ended it.
 
-    An outbound call waits for `answers` to say who answered before the bot speaks. With
-    `[call] record`, Twilio records the call and posts `recording_callback` when it is ready.
+    A call handed to a person (a transfer) is Twilio's from then on: no hang-up. A call back
+    from a transfer nobody answered opens with that target's `unanswered` line. An outbound
+    call first waits for `answers` to say who answered. With `[call] record`, Twilio records
+    the call and posts `recording_callback` when the recording is ready.
     """
     declaration = with_variables(declaration, call.variables)
-    call.lifecycle.screening = call.outbound and answers is not None
-    greeting = None if call.outbound else greeting  # its greeting waits for the verdict
     transport = TwilioTransport(websocket, call.start.stream_sid)
-    built = build_pipeline(declaration, transport, access, call.lifecycle, greeting)
+    returned = _returned_from(call, declaration)
+    # A call we placed is screened (its greeting waits for the verdict), unless it is back
+    # from a transfer: then it was answered long ago.
+    call.lifecycle.screening = call.outbound and answers is not None and not returned
+    greeting = None if returned or call.lifecycle.screening else greeting
+    hand_off = _hand_off(call) if declaration.transfers else None
+    built = build_pipeline(declaration, transport, access, call.lifecycle, greeting, hand_off)
     worker = PipelineWorker(
         built.pipeline,
         params=PipelineParams(
@@ -109,7 +130,21 @@ async def run_call(
             await params.llm.push_frame(frame)
 
     built.register_tool(END_CALL.name, end_call, cancel_on_interruption=False)
-    if not greeting and not call.outbound:  # not pre-synthesized: spoken as the call starts
+    for tool in declaration.tools:  # a barge-in does not cancel a request (nor lose its result)
+        built.register_tool(tool.name, HttpToolHandler(tool, access), cancel_on_interruption=False)
+    if declaration.transfers:
+        call.transfers = CallTransfers(
+            call,
+            declaration,
+            twilio=twilio,
+            public_url=public_url,
+            llm=built.llm,
+            context=built.context,
+        )
+        built.register_tool(TRANSFER_CALL, call.transfers.tool, cancel_on_interruption=False)
+    if returned:
+        await worker.queue_frame(TTSSpeakFrame(returned.unanswered))
+    elif not greeting and not call.lifecycle.screening:  # not pre-synthesized: spoken now
         await worker.queue_frame(TTSSpeakFrame(declaration.bot.greeting))
     runner = WorkerRunner(handle_sigint=False)
     await runner.add_workers(worker)
@@ -118,11 +153,34 @@ async def run_call(
         beside.append(screen_answer(call, declaration, answers))
     if declaration.call.record:
         beside.append(record(call, twilio, recording_callback))
-    await _run_beside(runner, beside)
-    if transport.caller_hung_up:
+    try:
+        await _run_beside(runner, beside)
+    finally:
+        if call.transfers:
+            await call.transfers.close()
+    if call.transferred_to:
+        logger.info(f"the call is Twilio's now, transferred to {call.transferred_to}: no hang-up")
+    elif transport.caller_hung_up:
         call.lifecycle.caller_left()
     else:
         await twilio.hang_up(call.start.call_sid)
+
+
+def _hand_off(call: Call):
+    async def hand_off(target: str) -> None:
+        assert call.transfers is not None, "registered with the transfer tool"
+        await call.transfers.hand_off(target)
+
+    return hand_off
+
+
+def _returned_from(call: Call, declaration: Declaration) -> TransferTarget | None:
+    """The transfer target this call comes back from unanswered, if it does."""
+    name = call.start.parameters.get(RETURNED_PARAMETER)
+    target = next((t for t in declaration.transfers if t.name == name), None)
+    if name:
+        logger.info(f"back from a transfer to {name} nobody answered")
+    return target
 
 
 async def _run_beside(runner: WorkerRunner, beside: list[Coroutine[Any, Any, None]]) -> None:

@@ -44,11 +44,13 @@ def served_pipelines(
 
 
 def _users(declaration: Declaration, variable: str) -> str:
-    return ", ".join(
+    stages = [
         f"{section}.provider {stage.provider.name!r}"
         for section, stage in declaration.stages.items()
         if variable in stage.needs()
-    )
+    ]
+    tools = [f"tool {tool.name!r}" for tool in declaration.tools if variable in tool.needs()]
+    return ", ".join(stages + tools)
 
 
 def unserved_lines(declarations: dict[str, Declaration], environ: dict[str, str]) -> list[str]:

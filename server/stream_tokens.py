@@ -5,9 +5,10 @@ has one signature forever: anyone who once saw it could replay it. The `<Stream>
 `/voice` answers carries a token instead (`/media/<token>`), so each call's upgrade has its
 own signature, and the token is refused once used, once expired, or for another call.
 
-A token is `<call SID>.<expiry>.<HMAC>`, keyed by a secret derived from the auth token:
-any worker process can check it without shared state. "Used" lives in the admission store
-(`claim`), which every worker shares.
+A token is `<call SID>[~<leg>].<expiry>.<HMAC>`, keyed by a secret derived from the auth
+token: any worker process can check it without shared state. "Used" lives in the admission
+store (`claim`), which every worker shares, per call SID and leg: a call that comes back to
+the bot after a transfer nobody answered opens its second stream as a new leg.
 """
 
 import base64
@@ -41,20 +42,25 @@ class StreamTokens:
         self._key = hashlib.sha256(b"stream-token:" + auth_token.encode()).digest()
         self._claim, self._ttl, self._clock = claim, ttl_secs, clock
 
-    def issue(self, call_sid: str) -> str:
-        """A token for the media stream of `call_sid`, valid for `ttl_secs`."""
-        payload = f"{call_sid}.{int(self._clock() + self._ttl)}"
+    def issue(self, call_sid: str, leg: str = "") -> str:
+        """A token for the media stream of `call_sid`, valid for `ttl_secs`.
+
+        `leg`: which of the call's streams (none: its first).
+        """
+        stream = f"{call_sid}~{leg}" if leg else call_sid
+        payload = f"{stream}.{int(self._clock() + self._ttl)}"
         return f"{payload}.{self._mac(payload)}"
 
     def redeem(self, token: str) -> str:
         """The call SID the token was issued for; raises `StreamTokenError` saying why not."""
         payload, _, mac = token.rpartition(".")
-        call_sid, _, expires = payload.partition(".")
+        stream, _, expires = payload.partition(".")
+        call_sid = stream.partition("~")[0]
         if not (call_sid and expires.isdigit() and hmac.compare_digest(mac, self._mac(payload))):
             raise StreamTokenError("a stream token this server did not issue")
         if int(expires) < self._clock():
             raise StreamTokenError(f"an expired stream token (call {call_sid})")
-        if not self._claim(call_sid, float(expires)):
+        if not self._claim(stream, float(expires)):
             raise StreamTokenError(f"a stream token already used (call {call_sid}): a replay")
         return call_sid
 

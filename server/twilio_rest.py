@@ -3,9 +3,10 @@
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 import aiohttp
 from loguru import logger
@@ -15,6 +16,7 @@ from twilio.rest import Client
 
 from server.logs import basic_auth, register_secrets
 
+T = TypeVar("T")
 _CALL_NOT_FOUND = 20404
 _TOO_MANY_REQUESTS = 429
 
@@ -76,7 +78,7 @@ class Recording:
 
 
 class TwilioCalls:
-    """Ends, places, follows and records calls; one per server, its HTTP session shared.
+    """Ends, redirects, places, follows and records calls; one per server, one HTTP session.
 
     `retry` is a plain attribute: the policy for transient failures.
     """
@@ -104,13 +106,36 @@ class TwilioCalls:
         Transient failures are retried with backoff within the policy's bounds; the last one
         is logged at ERROR. Permanent refusals (4xx) are not retried.
         """
+        return bool(await self._retrying(f"hanging up call {call_sid}", self._complete, call_sid))
+
+    async def redirect(self, call_sid: str, twiml: str) -> bool:
+        """Give the live call new instructions (a transfer); True if Twilio took them.
+
+        Retried as `hang_up` is. Twilio stops the call's media stream as it runs them.
+        """
+        return bool(
+            await self._retrying(f"redirecting call {call_sid}", self._update, call_sid, twiml)
+        )
+
+    async def dial(self, to: str, from_: str, twiml: str, *, ring_secs: int, status_callback: str):
+        """Place a call to `to` that runs `twiml` once answered; its SID, or None if refused.
+
+        Twilio lets it ring `ring_secs` seconds and posts its final status (`no-answer`,
+        `busy`, `failed` or `completed`) to `status_callback`.
+        """
+        return await self._retrying(
+            f"dialling {to}", self._create, to, from_, twiml, ring_secs, status_callback
+        )
+
+    async def _retrying(self, what: str, attempt_once, *args):
+        """`attempt_once(*args)`, retried on transient failures within the policy's bounds."""
         policy = self.retry
         deadline = time.monotonic() + policy.total_timeout
         for attempt in range(1, policy.attempts + 1):
             remaining = deadline - time.monotonic()
             try:
                 async with asyncio.timeout(min(policy.attempt_timeout, remaining)):
-                    return await self._complete(call_sid)
+                    return await attempt_once(*args)
             except TransientError as e:
                 failure = str(e)
             except TimeoutError:
@@ -119,24 +144,22 @@ class TwilioCalls:
             last = attempt == policy.attempts or time.monotonic() + pause >= deadline
             if last:
                 logger.error(
-                    f"gave up hanging up call {call_sid} through Twilio REST after {attempt} "
-                    f"attempt(s): {failure}"
+                    f"gave up {what} through Twilio REST after {attempt} attempt(s): {failure}"
                 )
-                return False
+                return None
             logger.warning(
-                f"hang-up of {call_sid}, attempt {attempt} of {policy.attempts} failed "
+                f"{what}, attempt {attempt} of {policy.attempts} failed "
                 f"({failure}); retrying in {pause:.2f} s"
             )
             await asyncio.sleep(pause)
-        return False
+        return None
 
     async def _complete(self, call_sid: str) -> bool:
         """One attempt: True if ended now, False if refused for good; TransientError otherwise."""
         try:
             await self._client.calls(call_sid).update_async(status="completed")
         except TwilioRestException as e:
-            if e.status >= 500 or e.status == _TOO_MANY_REQUESTS:
-                raise TransientError(f"HTTP {e.status} {e.msg}") from e
+            _raise_if_transient(e)
             if e.code == _CALL_NOT_FOUND:
                 logger.info(f"call {call_sid} had already ended")
             else:
@@ -146,6 +169,32 @@ class TwilioCalls:
             raise TransientError(f"could not reach Twilio: {e!r}") from e
         logger.info(f"hung up call {call_sid}")
         return True
+
+    async def _update(self, call_sid: str, twiml: str) -> bool:
+        """One redirect attempt: True if taken, False if refused; TransientError otherwise."""
+        request = self._client.calls(call_sid).update_async(twiml=twiml)
+        if await _refused_unless(request, f"redirect {call_sid}") is None:
+            return False
+        logger.info(f"redirected call {call_sid}")
+        return True
+
+    async def _create(
+        self, to: str, from_: str, twiml: str, ring_secs: int, status_callback: str
+    ) -> str | None:
+        """One create attempt: the new call's SID, None if refused; TransientError otherwise."""
+        request = self._client.calls.create_async(
+            to=to,
+            from_=from_,
+            twiml=twiml,
+            timeout=ring_secs,
+            status_callback=status_callback,
+            status_callback_event=["answered", "completed"],
+        )
+        call = await _refused_unless(request, f"dial {to}")
+        if call is None:
+            return None
+        logger.info(f"dialling {to}: call {call.sid}")
+        return call.sid
 
     async def place(self, **create) -> str:
         """Create an outbound call (`calls.create`'s keyword arguments); its SID.
@@ -187,6 +236,27 @@ class TwilioCalls:
         await self._http.close()
 
 
+async def _refused_unless(request: Awaitable[T], what: str) -> T | None:
+    """`request`'s answer; None if Twilio refused to `what` for good (logged at ERROR).
+
+    Raises TransientError if it may pass.
+    """
+    try:
+        return await request
+    except TwilioRestException as e:
+        _raise_if_transient(e)
+        logger.error(f"Twilio refused to {what}: HTTP {e.status} {e.msg}")
+        return None
+    except (OSError, aiohttp.ClientError) as e:
+        raise TransientError(f"could not reach Twilio: {e!r}") from e
+
+
+def _raise_if_transient(error: TwilioRestException) -> None:
+    """A 5xx or 429 may pass: raise TransientError for it."""
+    if error.status >= 500 or error.status == _TOO_MANY_REQUESTS:
+        raise TransientError(f"HTTP {error.status} {error.msg}") from error
+
+
 @asynccontextmanager
 async def _translated(doing: str, within: float) -> AsyncIterator[None]:
     """Twilio's and the network's exceptions as `TwilioRefused` or `TransientError`.
@@ -197,8 +267,7 @@ async def _translated(doing: str, within: float) -> AsyncIterator[None]:
         async with asyncio.timeout(within):
             yield
     except TwilioRestException as e:
-        if e.status >= 500 or e.status == _TOO_MANY_REQUESTS:
-            raise TransientError(f"could not {doing}: HTTP {e.status} {e.msg}") from e
+        _raise_if_transient(e)
         raise TwilioRefused(e.status, f"could not {doing}: HTTP {e.status} {e.msg}") from e
     except (OSError, aiohttp.ClientError, TimeoutError) as e:
         raise TransientError(f"could not {doing}: Twilio unreachable ({e!r})") from e

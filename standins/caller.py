@@ -37,7 +37,7 @@ class Event:
     """One thing that happened on the call, at `t` seconds since the stream started."""
 
     t: float
-    kind: str  # sent_speech, sent_speech_end, media, mark, clear, echo, heard, closed
+    kind: str  # sent_speech, sent_speech_end, key, media, mark, clear, echo, heard, closed, stream
     detail: str = ""
 
 
@@ -81,6 +81,7 @@ class SimulatedCall:
         self._sequence = 0
         self._chunk = 0
         self._t0 = 0.0
+        self._stream_t0 = 0.0
         self._spoke_until = 0.0
         self._tasks: list[asyncio.Task] = []
 
@@ -125,7 +126,7 @@ class SimulatedCall:
         await call._start()
         return call
 
-    async def _start(self) -> None:
+    async def _start(self, *, restart: bool = False) -> None:
         await self._ws.send(
             json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"})
         )
@@ -137,7 +138,9 @@ class SimulatedCall:
             "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
             "customParameters": self.parameters,
         }
-        self._t0 = time.monotonic()
+        self._stream_t0 = time.monotonic()  # this stream's clock starts
+        if not restart:  # one timeline for the whole call, over all its streams
+            self._t0 = self._stream_t0
         await self._send_event("start", start=start)
         self._tasks = [
             asyncio.create_task(self._clock(), name="caller-clock"),
@@ -183,9 +186,24 @@ class SimulatedCall:
         await self._speech_done
         return self._speech_started.result()
 
+    async def press(self, keys: str, *, gap: float = 0.25) -> float:
+        """Press `keys` ("4217#") one by one, `gap` seconds apart, as Twilio reports them.
+
+        Twilio sends one `dtmf` event per key, between the `media` packets that go on as
+        usual. Returns when the first key went; `listen()` then waits for what follows the last.
+        """
+        first = self.now()
+        for i, key in enumerate(keys):
+            if i:
+                await asyncio.sleep(gap)
+            self.timeline.append(Event(self.now(), "key", key))
+            await self._send_event("dtmf", dtmf={"track": "inbound_track", "digit": key})
+        self._spoke_until = self.now()
+        return first
+
     async def _clock(self) -> None:
         """Every 20 ms: send one packet of the caller's audio and play 20 ms of the bot's."""
-        tick = 0
+        tick, base = 0, self._stream_t0
         try:
             while not self.closed.is_set():
                 tick += 1
@@ -193,7 +211,7 @@ class SimulatedCall:
                 played, marks = self.playout.tick(self.now())
                 for name in marks:
                     await self._echo(name)
-                await asyncio.sleep(max(0.0, self._t0 + tick * FRAME_MS / 1000 - time.monotonic()))
+                await asyncio.sleep(max(0.0, base + tick * FRAME_MS / 1000 - time.monotonic()))
         except ConnectionClosed:
             self._close("server closed the stream")
 
@@ -308,15 +326,39 @@ class SimulatedCall:
 
     async def hang_up(self) -> None:
         """Hang up like Twilio: `stop`, then close the WebSocket."""
+        await self._stop_stream("caller hung up")
+
+    async def stream_stopped(self) -> None:
+        """Twilio stops the stream as the call leaves `<Connect><Stream>` (a REST redirect).
+
+        `stop`, then the socket closes; the call itself goes on, elsewhere.
+        """
+        await self._stop_stream("Twilio stopped the stream: the call was redirected")
+
+    async def _stop_stream(self, why: str) -> None:
         if not self.closed.is_set():
             stop = {"accountSid": self.account_sid, "callSid": self.call_sid}
             try:
                 await self._send_event("stop", stop=stop)
             except ConnectionClosed:
                 pass
-            self._close("caller hung up")
+            self._close(why)
         await self._ws.close()
         await self._stop_tasks()
+
+    async def reconnect(self, stream_url: str, signature: str, parameters: dict[str, str]) -> None:
+        """The call's TwiML connects it to a stream again: a new stream on the same phone."""
+        self._ws = await connect(
+            stream_url,
+            additional_headers={"X-Twilio-Signature": signature},
+            proxy=None,
+            compression=None,
+        )
+        self.stream_url, self.parameters = stream_url, parameters
+        self.stream_sid, self._sequence, self._chunk = _sid("MZ"), 0, 0
+        self.closed = asyncio.Event()
+        self.timeline.append(Event(self.now(), "stream", stream_url))
+        await self._start(restart=True)
 
     async def wait_closed(self, timeout: float = 10.0) -> None:
         """Wait for the server to end the stream."""
@@ -385,7 +427,7 @@ async def answer_webhook(
     status, twiml = await post_signed(url, form, auth_token=auth_token, signature=signature)
     if status != 200:
         raise DialError(f"POST {url} → HTTP {status}: {twiml[:200]}")
-    stream_url, params = _parse_stream(twiml)
+    stream_url, params = parse_stream(twiml)
     signed = validator.compute_signature(stream_url, {})
     return Answer(form["CallSid"], stream_url, signed, params)
 
@@ -411,7 +453,8 @@ async def post_signed(
         return r.status, await r.text()
 
 
-def _parse_stream(twiml: str) -> tuple[str, dict[str, str]]:
+def parse_stream(twiml: str) -> tuple[str, dict[str, str]]:
+    """The `<Connect><Stream>` of `twiml`: its URL and its parameters."""
     stream = ET.fromstring(twiml).find("./Connect/Stream")
     if stream is None or not stream.get("url"):
         raise DialError(f"TwiML has no <Connect><Stream url>: {twiml[:200]}")

@@ -28,11 +28,15 @@ _SCRIPT = [
     (r"\bopen", "We open at nine on Saturday and close at eleven."),
     (r"\bcancel", "No problem. Which reservation would you like to change?"),
     (r"\byes\b", "Great, you're all set."),
+    (r"^the caller pressed", "Thank you. I have noted the number you entered."),  # keypad
     # The Spanish receptionist (tests/data/es).
     (r"reservar una mesa", "Claro. Una mesa para dos mañana a las siete. ¿A nombre de quién?"),
     (r"\babren\b", "Abrimos a las nueve el sábado y cerramos a las once."),
 ]
 _GOODBYE = re.compile(r"\bgoodbye\b|\bthat's all\b|\badiós\b|\beso es todo\b")
+_MANAGER = re.compile(r"\bmanager\b")
+_SUMMARY_REQUEST = re.compile(r"^summari[sz]e this call\b", re.IGNORECASE)
+NO_TRANSFER = "Sorry, I can't put you through to anyone from here."
 
 
 @dataclass
@@ -68,8 +72,17 @@ def last_user_text(messages: list[dict]) -> str:
 
 def scripted_reply(messages: list[dict], tools: list[dict] | None) -> Reply:
     """The receptionist of `reply_to`, for a chat-completions request's messages and tools."""
+    said = last_user_text(messages)
+    if _SUMMARY_REQUEST.search(said):
+        return Reply(text=summary_of(messages))
     offered = {tool.get("function", {}).get("name") for tool in tools or []}
-    return reply_to(last_user_text(messages), offered)
+    return reply_to(said, offered)
+
+
+def summary_of(messages: list[dict]) -> str:
+    """A summary of the call for a person taking it over: what the caller said, verbatim."""
+    said = [str(m["content"]) for m in messages if m.get("role") == "user"][:-1]
+    return "The caller said: " + " ".join(said)
 
 
 def reply_to(said: str, offered: Collection[str | None]) -> Reply:
@@ -77,8 +90,10 @@ def reply_to(said: str, offered: Collection[str | None]) -> Reply:
 
     Keywords are matched case-insensitively, first match wins: "book a table", "open", "cancel",
     "yes" (and two in Spanish), then "goodbye"/"that's all"/"adiós", which calls the `end_call`
-    tool when it is `offered` and says "Goodbye!" otherwise. Anything else asks the caller to
-    repeat. Every stand-in LLM answers with it, whatever its wire format.
+    tool when it is `offered` and says "Goodbye!" otherwise, then "manager", which calls
+    `transfer_call` to target "manager" when it is offered. Anything else asks the caller to
+    repeat. Every stand-in LLM answers with it, whatever its wire format. (An OpenAI request
+    asking to "Summarize this call" gets the caller's words: `scripted_reply`.)
     """
     said = said.lower().replace("\u2019", "'")
     for pattern, answer in _SCRIPT:
@@ -88,6 +103,10 @@ def reply_to(said: str, offered: Collection[str | None]) -> Reply:
         if "end_call" in offered:
             return Reply(tool_calls=[ToolCall("end_call")])
         return Reply(text="Goodbye!")
+    if _MANAGER.search(said):
+        if "transfer_call" in offered:
+            return Reply(tool_calls=[ToolCall("transfer_call", {"target": "manager"})])
+        return Reply(text=NO_TRANSFER)
     return Reply(text=UNCLEAR)
 
 

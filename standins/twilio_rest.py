@@ -19,6 +19,7 @@ from loguru import logger
 from standins.http_server import LocalServer
 from standins.twilio_placing import CallPlacing, placeable, placing_refusal
 from standins.twilio_recordings import CallRecordings
+from standins.twilio_voice import TwilioVoice
 from standins.twilio_wire import API
 from standins.twilio_wire import rfc2822 as _rfc2822
 from standins.twilio_wire import seconds as _seconds
@@ -90,7 +91,9 @@ class TwilioRestStandIn(CallRecordings, CallPlacing, LocalServer):
     Internal Server Error, or 429 Too Many Requests, in Twilio's error JSON) and `hang_next`
     (accept the next N requests and answer nothing for `hang_secs`); and those of placing
     calls (`CallPlacing`). Tests read `requests`, `calls` (sid -> status), `hangups`,
-    `redirects` and `created`, and what placing and recording calls record.
+    `redirects` and `created`, and what placing and recording calls record. What calls do
+    with inline TwiML (transfers, conferences, the people dialled) is `voice`'s
+    (`standins.twilio_voice`).
     """
 
     def __init__(
@@ -120,6 +123,9 @@ class TwilioRestStandIn(CallRecordings, CallPlacing, LocalServer):
         self.created: list[str] = []
         self._details: dict[str, dict] = {}
         self._hung_up: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
+        self.voice = TwilioVoice(
+            account_sid=account_sid, auth_token=auth_token, set_status=self.calls.__setitem__
+        )
 
     def routes(self) -> list[web.RouteDef]:
         """The Calls list and Call instance routes."""
@@ -129,7 +135,13 @@ class TwilioRestStandIn(CallRecordings, CallPlacing, LocalServer):
             web.post(calls + "/{call_sid}.json", self._update),
             web.get(calls + "/{call_sid}.json", self._fetch),
             web.post(calls + "/{call_sid}/Recordings.json", self._record),
+            *self.voice.routes(calls),
         ]
+
+    async def stop(self) -> None:
+        """Stop the calls' TwiML, then serving."""
+        await self.voice.close()
+        await super().stop()
 
     def register_call(
         self, call_sid: str, from_: str = "+15550001111", to: str = "+15550002222"
@@ -202,6 +214,7 @@ class TwilioRestStandIn(CallRecordings, CallPlacing, LocalServer):
             logger.debug(f"Twilio stand-in: call {call_sid} {status}")
         elif "Twiml" in form or "Url" in form:
             self.redirects.append(Redirect(call_sid, form.get("Twiml"), form.get("Url")))
+            self.voice.redirected(call_sid, form.get("Twiml"), form.get("Url"))
         return web.json_response(self._resource(call_sid))
 
     async def _fetch(self, request: web.Request) -> web.Response:
@@ -222,6 +235,7 @@ class TwilioRestStandIn(CallRecordings, CallPlacing, LocalServer):
             response = _create_refusal(recorded.form)
         if response is None:
             response = web.json_response(self._new_call(recorded.form), status=201)
+            self.voice.created(self.created[-1], recorded.form)
         recorded.status = response.status
         return response
 

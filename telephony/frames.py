@@ -1,8 +1,8 @@
 """Frames of the phone line: what services tell the Twilio transport, what it tells the graph."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from pipecat.frames.frames import DataFrame, InputAudioRawFrame, SystemFrame
+from pipecat.frames.frames import ControlFrame, DataFrame, InputAudioRawFrame, SystemFrame
 
 
 @dataclass
@@ -46,3 +46,16 @@ class ReplyCutFrame(SystemFrame):
     heard: str
     spoken: str
     heard_ms: float
+
+
+@dataclass
+class HandOffFrame(ControlFrame):
+    """Hand the call to the transfer target `target` once the audio before it has been heard.
+
+    It follows the hand-off line down the pipeline; the transport passes it on when the
+    caller has heard that line, and `HandOff` after the transport acts on it. No barge-in
+    drops it: the call is being handed over.
+    """
+
+    target: str
+    interruptible: bool = field(default=False, init=False)

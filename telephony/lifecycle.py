@@ -32,6 +32,12 @@ class CallLifecycle:
         logger.info(f"ending the call: {reason}")
         return True
 
+    def resume(self, reason: str) -> None:
+        """The ending claimed for `reason` did not happen (a refused transfer): live again."""
+        if self.reason == reason and not self.caller_hung_up:
+            self.reason = None
+            logger.info(f"the call goes on: {reason} did not happen")
+
     def caller_left(self) -> None:
         """The caller hung up: nothing more can be heard."""
         self.caller_hung_up = True

@@ -47,6 +47,10 @@ class PhoneSocket:
         """Twilio sends `message` to the transport."""
         self._inbox.put_nowait({"type": "websocket.receive", "text": json.dumps(message)})
 
+    def presses(self, key: str) -> None:
+        """The caller presses `key`: Twilio sends its `dtmf` event."""
+        self.says({"event": "dtmf", "dtmf": {"track": "inbound_track", "digit": key}})
+
     def hangs_up(self) -> None:
         """The caller hangs up: Twilio sends `stop` and closes the socket."""
         self.says({"event": "stop", "stop": {}})

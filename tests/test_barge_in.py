@@ -1,10 +1,8 @@
 """The caller talks over the bot: everything stops at once."""
 
-import asyncio
-
 from harness.barge_in import old_audio_after
 from standins.openai_replies import LONG_REPLY, Reply, last_user_text
-from standins.script import dial
+from standins.script import dial_into_long_reply
 
 
 def long_then_short(messages, tools):
@@ -17,11 +15,7 @@ def long_then_short(messages, tools):
 async def test_barge_in_clears_twilio_and_cancels_the_llm_and_tts(bot, standins, data):
     standins.openai.responder = long_then_short
     standins.openai.tokens_per_second = 8  # still streaming when the caller cuts in
-    call = await dial(bot.url)
-    await call.listen()
-    await call.say(data / "book_table.wav")
-    await call.wait_for_bot_audio(timeout=10)
-    await asyncio.sleep(1.0)
+    call = await dial_into_long_reply(bot.url)
     interrupted_at = await call.say(data / "cancel.wav")
 
     clears = [e for e in call.events("clear") if e.t > interrupted_at]

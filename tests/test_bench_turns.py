@@ -80,8 +80,12 @@ def test_the_quick_run_reports_every_figure(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     report = out.read_text()
     assert report in result.stdout  # printed as written
-    timeouts = ["speech timeout 0.2 s", "speech timeout 0.4 s (ours)", "speech timeout 0.8 s"]
-    smart = ["Smart Turn: 0.2 s finished, 1.5 s not", "Smart Turn: 0 s finished, 1.5 s not"]
+    timeouts = ["speech timeout 0.2 s", "speech timeout 0.4 s", "speech timeout 0.8 s"]
+    smart = [
+        "Smart Turn: 0.2 s finished, 1.5 s not",
+        "Smart Turn: 0.3 s finished, 1 s not",
+        "Smart Turn: 0.3 s finished, 1 s if p < 0.1, else 0.4 s (ours)",
+    ]
     latency = rows(report, "End of speech")
     for label in timeouts + smart:
         assert all(re.fullmatch(r"\d+( of \d+)?", cell) for cell in latency[label]), label

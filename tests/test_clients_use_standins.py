@@ -28,7 +28,8 @@ async def test_a_call_reaches_each_standin_with_the_configured_credentials(bot, 
     for request in standins.openai.requests:
         assert request.authorization == f"Bearer {OPENAI_KEY}"
         assert request.body["model"] == "gpt-4.1-mini"
-        assert [t["function"]["name"] for t in request.body["tools"]] == ["end_call"]
+        tools = [t["function"]["name"] for t in request.body["tools"]]
+        assert tools == ["end_call", "transfer_call"]
     (hangup,) = [r for r in standins.twilio.requests if r.form.get("Status") == "completed"]
     assert hangup.path == f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{call.call_sid}.json"
     assert hangup.auth_ok

@@ -273,3 +273,33 @@ def test_claude_and_elevenlabs_are_pipecats_stock_services(tmp_path):
     llm = declaration.llm.provider.make(declaration.llm.options, context)
     tts = declaration.tts.provider.make(declaration.tts.options, context)
     assert type(llm) is AnthropicLLMService and type(tts) is ElevenLabsTTSService
+
+
+def test_the_keypad_has_defaults_and_its_mistakes_are_named(tmp_path):
+    keypad = load_declaration(write(tmp_path, MINIMAL, "ok")).keypad
+    assert (keypad.end_key, keypad.max_digits, keypad.pause_secs, keypad.shortcuts) == (
+        "#",
+        0,
+        1.5,
+        {},
+    )
+    shortcuts = '[keypad]\nend_key = "9"\npause_secs = 0\n[keypad.shortcuts]\n"0" = "transfer"\n'
+    with pytest.raises(DeclarationError) as e:
+        load_declaration(write(tmp_path, MINIMAL + shortcuts))
+    complaint = str(e.value)
+    assert "keypad.end_key: Input should be '#', '*' or ''" in complaint
+    assert "keypad.pause_secs: Input should be greater than or equal to 0.3 (got 0)" in complaint
+    assert "keypad.shortcuts: key '0': 'transfer' is not a keypad action; choose one of: " in (
+        complaint
+    )
+    with pytest.raises(DeclarationError) as e:
+        load_declaration(write(tmp_path, MINIMAL + '[keypad.shortcuts]\n"x" = "repeat"\n'))
+    assert "keypad.shortcuts: 'x' is not a key of a phone's keypad: 0-9, * or #" in str(e.value)
+
+
+def test_speech_to_speech_takes_no_keypad_yet(tmp_path):
+    realtime = '[bot]\nsystem_prompt = "Hi."\ngreeting = "Hi."\nfarewell = "Bye."\n'
+    realtime += '[speech_to_speech]\nprovider = "openai-realtime"\n[keypad]\nmax_digits = 4\n'
+    with pytest.raises(DeclarationError) as e:
+        load_declaration(write(tmp_path, realtime))
+    assert "keypad: not available with [speech_to_speech] yet" in str(e.value)

@@ -4,7 +4,7 @@ import asyncio
 import os
 import threading
 
-from pipecat.audio.turn.base_turn_analyzer import EndOfTurnState
+from pipecat.audio.turn.base_turn_analyzer import BaseTurnAnalyzer, BaseTurnParams, EndOfTurnState
 from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.frames.frames import (
@@ -160,3 +160,58 @@ async def test_in_a_call_the_turn_ends_at_once_only_if_the_model_says_complete(d
     # waits for more speech or the silence fallback (see TURNS.md).
     ended, complete = await turn_after(spoken["book_table"])
     assert not ended and complete < 0.5
+
+
+class Verdict(BaseTurnAnalyzer):
+    """Smart Turn's verdict, fixed: the finished-sentence probability `p`."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    @property
+    def speech_triggered(self) -> bool:
+        return False
+
+    @property
+    def params(self) -> BaseTurnParams:
+        return BaseTurnParams()
+
+    def append_audio(self, buffer: bytes, is_speech: bool) -> EndOfTurnState:
+        return EndOfTurnState.INCOMPLETE
+
+    async def analyze_end_of_turn(self) -> tuple[EndOfTurnState, TurnMetricsData]:
+        state = EndOfTurnState.COMPLETE if self.p > 0.5 else EndOfTurnState.INCOMPLETE
+        verdict = TurnMetricsData(
+            processor="v", is_complete=self.p > 0.5, probability=self.p, e2e_processing_time_ms=1
+        )
+        return state, verdict
+
+    def clear(self):
+        pass
+
+
+async def ended_within(p: float, secs: float) -> bool:
+    """Whether the turn ended `secs` after the VAD's stop: finished 0.05 s, unsure 0.5, not 5."""
+    strategy = SmartTurnStop(
+        turn_analyzer=Verdict(p), complete_secs=0.05, unsure_secs=0.5, incomplete_secs=5.0,
+        unfinished_below=0.1,
+    )  # fmt: skip
+    processor = UserTurnProcessor(user_turn_strategies=UserTurnStrategies(stop=[strategy]))
+    stopped = []
+
+    @processor.event_handler("on_user_turn_stopped")
+    async def on_stopped(*args):
+        stopped.append(True)
+
+    frames = [VADUserStartedSpeakingFrame(), TranscriptionFrame("…", "caller", "t", finalized=True)]
+    frames += [VADUserStoppedSpeakingFrame(stop_secs=0.2), SleepFrame(secs)]
+    await run_test(processor, frames_to_send=frames, expected_down_frames=None)
+    return bool(stopped)
+
+
+async def test_a_surely_unfinished_sentence_waits_longest_and_an_unsure_one_the_timeout():
+    assert await ended_within(0.9, 0.4)  # finished: 0.05 s
+    assert not await ended_within(0.3, 0.2)  # unsure: 0.5 s
+    assert await ended_within(0.3, 1.0)
+    assert not await ended_within(0.05, 1.0)  # surely unfinished: 5 s

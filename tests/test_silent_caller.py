@@ -1,10 +1,12 @@
 """SilentCaller: silence counted only while nobody talks and no reply is due; prompt, goodbye."""
 
+from pipecat.audio.dtmf.types import KeypadEntry
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
     EndWorkerFrame,
     Frame,
+    InputDTMFFrame,
     LLMContextFrame,
     TTSSpeakFrame,
     UserStartedSpeakingFrame,
@@ -108,6 +110,14 @@ async def test_a_caller_speaking_without_a_turn_holds_the_clock_and_restarts_it(
         [*bot_speaks(), VADUserStartedSpeakingFrame(), VADUserStoppedSpeakingFrame()] + [LONG]
     )
     assert said(down) == [PROMPT]
+
+
+async def test_a_key_pressed_starts_the_count_over_from_the_prompt():
+    key = InputDTMFFrame(KeypadEntry.FOUR)
+    down = await run([*bot_speaks(), SHORT, key, SHORT])
+    assert said(down) == [], "the key started the count again"
+    down = await run([*bot_speaks(), LONG, *bot_speaks(), SHORT, key, LONG])
+    assert said(down) == [PROMPT, PROMPT], "after the prompt: prompted again, not told goodbye"
 
 
 async def test_the_bot_stopping_under_the_callers_voice_does_not_start_the_count():

@@ -188,7 +188,7 @@ async def test_the_caller_is_heard_and_their_keys_too():
     phone = PhoneSocket()
     payload = base64.b64encode(b"\xff" * 120).decode()  # 15 ms of μ-law silence
     phone.says({"event": "media", "media": {"payload": payload}})
-    phone.says({"event": "dtmf", "dtmf": {"track": "inbound_track", "digit": "7"}})
+    phone.presses("7")
     _phone, _ear, down, _up = await play([SleepFrame(0.2)], phone)
     (audio,) = [f for f in down if isinstance(f, InputAudioRawFrame)]
     assert audio.ulaw == bytes.fromhex("ffff") * 60 and (audio.sample_rate, len(audio.audio)) == (

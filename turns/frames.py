@@ -35,3 +35,12 @@ class ReplyWithdrawnFrame(InterruptionFrame):
     """
 
     refused_tool_calls: frozenset[str] = frozenset()
+
+
+@dataclass
+class RepeatReplyFrame(ControlFrame):
+    """The caller asked to hear the bot's last reply again (a keypad shortcut).
+
+    From `Keypad` down to `ReplyRepeater` (between the LLM and the TTS), which knows that reply
+    and says it again. Dropped by a barge-in after it, like any reply.
+    """

@@ -10,6 +10,7 @@ from pipecat.frames.frames import (
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
+from pipecat.metrics.metrics import TurnMetricsData
 from pipecat.processors.frame_processor import FrameProcessorSetup
 from pipecat.turns.types import ProcessFrameResult
 
@@ -19,15 +20,18 @@ from turns.silence_stop import SilenceTimedTurnStopStrategy
 class SmartTurnStop(SilenceTimedTurnStopStrategy):
     """The speech-timeout turn end, its wait chosen at the VAD's stop by Smart Turn v3.
 
-    At the VAD's stop the turn's audio is judged: a finished sentence ends `complete_secs`
-    after the stop (the verdict, ~0.1 s, counts towards it), an unfinished one ("I'd like to
-    book a table for…") after `incomplete_secs`, so the caller can go on. Crediting a late
-    VAD stop and waiting for the final transcript are `SilenceTimedTurnStopStrategy`'s.
+    At the VAD's stop the turn's audio is judged (the verdict, ~0.1 s, counts towards the
+    wait): a finished sentence ends `complete_secs` after the stop; a surely unfinished one
+    ("I'd like to book a table for…", probability under `unfinished_below`) after
+    `incomplete_secs`, so the caller can go on; one Smart Turn is unsure of after
+    `unsure_secs`, the plain speech timeout. Crediting a late VAD stop and waiting for the
+    final transcript are `SilenceTimedTurnStopStrategy`'s.
 
     | frames                                        | turn ends                               |
     |-----------------------------------------------|-----------------------------------------|
     | voice, VADUserStopped: judged finished        | `complete_secs` after the VAD's stop    |
-    | voice, VADUserStopped: judged unfinished      | `incomplete_secs` after it              |
+    | voice, VADUserStopped: p < `unfinished_below` | `incomplete_secs` after it              |
+    | voice, VADUserStopped: judged unfinished      | `unsure_secs` after it                  |
     | VADUserStarted before then                    | not yet: the next stop is judged anew   |
     | (each verdict)                                | MetricsFrame(TurnMetricsData) ↓         |
     """
@@ -38,12 +42,15 @@ class SmartTurnStop(SilenceTimedTurnStopStrategy):
         turn_analyzer: BaseTurnAnalyzer,
         complete_secs: float,
         incomplete_secs: float,
+        unsure_secs: float | None = None,
+        unfinished_below: float = 0.5,
         **kwargs,
     ):
         """Judge with `turn_analyzer` (e.g. `SharedSmartTurnAnalyzerV3`)."""
         super().__init__(user_speech_timeout=incomplete_secs, **kwargs)
         self._analyzer = turn_analyzer
-        self._saved_when_complete = max(incomplete_secs - complete_secs, 0.0)
+        self._waits = (complete_secs, unsure_secs or incomplete_secs, incomplete_secs)
+        self._unfinished_below = unfinished_below
         self._caller_speaking = False  # as the VAD heard the last packet
 
     async def setup(self, setup: FrameProcessorSetup):
@@ -73,12 +80,18 @@ class SmartTurnStop(SilenceTimedTurnStopStrategy):
         await self._analyzer.cleanup()
 
     async def _wait_for_speech(self, secs: float) -> None:
-        """Wait `secs` (the unfinished sentence's wait), less what a finished one saves."""
+        """Wait `secs` (the unfinished sentence's wait), less what the verdict saves."""
         started = asyncio.get_running_loop().time()
         state, verdict = await self._analyzer.analyze_end_of_turn()
         if verdict:
             await self.push_frame(MetricsFrame(data=[verdict]))
-        if state == EndOfTurnState.COMPLETE:
-            secs -= self._saved_when_complete
+        secs -= self._waits[-1] - self._wait_for(state, verdict)
         spent = asyncio.get_running_loop().time() - started
         await super()._wait_for_speech(max(secs - spent, 0.0))
+
+    def _wait_for(self, state: EndOfTurnState, verdict: TurnMetricsData | None) -> float:
+        complete, unsure, incomplete = self._waits
+        if state == EndOfTurnState.COMPLETE:
+            return complete
+        sure = verdict is None or verdict.probability < self._unfinished_below
+        return incomplete if sure else unsure

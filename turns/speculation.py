@@ -138,7 +138,7 @@ class SpeculativeTurnStop(SpeculationLedger):
         self._turn_open = False
         self._words = ""  # the caller's final transcripts since the last turn ended
         self._words_final = False  # final words, and no interim transcript since the last one
-        self._words_pending = False  # an interim transcript with words since the last final
+        self._interim = ""  # the STT's latest guess at the words since the last final
         self._paused = False
         self._speculation: UserTurnSpeculation | None = None
         self._tries = 0  # speculations this turn
@@ -151,7 +151,7 @@ class SpeculativeTurnStop(SpeculationLedger):
             await self._on_final(frame.text)
         elif isinstance(frame, InterimTranscriptionFrame):
             self._words_final = False
-            self._words_pending = bool(frame.text.strip())
+            self._interim = frame.text.strip()
         elif isinstance(frame, ErrorFrame) and self._speculation:
             await self._withdraw("its request failed")  # the turn end asks again
         elif isinstance(frame, EagerEndOfTurnCancelFrame) and self._speculation:
@@ -194,9 +194,9 @@ class SpeculativeTurnStop(SpeculationLedger):
         # Without interim words there is nothing to finalize: a Finalize then would only cut
         # the STT's recognition short (and a word or two too short to recognize with it).
         quiet = self._vad.quiet_secs >= self._pause_secs
-        if not self._paused and quiet and (self._words_pending or self._words_final):
+        if not self._paused and quiet and (self._interim or self._words_final):
             self._paused = True
-            if self._words_pending:
+            if self._interim:
                 await self.broadcast_frame(CallerPausedFrame)
             await self._maybe_speculate()
         elif self._paused and self._vad.voiced_secs >= self._resume_secs:
@@ -205,19 +205,23 @@ class SpeculativeTurnStop(SpeculationLedger):
 
     async def _on_final(self, text: str) -> None:
         self._words = f"{self._words} {text}".strip()
-        self._words_final, self._words_pending = True, False
-        if self._paused and self._speculation and self._speculation.text != self._words:
-            await self._withdraw("more words came")
+        self._words_final, self._interim = True, ""
+        speculation = self._speculation
+        if self._paused and speculation and not self._match.matches(speculation.text, self._words):
+            await self._withdraw("the final words differ")
         if self._paused:
             await self._maybe_speculate()
 
     async def _maybe_speculate(self) -> None:
-        ready = self._turn_open and self._words_final and self._words
+        # On the STT's interim words if it has not finalized them yet: the final transcript
+        # (asked for by the pause) confirms them, or withdraws the reply if they differ.
+        words = f"{self._words} {self._interim}".strip()
+        ready = self._turn_open and words
         if not ready or self._speculation or self._tries >= self._max_per_turn:
             return
         self._tries += 1
-        self._speculation = UserTurnSpeculation(text=self._words)
-        logger.debug(f"{self}: speculating on [{self._words}]")
+        self._speculation = UserTurnSpeculation(text=words)
+        logger.debug(f"{self}: speculating on [{words}]")
         await self.trigger_user_turn_inference_triggered(speculation=self._speculation)
 
     async def _withdraw(self, reason: str) -> None:

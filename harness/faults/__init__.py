@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Any
 
 from pipelines.declaration import Declaration, load_declarations
 from server.local import LocalBot, serve_locally
@@ -55,6 +56,11 @@ async def bot_with(
         bot_env = standins.env() | (env or {})
         async with serve_locally(bot_env, declarations or load_declarations()) as bot:
             yield bot, standins
+
+
+async def outcome_of(scenario: Callable[[], Awaitable[Any]]) -> Outcome:
+    """The `outcome` of the run `scenario` returns (a fault's `run`, through `partial`)."""
+    return (await scenario()).outcome
 
 
 async def dial(bot: LocalBot, **kwargs) -> SimulatedCall:

@@ -10,7 +10,19 @@ from importlib import import_module
 
 from harness.faults import Fault, Outcome
 
-AREAS = ("stt", "llm", "tts", "twilio", "overload", "shutdown", "silence", "hostile", "outbound")
+AREAS = (
+    "stt",
+    "llm",
+    "tts",
+    "twilio",
+    "tools",
+    "transfer",
+    "overload",
+    "shutdown",
+    "silence",
+    "hostile",
+    "outbound",
+)
 
 
 def faults() -> list[Fault]:

@@ -6,13 +6,12 @@ spoken), then ask again and hear the scripted answer, with the context sent for 
 showing exactly what the caller heard.
 """
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 
 from loguru import logger
 
-from harness.faults import Fault, Outcome, bot_with, dial, heard_sentences, spoken_texts
+from harness.faults import Fault, Outcome, bot_with, dial, heard_sentences, outcome_of, spoken_texts
 from pipelines.declaration import ENGLISH_LINES
 from recordings import RECORDINGS
 from standins.audio import ULAW_SILENCE, pcm_to_ulaw
@@ -226,30 +225,26 @@ async def llm_stream_cut() -> LLMFaultRun:
     return judge(run, heard=heard, context=[" ".join(SPOKEN_BEFORE_CUT), APOLOGY])
 
 
-async def _outcome(scenario: Callable[[], Awaitable[LLMFaultRun]]) -> Outcome:
-    return (await scenario()).outcome
-
-
 FAULTS = [
     Fault(
         "LLM 500",
         "chat completions answers HTTP 500 to every request of the booking turn (and retries)",
-        partial(_outcome, llm_500),
+        partial(outcome_of, llm_500),
     ),
     Fault(
         "LLM 500 once",
         "chat completions answers HTTP 500 once to the booking turn",
-        partial(_outcome, llm_500_once),
+        partial(outcome_of, llm_500_once),
     ),
     Fault(
         "LLM timeout",
         "chat completions accepts the booking turn's requests and never answers",
-        partial(_outcome, llm_timeout),
+        partial(outcome_of, llm_timeout),
     ),
     Fault(
         "LLM stream cut",
         f"the booking turn's streams are dropped after {CUT_AFTER_TOKENS} tokens: no finish_reason,"
         " no [DONE]",
-        partial(_outcome, llm_stream_cut),
+        partial(outcome_of, llm_stream_cut),
     ),
 ]
