@@ -5,11 +5,12 @@ pipeline, so the call takes seconds.
 """
 
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from loguru import logger
 
 from dialer.api import BotAPI
-from harness.faults import Fault, Outcome, bot_with, heard_sentences
+from harness.faults import Fault, Outcome, bot_with, heard_sentences, outcome_of
 from pipelines.declaration import Declaration, load_declarations
 from recordings import RECORDINGS
 from server.answer_screening import VERDICT_GRACE_SECS
@@ -94,14 +95,10 @@ def judge(run: LostVerdictRun) -> LostVerdictRun:
     return run
 
 
-async def _verdict_never_comes() -> Outcome:
-    return (await verdict_never_comes()).outcome
-
-
 FAULTS = [
     Fault(
         "the AMD callback never comes",
         "Twilio never posts AsyncAmdStatusCallback for an outbound call a person answers",
-        _verdict_never_comes,
+        partial(outcome_of, verdict_never_comes),
     ),
 ]
