@@ -168,7 +168,7 @@ class Turn(_Section):
 KEYS = "0123456789*#"  # a phone's keypad
 # What a keypad shortcut can do, without asking the LLM. A name here needs its handler:
 # `repeat` is the keypad's own (pipelines/build.py); others are registered by the server.
-KEYPAD_ACTIONS = ("repeat",)
+KEYPAD_ACTIONS = ("repeat", "transfer")  # transfer: to the first [[transfer]] target
 
 
 class Keypad(_Section):
@@ -176,8 +176,9 @@ class Keypad(_Section):
 
     Keys are collected into one entry until `end_key` (`""`: none), `max_digits` keys (0: no
     limit) or `pause_secs` without a key; the entry then goes to the LLM as one caller turn.
-    `shortcuts` maps a key to an action (`"9" = "repeat"`: say the last reply again); a
-    shortcut acts when it is the first key of an entry.
+    `shortcuts` maps a key to an action (`"9" = "repeat"`: say the last reply again;
+    `"0" = "transfer"`: to the first `[[transfer]]` target); a shortcut acts when it is the
+    first key of an entry.
     """
 
     end_key: Literal["#", "*", ""] = "#"
@@ -414,6 +415,16 @@ def _check_stages(declaration: Declaration, problems: list[str]) -> None:
         if problem:
             problems.append(f"  {section}: {problem}")
     _check_turn(declaration, problems)
+    _check_keypad(declaration, problems)
+
+
+def _check_keypad(declaration: Declaration, problems: list[str]) -> None:
+    for key, action in declaration.keypad.shortcuts.items():
+        if action == "transfer" and not declaration.transfers:
+            problems.append(
+                f"  keypad.shortcuts: key {key!r}: 'transfer' needs a [[transfer]] target; "
+                "declare one or remove the shortcut"
+            )
 
 
 def _check_turn(declaration: Declaration, problems: list[str]) -> None:

@@ -23,6 +23,7 @@ from pipelines.provider import ProviderAccess
 from pipelines.transfer import TRANSFER_CALL, TransferTarget
 from pipelines.variables import with_variables
 from processors.greeting_player import SpokenSentence
+from processors.keypad import KeyActionParams
 from server.answer_screening import screen_answer
 from server.answered_by import AnsweredByBox
 from server.http_tool_handler import HttpToolHandler
@@ -142,6 +143,12 @@ async def run_call(
             context=built.context,
         )
         built.register_tool(TRANSFER_CALL, call.transfers.tool, cancel_on_interruption=False)
+        if built.keypad:
+
+            async def transfer_by_key(_pressed: KeyActionParams) -> None:
+                await call.transfer(declaration.transfers[0].name)  # the first target
+
+            built.register_key_action("transfer", transfer_by_key)
     if returned:
         await worker.queue_frame(TTSSpeakFrame(returned.unanswered))
     elif not greeting and not call.lifecycle.screening:  # not pre-synthesized: spoken now

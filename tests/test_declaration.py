@@ -283,15 +283,18 @@ def test_the_keypad_has_defaults_and_its_mistakes_are_named(tmp_path):
         1.5,
         {},
     )
-    shortcuts = '[keypad]\nend_key = "9"\npause_secs = 0\n[keypad.shortcuts]\n"0" = "transfer"\n'
+    shortcuts = '[keypad]\nend_key = "9"\npause_secs = 0\n[keypad.shortcuts]\n"0" = "dial"\n'
     with pytest.raises(DeclarationError) as e:
         load_declaration(write(tmp_path, MINIMAL + shortcuts))
     complaint = str(e.value)
     assert "keypad.end_key: Input should be '#', '*' or ''" in complaint
     assert "keypad.pause_secs: Input should be greater than or equal to 0.3 (got 0)" in complaint
-    assert "keypad.shortcuts: key '0': 'transfer' is not a keypad action; choose one of: " in (
+    assert "keypad.shortcuts: key '0': 'dial' is not a keypad action; choose one of: " in (
         complaint
     )
+    with pytest.raises(DeclarationError) as e:
+        load_declaration(write(tmp_path, MINIMAL + '[keypad.shortcuts]\n"0" = "transfer"\n'))
+    assert "key '0': 'transfer' needs a [[transfer]] target" in str(e.value)
     with pytest.raises(DeclarationError) as e:
         load_declaration(write(tmp_path, MINIMAL + '[keypad.shortcuts]\n"x" = "repeat"\n'))
     assert "keypad.shortcuts: 'x' is not a key of a phone's keypad: 0-9, * or #" in str(e.value)

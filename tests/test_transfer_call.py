@@ -114,3 +114,20 @@ async def test_a_warm_transfer_holds_the_caller_while_the_manager_hears_a_summar
         summary_request and "Summarize this call" in summary_request[0]["messages"][-1]["content"]
     )
     assert twilio.hangups == [], "the bot never hung the caller up"
+
+
+async def test_the_transfer_key_hands_the_caller_to_the_manager_without_the_llm(bot, standins):
+    call = await dial(bot.url)
+    standins.twilio.voice.attach(call)
+    await call.listen()
+    await call.press("0")
+    handoff = await call.listen()
+    await call.wait_closed()
+
+    assert heard_matches(handoff.ulaw, HANDOFF)
+    assert standins.openai.requests == [], "a shortcut asks no LLM"
+    (update,) = [r for r in standins.twilio.requests if "Twiml" in r.form]
+    assert heard_all_before(call, update), "the REST update came once the line was heard"
+    (dialed,) = standins.twilio.voice.dialed
+    assert dialed.to == MANAGER
+    assert standins.twilio.hangups == [], "the bot never hung the caller up"
