@@ -39,7 +39,8 @@ barge-in: $(STAMP)
 false-barge-in: $(STAMP)
 	$(PY) -m harness.false_barge_in
 
-## every injected fault (provider failures, overload, shutdown, silence, hostile input):
+## every injected fault (provider failures, overload, shutdown, silence, hostile input,
+## an outbound call's lost machine-detection verdict):
 ## one line each, survived or not, and what the caller heard
 faults: $(STAMP)
 	$(PY) -m harness.faults $(ARGS)

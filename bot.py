@@ -5,6 +5,8 @@ python bot.py call --offline [WAV…]   a phone call from the terminal against l
                                       (a turn may press keys instead: keys:4217#)
 python bot.py call [WAV…]             the same call against the real providers (keys in .env)
 python bot.py providers               the providers a pipeline file may name, with their options
+python bot.py dial +1… [--var k=v]    place a call through the server's API (API_TOKEN)
+python bot.py dial --csv numbers.csv --concurrency N   a campaign, with a summary
 """
 
 import argparse
@@ -123,7 +125,13 @@ def main() -> int:
     call_parser.add_argument("--pipeline", default="default", help="pipeline to call")
     call_parser.add_argument("--out", default="bot_audio.wav", help="where to write bot audio")
     commands.add_parser("providers", help="list the providers pipeline files may name")
+    from dialer.cli import add_arguments, dial
+
+    add_arguments(commands.add_parser("dial", help="place calls through the server's API"))
     args = parser.parse_args()
+    if args.command == "dial":
+        configure_logging(args.log_level)
+        return dial(args)
     if args.command == "providers":
         from pipelines.catalogue import describe_providers
 

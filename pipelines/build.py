@@ -42,6 +42,7 @@ from telephony.lifecycle import CallLifecycle
 from turns.ending_mute import EndingCallMuteStrategy
 from turns.guarded_external_start import GuardedExternalUserTurnStartStrategy
 from turns.min_speech_start import MinSpeechUserTurnStartStrategy
+from turns.screening_mute import ScreeningMuteStrategy
 from turns.silence_stop import SilenceTimedTurnStopStrategy
 from turns.smart_turn_stop import SmartTurnStop
 from turns.speculation import EagerFluxTurnStop, SpeculativeSilenceStop, SpeculativeSmartTurnStop
@@ -142,8 +143,9 @@ def call_context(
 ) -> tuple[LLMContext, LLMContextAggregatorPair]:
     """A call's LLM context and the aggregators that fill it.
 
-    The user side runs `vad` and `strategies`; the caller is muted once the call is ending.
-    The LLM is offered `end_call` and the declared HTTP tools.
+    The user side runs `vad` and `strategies`; the caller is muted once the call is ending,
+    and the callee of an outbound call until Twilio says who answered. The LLM is offered
+    `end_call` and the declared HTTP tools.
     """
     transfer = [transfer_tool(declaration.transfers)] if declaration.transfers else []
     tools = [END_CALL, *transfer, *(tool.schema() for tool in declaration.tools)]
@@ -151,7 +153,7 @@ def call_context(
     user_params = LLMUserAggregatorParams(
         vad_analyzer=vad,
         user_turn_strategies=strategies,
-        user_mute_strategies=[EndingCallMuteStrategy(lifecycle)],
+        user_mute_strategies=[EndingCallMuteStrategy(lifecycle), ScreeningMuteStrategy(lifecycle)],
     )
     return context, LLMContextAggregatorPair(context, user_params=user_params)
 

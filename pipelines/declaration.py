@@ -24,7 +24,17 @@ from pipelines.transfer import TransferTarget
 PIPELINES_DIR = Path(__file__).parent  # the pipelines that ship with the bot
 ROUTES_FILE = "routes.toml"  # not a pipeline: the routing table (pipelines/routing.py)
 CASCADE = ("stt", "llm", "tts")
-SECTIONS = ("bot", "turn", "call", "keypad", *CASCADE, "speech_to_speech", "tools", "transfer")
+SECTIONS = (
+    "bot",
+    "turn",
+    "call",
+    "outbound",
+    "keypad",
+    *CASCADE,
+    "speech_to_speech",
+    "tools",
+    "transfer",
+)
 STAGE_NAMES = {"stt": "STT", "llm": "LLM", "tts": "TTS", "speech_to_speech": "speech-to-speech"}
 
 
@@ -59,6 +69,9 @@ class Bot(_Section):
     on), `unavailable` (the call cannot go on: said before hanging up), `silence_prompt` and
     `silence_goodbye` (a silent caller), `time_up` (the call reached `[call] max_secs`) and
     `shutdown_goodbye` (the server is shutting down and could not wait for the call to end).
+    Calls the bot places (`POST /calls`) open with `outbound_greeting` when a person answers
+    and leave `voicemail` on an answering machine; both may name the call's variables
+    (`{name}`), as may `system_prompt`.
     """
 
     system_prompt: str = Field(min_length=1)
@@ -72,6 +85,8 @@ class Bot(_Section):
     silence_goodbye: str = Field(default=ENGLISH_LINES["silence_goodbye"], min_length=1)
     time_up: str = Field(default=ENGLISH_LINES["time_up"], min_length=1)
     shutdown_goodbye: str = Field(default=ENGLISH_LINES["shutdown_goodbye"], min_length=1)
+    outbound_greeting: str | None = Field(default=None, min_length=1)
+    voicemail: str | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _lines_in_its_language(self) -> "Bot":
@@ -97,6 +112,23 @@ class CallLimits(_Section):
     silence_prompt_secs: float = Field(default=10.0, ge=1, le=300)
     silence_goodbye_secs: float = Field(default=10.0, ge=1, le=300)
     max_secs: float = Field(default=1800.0, ge=10, le=14400)  # Twilio's own cap: 4 hours
+    # Twilio records both channels of the call (what the caller heard, what they said).
+    record: bool = False
+
+
+class Outbound(_Section):
+    """`[outbound]`: how the calls this bot places are made.
+
+    `caller_id`: the number they come from (default: TWILIO_PHONE_NUMBER). Twilio's answering
+    machine detection listens to the callee for at most `machine_detection_timeout_secs`; a
+    verdict that never arrives is taken as a person. `python bot.py dial` places a number that
+    was busy or did not answer again `retries` times, `retry_delay_secs` apart.
+    """
+
+    caller_id: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")
+    machine_detection_timeout_secs: int = Field(default=30, ge=3, le=59)  # Twilio's bounds
+    retries: int = Field(default=2, ge=0, le=10)
+    retry_delay_secs: float = Field(default=60.0, ge=0, le=86400)
 
 
 class Turn(_Section):
@@ -192,6 +224,7 @@ class Declaration:
     bot: Bot
     turn: Turn
     call: CallLimits = CallLimits()
+    outbound: Outbound = Outbound()
     keypad: Keypad = Keypad()
     stt: Stage | None = None
     llm: Stage | None = None
@@ -268,12 +301,20 @@ def _declaration(path: Path, data: dict[str, Any], problems: list[str]) -> Decla
     bot = _section(Bot, "bot", data.get("bot"), problems, required=True)
     turn = _section(Turn, "turn", data.get("turn", {}), problems)
     call = _section(CallLimits, "call", data.get("call", {}), problems)
+    outbound = _section(Outbound, "outbound", data.get("outbound", {}), problems)
     keypad = _section(Keypad, "keypad", data.get("keypad", {}), problems)
     stages = {s: _stage(s, data[s], problems) for s in (*CASCADE, "speech_to_speech") if s in data}
     tools = _tools(data.get("tools", []), problems)
     transfers = _transfers(data.get("transfer", []), problems)
     _check_shape(data, problems)
-    if problems or bot is None or turn is None or call is None or keypad is None:
+    if (
+        problems
+        or bot is None
+        or turn is None
+        or call is None
+        or keypad is None
+        or outbound is None
+    ):
         return None
     declaration = Declaration(
         name=path.stem,
@@ -281,6 +322,7 @@ def _declaration(path: Path, data: dict[str, Any], problems: list[str]) -> Decla
         bot=bot,
         turn=turn,
         call=call,
+        outbound=outbound,
         keypad=keypad,
         tools=tools,
         transfers=transfers,

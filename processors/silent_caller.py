@@ -36,6 +36,7 @@ class SilentCaller(FrameProcessor):
     | frame                                   | what it does                                   |
     |-----------------------------------------|------------------------------------------------|
     | Start ↓                                 | the clock starts (nobody has spoken yet)       |
+    |   … while an outbound call is screened  | not yet: the greeting or voicemail starts it   |
     | BotStartedSpeaking ↑                    | stops it                                       |
     | BotStoppedSpeaking ↑ (once heard)       | starts it, unless the caller is speaking       |
     | VADUserStarted ↓, UserStarted ↓         | stops it, and the count starts over: prompt    |
@@ -146,7 +147,7 @@ class SilentCaller(FrameProcessor):
     async def _start_clock(self) -> None:
         """Count silence from zero, if nobody talks and no reply is due."""
         talking = self._bot_speaking or self._caller_speaking or self._in_turn
-        if talking or self._reply_due:
+        if talking or self._reply_due or self._lifecycle.screening:
             return
         await self._stop_clock()
         self._silence_timer = self.create_task(self._count(self._silence_secs), "silence")

@@ -1,4 +1,8 @@
-"""The FastAPI app: `POST /voice` (TwiML), `WS /media` (one pipeline per call), `GET /health`."""
+"""The FastAPI app: `POST /voice` (TwiML), `WS /media` (one pipeline per call), `GET /health`.
+
+Also the operator API (`server/calls_api.py`, with API_TOKEN) and Twilio's reports on calls
+(`server/twilio_callbacks.py`).
+"""
 
 import asyncio
 import os
@@ -23,19 +27,24 @@ from pipelines.declaration import (
 from pipelines.provider import ProviderAccess
 from pipelines.routing import PIPELINE_PARAMETER, load_routes
 from server.admission import ADMISSION_DIR_VARIABLE, Admission, RefusalLog
+from server.answered_by import AnsweredByBox
 from server.call import Call, run_call
+from server.calls_api import calls_api
 from server.drain import Drain, drain_on_exit_signals
 from server.greetings import GreetingCache
 from server.logs import configure_logging, register_environment_secrets, register_secrets
+from server.outbound import VARIABLES_PARAMETER, parse_variables
 from server.served_pipelines import served_pipelines
 from server.settings import Settings, load_settings
+from server.signed_requests import signed_form
 from server.size_limits import SizeLimits
 from server.stream_start import StreamStart, StreamStartError, read_stream_start
 from server.stream_tokens import ClaimedSids, StreamTokenError, StreamTokens
 from server.transfer import RETURNED_PARAMETER
 from server.transfer_routes import transfer_routes
+from server.twilio_callbacks import twilio_callbacks
 from server.twilio_rest import TwilioCalls
-from server.twilio_urls import MEDIA_PATH, VOICE_PATH, media_stream_url, webhook_url
+from server.twilio_urls import MEDIA_PATH, RECORDING_PATH, VOICE_PATH, media_stream_url, webhook_url
 from server.twiml import busy, connect_stream
 from server.upgrade_denial import refuse_upgrade
 from services.tls import shared_tls
@@ -82,6 +91,7 @@ def create_app(
         settings.twilio_auth_token.get_secret_value(),
         claim=ClaimedSids(admission.directory / "stream-claims"),
     )
+    answers = AnsweredByBox(admission.directory / "answered-by")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -103,6 +113,7 @@ def create_app(
     app.state.access = access
     app.state.admission = admission
     app.state.drain = drain
+    app.include_router(twilio_callbacks(validator, settings.public_url, answers))
     app.include_router(transfer_routes(settings.public_url, validator, declarations))
 
     def refusal() -> str | None:
@@ -112,6 +123,20 @@ def create_app(
         if not admission.has_room():
             return f"{admission.count()} calls in progress (MAX_CALLS {admission.capacity})"
         return None
+
+    if settings.api_token:
+        token = settings.api_token.get_secret_value()
+        register_secrets(token)
+        api = calls_api(
+            token=token,
+            public_url=settings.public_url,
+            phone_number=settings.twilio_phone_number,
+            declarations=declarations,
+            routes=routes,
+            twilio=lambda: app.state.twilio,
+            refusal=refusal,
+        )
+        app.include_router(api)
 
     @app.get("/health")
     async def health() -> JSONResponse:
@@ -130,15 +155,16 @@ def create_app(
 
     @app.post(VOICE_PATH)
     async def voice(request: Request) -> Response:
-        form = {key: str(value) for key, value in (await request.form()).items()}
-        url = webhook_url(settings.public_url, VOICE_PATH, request.url.query)
-        if not validator.validate(url, form, request.headers.get("X-Twilio-Signature", "")):
-            logger.warning(f"rejected POST {VOICE_PATH}: missing or wrong X-Twilio-Signature")
+        form = await signed_form(request, validator, settings.public_url)
+        if form is None:
             return JSONResponse({"error": "invalid X-Twilio-Signature"}, status_code=403)
         parameters = {
             "caller": form.get("From", ""),
             "called": form.get("To", ""),
             "call_sid": form.get("CallSid", ""),
+            # A call we placed (`POST /calls`): its variables are in the signed URL.
+            "direction": "outbound" if form.get("Direction", "").startswith("outbound") else "",
+            VARIABLES_PARAMETER: request.query_params.get(VARIABLES_PARAMETER, ""),
         }
         pipeline, why = routes.choose(request.query_params.get(PIPELINE_PARAMETER), form.get("To"))
         if reason := refusal():
@@ -200,7 +226,12 @@ def create_app(
         pipeline, why = routes.choose(
             start.parameters.get(PIPELINE_PARAMETER), start.parameters.get("called")
         )
-        call = Call(start=start, pipeline=pipeline)
+        call = Call(
+            start=start,
+            pipeline=pipeline,
+            outbound=start.parameters.get("direction") == "outbound",
+            variables=parse_variables(start.parameters.get(VARIABLES_PARAMETER)),
+        )
         with logger.contextualize(call_sid=start.call_sid, stream_sid=start.stream_sid):
             calls[start.call_sid] = call
             logger.info(f"call started with pipeline {pipeline!r} ({why})")
@@ -213,13 +244,15 @@ def create_app(
                     twilio=app.state.twilio,
                     public_url=settings.public_url,
                     greeting=greetings.get(declarations[call.pipeline]),
+                    answers=answers,
+                    recording_callback=webhook_url(settings.public_url, RECORDING_PATH),
                 )
             except Exception:
                 logger.exception("the call failed")
             finally:
                 calls.pop(start.call_sid, None)
                 drain.call_ended()
-                logger.info("call ended")
+                logger.info(f"call ended{_recorded(call)}")
 
     return app
 
@@ -241,6 +274,13 @@ def _for_call(start: StreamStart, call_sid: str) -> StreamStart:
     if start.call_sid != call_sid:
         raise StreamStartError(f"'start' names call {start.call_sid}, the stream is {call_sid}'s")
     return start
+
+
+def _recorded(call: Call) -> str:
+    """` (recording RE…: <url>)` for a recorded call."""
+    if call.recording is None:
+        return ""
+    return f" (recording {call.recording.sid}: {call.recording.url})"
 
 
 def _tool_secrets(declarations: dict[str, Declaration], access: ProviderAccess) -> list[str]:

@@ -1,6 +1,9 @@
 """One phone call: its pipeline, its greeting, its ending, its hang-up."""
 
+import asyncio
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import WebSocket
 from loguru import logger
@@ -18,13 +21,17 @@ from pipelines.build import END_CALL, SAMPLE_RATE, build_pipeline
 from pipelines.declaration import Declaration
 from pipelines.provider import ProviderAccess
 from pipelines.transfer import TRANSFER_CALL, TransferTarget
+from pipelines.variables import with_variables
 from processors.greeting_player import SpokenSentence
 from processors.keypad import KeyActionParams
+from server.answer_screening import screen_answer
+from server.answered_by import AnsweredByBox
 from server.http_tool_handler import HttpToolHandler
 from server.provider_failure import end_call_if_unusable
+from server.recording import record
 from server.stream_start import StreamStart
 from server.transfer import RETURNED_PARAMETER, CallTransfers
-from server.twilio_rest import TwilioCalls
+from server.twilio_rest import Recording, TwilioCalls
 from telephony.lifecycle import CallLifecycle, spoken_ending
 from telephony.transport import TwilioTransport
 
@@ -37,6 +44,9 @@ class Call:
 
     start: StreamStart
     pipeline: str
+    outbound: bool = False  # placed by `POST /calls`
+    variables: dict[str, str] = field(default_factory=dict)  # filled into what the bot says
+    recording: Recording | None = None  # Twilio's, with `[call] record`
     lifecycle: CallLifecycle = field(default_factory=CallLifecycle)
     worker: PipelineWorker | None = field(default=None, repr=False)
     context: LLMContext | None = field(default=None, repr=False)
@@ -74,15 +84,23 @@ async def run_call(
     twilio: TwilioCalls,
     public_url: str,
     greeting: list[SpokenSentence] | None = None,
+    answers: AnsweredByBox | None = None,
+    recording_callback: str = "",
 ) -> None:
     """Run the call's pipeline until either side hangs up; hang up through REST if we ended it.
 
     A call handed to a person (a transfer) is Twilio's from then on: no hang-up. A call back
-    from a transfer nobody answered opens with that target's `unanswered` line.
+    from a transfer nobody answered opens with that target's `unanswered` line. An outbound
+    call first waits for `answers` to say who answered. With `[call] record`, Twilio records
+    the call and posts `recording_callback` when the recording is ready.
     """
+    declaration = with_variables(declaration, call.variables)
     transport = TwilioTransport(websocket, call.start.stream_sid)
     returned = _returned_from(call, declaration)
-    greeting = None if returned else greeting
+    # A call we placed is screened (its greeting waits for the verdict), unless it is back
+    # from a transfer: then it was answered long ago.
+    call.lifecycle.screening = call.outbound and answers is not None and not returned
+    greeting = None if returned or call.lifecycle.screening else greeting
     hand_off = _hand_off(call) if declaration.transfers else None
     built = build_pipeline(declaration, transport, access, call.lifecycle, greeting, hand_off)
     worker = PipelineWorker(
@@ -133,12 +151,17 @@ async def run_call(
             built.register_key_action("transfer", transfer_by_key)
     if returned:
         await worker.queue_frame(TTSSpeakFrame(returned.unanswered))
-    elif not greeting:  # not pre-synthesized: spoken through the TTS as the call starts
+    elif not greeting and not call.lifecycle.screening:  # not pre-synthesized: spoken now
         await worker.queue_frame(TTSSpeakFrame(declaration.bot.greeting))
     runner = WorkerRunner(handle_sigint=False)
     await runner.add_workers(worker)
+    beside = []  # what runs beside the pipeline, and stops with it
+    if call.lifecycle.screening and answers:
+        beside.append(screen_answer(call, declaration, answers))
+    if declaration.call.record:
+        beside.append(record(call, twilio, recording_callback))
     try:
-        await runner.run()
+        await _run_beside(runner, beside)
     finally:
         if call.transfers:
             await call.transfers.close()
@@ -165,3 +188,12 @@ def _returned_from(call: Call, declaration: Declaration) -> TransferTarget | Non
     if name:
         logger.info(f"back from a transfer to {name} nobody answered")
     return target
+
+
+async def _run_beside(runner: WorkerRunner, beside: list[Coroutine[Any, Any, None]]) -> None:
+    """Run the call's pipeline, and `beside` it until it ends."""
+    async with asyncio.TaskGroup() as tasks:
+        running = [tasks.create_task(work) for work in beside]
+        await runner.run()
+        for task in running:
+            task.cancel()

@@ -13,6 +13,7 @@ from pipelines.provider import ProviderAccess
 
 PROVIDER_PREFIXES = ("deepgram_", "openai_", "cartesia_", "elevenlabs_", "anthropic_")
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")  # a phone number as Twilio takes it
 # Calls per server process when MAX_CALLS is not set: the capacity knee BENCHMARKS.md measured
 # (8 calls on 2 processes before the reply overhead's p95 grew past its limit).
 CALLS_PER_WORKER = 4
@@ -22,7 +23,10 @@ _HINTS = {
     "PUBLIC_URL": "set it to the https URL Twilio reaches this server at, e.g. https://bot.example.com",
     "TWILIO_ACCOUNT_SID": "copy it from the Twilio console: AC followed by 32 hex digits",
     "TWILIO_AUTH_TOKEN": "copy it from the Twilio console; it validates X-Twilio-Signature",
+    "TWILIO_PHONE_NUMBER": "your Twilio number in E.164 form, e.g. +15551230000",
+    "API_TOKEN": "a long random secret, e.g. `openssl rand -hex 32`; unset turns the API off",
 }
+MIN_API_TOKEN = 16  # characters: a bearer token short enough to guess is refused
 
 
 class ConfigError(Exception):
@@ -50,6 +54,9 @@ class Settings(BaseSettings):
     twilio_account_sid: str
     twilio_auth_token: SecretStr = Field(min_length=1)
     twilio_api_base_url: str = "https://api.twilio.com"
+    twilio_phone_number: str | None = Field(default=None, pattern=E164.pattern)
+    # The operator API (POST /calls, GET /calls/{sid}): off while unset.
+    api_token: SecretStr | None = Field(default=None, min_length=MIN_API_TOKEN)
     pipeline: str = "default"
     workers: int = Field(default=0, ge=0)  # 0: one per CPU core
     max_calls: int | None = Field(default=None, ge=0)  # unset: CALLS_PER_WORKER per worker
@@ -66,6 +73,11 @@ class Settings(BaseSettings):
         if self.max_calls is None:
             return CALLS_PER_WORKER * self.worker_count
         return self.max_calls or None
+
+    @field_validator("twilio_phone_number", "api_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value):
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("public_url")
     @classmethod

@@ -3,7 +3,8 @@
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -48,8 +49,36 @@ class TransientError(Exception):
     """A request failed in a way a later attempt may not: 5xx, 429, network, timeout."""
 
 
+class TwilioRefused(Exception):
+    """Twilio refused a request for good (4xx): the message is Twilio's, with its code."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class CallState:
+    """A call as Twilio's Call resource describes it."""
+
+    call_sid: str
+    status: str  # queued, ringing, in-progress, completed, busy, no-answer, failed, canceled
+    answered_by: str | None  # with machine detection: human, machine_end_beep, fax, unknown…
+    direction: str
+    to: str
+    duration: int | None  # seconds, once it ended
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A recording Twilio makes of a call; `url` is where its audio is fetched."""
+
+    sid: str
+    url: str
+
+
 class TwilioCalls:
-    """Ends, redirects and places calls; one per server, its HTTP session shared by every call.
+    """Ends, redirects, places, follows and records calls; one per server, one HTTP session.
 
     `retry` is a plain attribute: the policy for transient failures.
     """
@@ -167,6 +196,41 @@ class TwilioCalls:
         logger.info(f"dialling {to}: call {call.sid}")
         return call.sid
 
+    async def place(self, **create) -> str:
+        """Create an outbound call (`calls.create`'s keyword arguments); its SID.
+
+        Not retried: a create that timed out may have placed the call. Raises `TwilioRefused`
+        or `TransientError`.
+        """
+        async with _translated("place a call", self.retry.attempt_timeout):
+            call = await self._client.calls.create_async(**create)
+        return str(call.sid)
+
+    async def fetch(self, call_sid: str) -> CallState:
+        """The call as Twilio knows it now; raises `TwilioRefused` (404: no such call)."""
+        async with _translated(f"fetch call {call_sid}", self.retry.attempt_timeout):
+            call = await self._client.calls(call_sid).fetch_async()
+        duration = str(call.duration) if call.duration is not None else ""
+        return CallState(
+            call_sid=str(call.sid),
+            status=str(call.status),
+            answered_by=call.answered_by,
+            direction=str(call.direction),
+            to=str(call.to),
+            duration=int(duration) if duration.isdigit() else None,
+        )
+
+    async def start_recording(self, call_sid: str, *, callback: str) -> Recording:
+        """Record both channels of the live call; Twilio posts `callback` when it is ready."""
+        async with _translated(f"record call {call_sid}", self.retry.attempt_timeout):
+            recording = await self._client.calls(call_sid).recordings.create_async(
+                recording_channels="dual",
+                recording_status_callback=callback,
+                recording_status_callback_event=["completed", "absent"],
+            )
+        url = f"{self.base_url}/2010-04-01/Accounts/{recording.account_sid}/Recordings/"
+        return Recording(sid=str(recording.sid), url=url + str(recording.sid))
+
     async def close(self) -> None:
         """Close the shared HTTP session."""
         await self._http.close()
@@ -191,3 +255,19 @@ def _raise_if_transient(error: TwilioRestException) -> None:
     """A 5xx or 429 may pass: raise TransientError for it."""
     if error.status >= 500 or error.status == _TOO_MANY_REQUESTS:
         raise TransientError(f"HTTP {error.status} {error.msg}") from error
+
+
+@asynccontextmanager
+async def _translated(doing: str, within: float) -> AsyncIterator[None]:
+    """Twilio's and the network's exceptions as `TwilioRefused` or `TransientError`.
+
+    A request that takes more than `within` seconds is a `TransientError` too.
+    """
+    try:
+        async with asyncio.timeout(within):
+            yield
+    except TwilioRestException as e:
+        _raise_if_transient(e)
+        raise TwilioRefused(e.status, f"could not {doing}: HTTP {e.status} {e.msg}") from e
+    except (OSError, aiohttp.ClientError, TimeoutError) as e:
+        raise TransientError(f"could not {doing}: Twilio unreachable ({e!r})") from e

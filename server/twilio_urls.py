@@ -4,6 +4,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 MEDIA_PATH = "/media"
 VOICE_PATH = "/voice"
+# Where Twilio reports an outbound call's progress, its answering-machine verdict and a
+# finished recording (each request signed like the webhook).
+STATUS_PATH = "/twilio/status"
+AMD_PATH = "/twilio/amd"
+RECORDING_PATH = "/twilio/recording"
 
 
 def media_stream_url(public_url: str, token: str = "") -> str:

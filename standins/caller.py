@@ -20,6 +20,7 @@ import aiohttp
 from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from yarl import URL
 
 from standins.audio import FRAME_MS, ULAW_SILENCE, frames_of, pcm_to_ulaw, read_wav, ulaw_to_pcm
 from standins.playout import PlayoutBuffer, Stretch
@@ -102,6 +103,17 @@ class SimulatedCall:
         author would).
         """
         answer = await answered(base_url, account_sid=account_sid, auth_token=auth_token, **webhook)
+        return await cls.join(answer, account_sid=account_sid, parameters=parameters)
+
+    @classmethod
+    async def join(
+        cls, answer: "Answer", *, account_sid: str, parameters: dict[str, str] | None = None
+    ) -> "SimulatedCall":
+        """Open the signed media stream the bot's TwiML named and start streaming.
+
+        For a call whose webhook was already answered: an incoming call's, or an outbound
+        call's, which Twilio's stand-in posts when the callee picks up.
+        """
         ws = await connect(
             answer.stream_url,
             additional_headers={"X-Twilio-Signature": answer.stream_signature},
@@ -385,40 +397,60 @@ async def answered(
 
     `call_sid`: the call's SID (default: a new one; an old one replays that call's webhook).
     """
-    call_sid = call_sid or _sid("CA")
-    form = {
+    form = voice_webhook_form(account_sid, call_sid or _sid("CA"), caller, called)
+    url = f"{base_url.rstrip('/')}/voice" + (f"?{webhook_query}" if webhook_query else "")
+    return await answer_webhook(url, form, auth_token=auth_token, signature=signature)
+
+
+def voice_webhook_form(
+    account_sid: str, call_sid: str, from_: str, to: str, *, direction: str = "inbound"
+) -> dict[str, str]:
+    """What Twilio posts to a call's voice URL: ringing for an incoming call, else answered."""
+    return {
         "AccountSid": account_sid,
         "ApiVersion": "2010-04-01",
         "CallSid": call_sid,
-        "CallStatus": "ringing",
-        "Called": called,
-        "Caller": caller,
-        "Direction": "inbound",
-        "From": caller,
-        "To": called,
+        "CallStatus": "ringing" if direction == "inbound" else "in-progress",
+        "Called": to,
+        "Caller": from_,
+        "Direction": direction,
+        "From": from_,
+        "To": to,
     }
+
+
+async def answer_webhook(
+    url: str, form: dict[str, str], *, auth_token: str, signature: str | None = None
+) -> Answer:
+    """Post a call's voice webhook to `url`, signed (or with `signature`); read its TwiML."""
     validator = RequestValidator(auth_token)
-    url = f"{base_url.rstrip('/')}/voice" + (f"?{webhook_query}" if webhook_query else "")
-    twiml = await _post_webhook(url, form, signature or validator.compute_signature(url, form))
+    status, twiml = await post_signed(url, form, auth_token=auth_token, signature=signature)
+    if status != 200:
+        raise DialError(f"POST {url} → HTTP {status}: {twiml[:200]}")
     stream_url, params = parse_stream(twiml)
-    return Answer(call_sid, stream_url, validator.compute_signature(stream_url, {}), params)
+    signed = validator.compute_signature(stream_url, {})
+    return Answer(form["CallSid"], stream_url, signed, params)
 
 
 async def signed_webhook(url: str, form: dict[str, str], *, auth_token: str) -> str:
     """POST `form` to `url` signed with `auth_token`, as Twilio does; the TwiML it answers."""
-    return await _post_webhook(url, form, RequestValidator(auth_token).compute_signature(url, form))
+    status, body = await post_signed(url, form, auth_token=auth_token)
+    if status != 200:
+        raise DialError(f"POST {url} → HTTP {status}: {body[:200]}")
+    return body
 
 
-async def _post_webhook(url: str, form: dict, signature: str) -> str:
-    headers = {"X-Twilio-Signature": signature}
+async def post_signed(
+    url: str, form: dict[str, str], *, auth_token: str, signature: str | None = None
+) -> tuple[int, str]:
+    """POST `form` to `url` as Twilio does, X-Twilio-Signature and all; (status, body)."""
+    signature = signature or RequestValidator(auth_token).compute_signature(url, form)
+    target = URL(url, encoded=True)  # requested as given, as signed: no re-quoting
     async with (
         aiohttp.ClientSession() as session,
-        session.post(url, data=form, headers=headers) as r,
+        session.post(target, data=form, headers={"X-Twilio-Signature": signature}) as r,
     ):
-        body = await r.text()
-        if r.status != 200:
-            raise DialError(f"POST {url} → HTTP {r.status}: {body[:200]}")
-        return body
+        return r.status, await r.text()
 
 
 def parse_stream(twiml: str) -> tuple[str, dict[str, str]]:

@@ -1,4 +1,8 @@
-"""A local Twilio REST API (2010-04-01 Calls): hang up, redirect and create calls, with knobs."""
+"""A local Twilio REST API (2010-04-01 Calls): hang up, redirect and create calls, with knobs.
+
+Calls created with a local `Url` are placed (`standins/twilio_placing.py`); live calls can
+be recorded (`standins/twilio_recordings.py`).
+"""
 
 import asyncio
 import base64
@@ -8,19 +12,23 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import format_datetime
 
 from aiohttp import web
 from loguru import logger
 
 from standins.http_server import LocalServer
+from standins.twilio_placing import CallPlacing, placeable, placing_refusal
+from standins.twilio_recordings import CallRecordings
 from standins.twilio_voice import TwilioVoice
+from standins.twilio_wire import API
+from standins.twilio_wire import rfc2822 as _rfc2822
+from standins.twilio_wire import seconds as _seconds
+from standins.twilio_wire import twilio_error as _twilio_error
 
-API = "/2010-04-01"
 _ENDED = ("completed", "canceled")
 _SUBRESOURCES = ("notifications", "recordings", "payments", "events", "siprec", "streams")
 # Call resource fields a stand-in has no value for; Twilio sends them as null too until known.
-_NULL_FIELDS = ("parent_call_sid", "duration", "price", "answered_by", "forwarded_from")
+_NULL_FIELDS = ("parent_call_sid", "price", "forwarded_from")
 _NULL_FIELDS += ("caller_name", "trunk_sid", "group_sid", "phone_number_sid")
 
 
@@ -45,12 +53,6 @@ class Redirect:
     url: str | None = None
 
 
-def _twilio_error(status: int, code: int, message: str) -> web.Response:
-    info = f"https://www.twilio.com/docs/errors/{code}"
-    body = {"code": code, "message": message, "more_info": info, "status": status}
-    return web.json_response(body, status=status)
-
-
 _FAILURES = {
     500: lambda: _twilio_error(500, 20500, "Internal Server Error"),
     503: lambda: _twilio_error(503, 20503, "Service Unavailable"),
@@ -66,7 +68,7 @@ def _create_refusal(form: dict[str, str]) -> web.Response | None:
         return _twilio_error(400, 21213, "No 'From' number is specified")
     if not {"Url", "Twiml", "ApplicationSid"} & form.keys():
         return _twilio_error(400, 21205, "Url parameter is required.")
-    return None
+    return placing_refusal(form)
 
 
 def _basic_auth(header: str) -> tuple[str, str] | None:
@@ -81,15 +83,17 @@ def _basic_auth(header: str) -> tuple[str, str] | None:
     return (user, password) if sep else None
 
 
-class TwilioRestStandIn(LocalServer):
+class TwilioRestStandIn(CallRecordings, CallPlacing, LocalServer):
     """Serves the Calls resource of api.twilio.com for one account.
 
     Knobs are plain attributes: `auto_register` (an unknown CallSid is taken as a live inbound
     call on first sight), `fail_next` (answer the next N requests with `fail_status`: 500
     Internal Server Error, or 429 Too Many Requests, in Twilio's error JSON) and `hang_next`
-    (accept the next N requests and answer nothing for `hang_secs`). Tests read `requests`,
-    `calls` (sid -> status), `hangups`, `redirects` and `created`. What calls do with their
-    TwiML (transfers, conferences, the people dialled) is `voice`'s (`standins.twilio_voice`).
+    (accept the next N requests and answer nothing for `hang_secs`); and those of placing
+    calls (`CallPlacing`). Tests read `requests`, `calls` (sid -> status), `hangups`,
+    `redirects` and `created`, and what placing and recording calls record. What calls do
+    with inline TwiML (transfers, conferences, the people dialled) is `voice`'s
+    (`standins.twilio_voice`).
     """
 
     def __init__(
@@ -130,6 +134,7 @@ class TwilioRestStandIn(LocalServer):
             web.post(calls + ".json", self._create),
             web.post(calls + "/{call_sid}.json", self._update),
             web.get(calls + "/{call_sid}.json", self._fetch),
+            web.post(calls + "/{call_sid}/Recordings.json", self._record),
             *self.voice.routes(calls),
         ]
 
@@ -159,7 +164,9 @@ class TwilioRestStandIn(LocalServer):
 
     async def _admit(self, request: web.Request) -> tuple[TwilioRequest, web.Response | None]:
         """Record the request; return it with the error response it gets, if any."""
-        form = {key: str(value) for key, value in (await request.post()).items()}
+        posted = await request.post()
+        # A parameter given several times (StatusCallbackEvent) reads as Twilio's space list.
+        form = {key: " ".join(str(v) for v in posted.getall(key)) for key in set(posted.keys())}
         credentials = _basic_auth(request.headers.get("Authorization", ""))
         auth_ok = credentials == (self.account_sid, self._auth_token)
         recorded = TwilioRequest(request.method, request.path, form, auth_ok)
@@ -200,9 +207,10 @@ class TwilioRestStandIn(LocalServer):
             return _twilio_error(400, 20001, f"Invalid Status: {status}")
         if status:
             self.calls[call_sid] = status
-            self._details[call_sid]["end"] = datetime.now(UTC)
+            self._details[call_sid] |= {"end": datetime.now(UTC), "ended_at": time.monotonic()}
             self.hangups.append(call_sid)
             self._hung_up[call_sid].set()
+            self._spawn(self._reported(call_sid))
             logger.debug(f"Twilio stand-in: call {call_sid} {status}")
         elif "Twiml" in form or "Url" in form:
             self.redirects.append(Redirect(call_sid, form.get("Twiml"), form.get("Url")))
@@ -232,11 +240,17 @@ class TwilioRestStandIn(LocalServer):
         return response
 
     def _new_call(self, form: dict[str, str]) -> dict:
-        """Queue an outbound call and return its resource."""
+        """Queue an outbound call (placed at once if it has a `Url`); return its resource."""
         call_sid = "CA" + secrets.token_hex(16)
         self.calls[call_sid] = "queued"
-        self._details[call_sid] = _details(form["From"], form["To"], "outbound-api")
+        self._details[call_sid] = _details(form["From"], form["To"], "outbound-api") | {
+            "form": form
+        }
         self.created.append(call_sid)
+        if placeable(form.get("Url", "")):
+            self._spawn(self._place(call_sid, form))
+        elif "Url" in form:
+            logger.warning(f"Twilio stand-in: {call_sid} stays queued: {form['Url']} is remote")
         return self._resource(call_sid)
 
     def _resource(self, call_sid: str) -> dict:
@@ -260,6 +274,8 @@ class TwilioRestStandIn(LocalServer):
             "api_version": "2010-04-01",
             "queue_time": "0",
             "uri": uri + ".json",
+            "answered_by": details.get("answered_by"),
+            "duration": _seconds(details),
             **dict.fromkeys(_NULL_FIELDS),
             "subresource_uris": {
                 name: f"{uri}/{name.title().replace('_', '')}.json" for name in _SUBRESOURCES
@@ -274,9 +290,6 @@ def _details(from_: str, to: str, direction: str, *, started: bool = False) -> d
         "to": to,
         "direction": direction,
         "created": now,
+        "created_at": time.monotonic(),
         "start": started and now,
     }
-
-
-def _rfc2822(moment: datetime | None) -> str | None:
-    return format_datetime(moment) if moment else None

@@ -16,6 +16,8 @@ class CallLifecycle:
     def __init__(self) -> None:
         self.reason: str | None = None  # why the call is ending, once it is
         self.caller_hung_up = False
+        # An outbound call until Twilio says who answered it: the callee is not heard yet.
+        self.screening = False
 
     @property
     def ending(self) -> bool:

@@ -18,6 +18,7 @@ for _name in list(os.environ):
         "PUBLIC_URL",
         "PORT",
         "PIPELINE",
+        "API_TOKEN",
     ):
         del os.environ[_name]
 
