@@ -9,6 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 from loguru import logger
+from pydantic import SecretStr
 from starlette.status import WS_1008_POLICY_VIOLATION
 from twilio.request_validator import RequestValidator
 
@@ -22,9 +23,12 @@ from pipelines.declaration import (
 )
 from pipelines.provider import ProviderAccess
 from pipelines.routing import PIPELINE_PARAMETER, load_routes
+from records.api import records_routes
+from records.database import database_url
 from server.admission import ADMISSION_DIR_VARIABLE, Admission, RefusalLog
 from server.call import Call, run_call
-from server.drain import Drain, drain_on_exit_signals
+from server.call_records import DIRECTION_PARAMETER, CallRecords
+from server.drain import SHUTDOWN_REASON, Drain, drain_on_exit_signals
 from server.greetings import GreetingCache
 from server.logs import configure_logging, register_environment_secrets, register_secrets
 from server.served_pipelines import served_pipelines
@@ -78,6 +82,7 @@ def create_app(
         server_calls=admission.count,
     )
     refusals = RefusalLog()
+    records = CallRecords(database_url(_secret(settings.database_url), settings.data_dir))
     tokens = StreamTokens(
         settings.twilio_auth_token.get_secret_value(),
         claim=ClaimedSids(admission.directory / "stream-claims"),
@@ -90,11 +95,13 @@ def create_app(
             settings.twilio_auth_token.get_secret_value(),
             base_url=settings.twilio_api_base_url,
         )
+        await records.start()
         await asyncio.to_thread(_preload, declarations)
         await greetings.warm(declarations, access)
         with drain_on_exit_signals(drain) if drain_on_signals else nullcontext():
             yield
         await app.state.twilio.close()
+        await records.close()  # after the drain: every call's last state is written
         admission.close()
 
     app = FastAPI(title="Twilio voice bot", lifespan=lifespan)
@@ -103,12 +110,16 @@ def create_app(
     app.state.access = access
     app.state.admission = admission
     app.state.drain = drain
+    app.state.records = records
     app.include_router(transfer_routes(settings.public_url, validator, declarations))
+    if settings.api_token:  # unset: no operator API at all
+        register_secrets(settings.api_token.get_secret_value())
+        app.include_router(records_routes(records.engine, settings.api_token.get_secret_value()))
 
     def refusal() -> str | None:
         """Why a new call is refused now, if it is."""
         if drain.draining:
-            return "the server is shutting down"
+            return SHUTDOWN_REASON
         if not admission.has_room():
             return f"{admission.count()} calls in progress (MAX_CALLS {admission.capacity})"
         return None
@@ -139,6 +150,7 @@ def create_app(
             "caller": form.get("From", ""),
             "called": form.get("To", ""),
             "call_sid": form.get("CallSid", ""),
+            DIRECTION_PARAMETER: "outbound" if _outbound(form) else "inbound",
         }
         pipeline, why = routes.choose(request.query_params.get(PIPELINE_PARAMETER), form.get("To"))
         if reason := refusal():
@@ -204,6 +216,7 @@ def create_app(
         with logger.contextualize(call_sid=start.call_sid, stream_sid=start.stream_sid):
             calls[start.call_sid] = call
             logger.info(f"call started with pipeline {pipeline!r} ({why})")
+            recorder, failed = records.recorder(call), False
             try:
                 await run_call(
                     websocket,
@@ -213,10 +226,13 @@ def create_app(
                     twilio=app.state.twilio,
                     public_url=settings.public_url,
                     greeting=greetings.get(declarations[call.pipeline]),
+                    observers=[recorder],
                 )
             except Exception:
+                failed = True
                 logger.exception("the call failed")
             finally:
+                records.finish(recorder, call, failed=failed)
                 calls.pop(start.call_sid, None)
                 drain.call_ended()
                 logger.info("call ended")
@@ -241,6 +257,15 @@ def _for_call(start: StreamStart, call_sid: str) -> StreamStart:
     if start.call_sid != call_sid:
         raise StreamStartError(f"'start' names call {start.call_sid}, the stream is {call_sid}'s")
     return start
+
+
+def _outbound(form: dict[str, str]) -> bool:
+    """Whether Twilio's webhook is for a call we placed (`Direction` outbound-api/-dial)."""
+    return form.get("Direction", "").startswith("outbound")
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value else None
 
 
 def _tool_secrets(declarations: dict[str, Declaration], access: ProviderAccess) -> list[str]:

@@ -3,6 +3,7 @@
 import os
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
@@ -10,6 +11,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipelines.provider import ProviderAccess
+from records.database import database_url
 
 PROVIDER_PREFIXES = ("deepgram_", "openai_", "cartesia_", "elevenlabs_", "anthropic_")
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
@@ -22,6 +24,8 @@ _HINTS = {
     "PUBLIC_URL": "set it to the https URL Twilio reaches this server at, e.g. https://bot.example.com",
     "TWILIO_ACCOUNT_SID": "copy it from the Twilio console: AC followed by 32 hex digits",
     "TWILIO_AUTH_TOKEN": "copy it from the Twilio console; it validates X-Twilio-Signature",
+    "API_TOKEN": "a long random string, e.g. `openssl rand -hex 32`, or unset it",
+    "DATABASE_URL": "postgresql://user:password@host:5432/database, or unset it for SQLite",
 }
 
 
@@ -54,6 +58,9 @@ class Settings(BaseSettings):
     workers: int = Field(default=0, ge=0)  # 0: one per CPU core
     max_calls: int | None = Field(default=None, ge=0)  # unset: CALLS_PER_WORKER per worker
     drain_timeout_secs: float = Field(default=30.0, ge=0, le=3600)
+    api_token: SecretStr | None = None  # the operator API (`/calls`); unset: it is off
+    data_dir: Path = Path("data")  # where the SQLite call records live without DATABASE_URL
+    database_url: SecretStr | None = None  # postgresql://… (it may hold a password)
 
     @property
     def worker_count(self) -> int:
@@ -101,6 +108,20 @@ class Settings(BaseSettings):
     @classmethod
     def _http_url(cls, value: str) -> str:
         return _base_url(value, ("http", "https"), allow_path=True)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            database_url(value.get_secret_value(), Path("."))  # raises naming what is wrong
+        return value
+
+    @field_validator("api_token")
+    @classmethod
+    def _api_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (or unset: no API)")
+        return value
 
     @field_validator("twilio_account_sid")
     @classmethod

@@ -1,0 +1,76 @@
+"""The server's call records: the database, its writer, and a recorder for each call."""
+
+from datetime import UTC, datetime
+
+from loguru import logger
+
+from processors.call_time_limit import TIME_UP_REASON
+from processors.silent_caller import SILENCE_REASON
+from records.database import create_engine, migrate
+from records.record import CallInfo
+from records.recorder import CallRecorder
+from records.writer import RecordWriter
+from server.call import FAREWELL_REASON, Call
+from server.drain import SHUTDOWN_REASON
+from server.logs import masked
+
+DIRECTION_PARAMETER = "direction"  # the stream's <Parameter>: "inbound" or "outbound"
+
+# `end_reason` in the records: why the call ended, from what claimed its ending.
+END_REASONS = {
+    FAREWELL_REASON: "bot_farewell",
+    "the caller hung up": "caller_hung_up",
+    SILENCE_REASON: "silence",
+    TIME_UP_REASON: "time_limit",
+    SHUTDOWN_REASON: "shutdown",
+}
+
+
+class CallRecords:
+    """Every call's record, written as it happens to the database at `url`."""
+
+    def __init__(self, url: str):
+        """Records in the database at `url` (an async SQLAlchemy URL)."""
+        self.engine = create_engine(url)
+        self.writer = RecordWriter(self.engine)
+
+    async def start(self) -> None:
+        """Migrate the schema (raises if the database cannot be reached), start writing."""
+        await migrate(self.engine)
+        self.writer.start()
+
+    async def close(self) -> None:
+        """Write what waits (bounded), then let go of the database."""
+        await self.writer.close()
+
+    def recorder(self, call: Call) -> CallRecorder:
+        """A new recorder for `call`, whose row is written now."""
+        start = call.start
+        info = CallInfo(
+            call_sid=start.call_sid,
+            direction=start.parameters.get(DIRECTION_PARAMETER, "inbound"),
+            from_number=start.parameters.get("caller", ""),
+            to_number=start.parameters.get("called", ""),
+            pipeline=call.pipeline,
+        )
+        self.writer.write(start.call_sid, info)
+        return CallRecorder(info, lambda item: self.writer.write(start.call_sid, item), mask=masked)
+
+    def finish(self, recorder: CallRecorder, call: Call, *, failed: bool = False) -> None:
+        """The call is over: its end and how it ended go to the record."""
+        recorder.info.ended_at = datetime.now(UTC)
+        recorder.info.end_reason = end_reason(call, failed=failed)
+        recorder.finish()
+        logger.debug(f"call record: {recorder.info.end_reason}, {len(recorder.turns)} turns")
+
+
+def end_reason(call: Call, *, failed: bool = False) -> str:
+    """Why `call` ended, as the records name it."""
+    if failed:
+        return "error"
+    if call.transferred_to:
+        return "transferred"
+    reason = call.lifecycle.reason
+    if reason is None:
+        return "ended"
+    return END_REASONS.get(reason, "provider_failure")
