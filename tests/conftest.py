@@ -97,7 +97,7 @@ def debug_lines() -> list[str]:
 @pytest.fixture(scope="session")
 def postgres():
     """A real PostgreSQL server of this test process's own (Debian's binaries, never a mock)."""
-    from databases import ThrowawayPostgres
+    from harness.postgres import ThrowawayPostgres
 
     server = ThrowawayPostgres().start()
     yield server

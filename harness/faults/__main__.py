@@ -21,6 +21,7 @@ AREAS = (
     "shutdown",
     "silence",
     "hostile",
+    "records",
 )
 
 

@@ -1,4 +1,4 @@
-"""Real databases for the call-record tests: a SQLite file, and a throwaway PostgreSQL server.
+"""A throwaway PostgreSQL server for the call-record tests and the database faults.
 
 The PostgreSQL server is Debian's (`apt-get install -y postgresql`, as `.ci/run` does): a
 cluster made with initdb in a temporary directory, started with pg_ctl on a free port, and
