@@ -37,6 +37,7 @@ class RecordWriter:
         self.dropped = 0
         self.down_since: float | None = None  # when writes started failing
         self._pending: dict[tuple, tuple[str, dict]] = {}
+        self._writing = 0  # rows of the batch being written
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -48,8 +49,8 @@ class RecordWriter:
 
     @property
     def pending(self) -> int:
-        """Rows waiting to be written."""
-        return len(self._pending)
+        """Rows waiting to be written (the batch being written included)."""
+        return len(self._pending) + self._writing
 
     def write(self, call_sid: str, item: CallInfo | Turn | Event) -> None:
         """Queue the current state of `item` (of the call `call_sid`); never waits."""
@@ -89,7 +90,7 @@ class RecordWriter:
                     async with asyncio.timeout(WRITE_TIMEOUT_SECS):
                         await self._store(batch)
                 except (IntegrityError, DataError) as e:  # these rows can never be written
-                    self.dropped += len(batch)
+                    self.dropped, self._writing = self.dropped + len(batch), 0
                     logger.opt(exception=e).error(f"call records: {len(batch)} changes refused")
                 except (DBAPIError, OSError, TimeoutError) as e:  # down or slow: keep, retry
                     self._put_back(batch)
@@ -98,21 +99,23 @@ class RecordWriter:
                     failures += 1
                     continue
                 except Exception:  # a bug, not the database: these rows are lost, say so
-                    self.dropped += len(batch)
+                    self.dropped, self._writing = self.dropped + len(batch), 0
                     logger.exception(f"call records: {len(batch)} changes could not be written")
-                failures = 0
+                failures, self._writing = 0, 0
                 self.written += len(batch)
                 self._came_back()
             self._idle.set()
 
     def _take(self) -> dict[tuple, tuple[str, dict]]:
         keys = list(self._pending)[:BATCH]
+        self._writing = len(keys)
         return {key: self._pending.pop(key) for key in keys}
 
     def _put_back(self, batch: dict[tuple, tuple[str, dict]]) -> None:
         """The failed batch goes first again, but for rows changed since (newer wins)."""
         newer = self._pending
         self._pending = {k: v for k, v in batch.items() if k not in newer} | newer
+        self._writing = 0
 
     async def _store(self, batch: dict[tuple, tuple[str, dict]]) -> None:
         by_table: dict[str, list[dict]] = {}
