@@ -25,6 +25,8 @@ from pipelines.provider import ProviderAccess
 from pipelines.routing import PIPELINE_PARAMETER, load_routes
 from records.api import records_routes
 from records.database import database_url
+from records.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from records.metrics import CallMetrics
 from server.admission import ADMISSION_DIR_VARIABLE, Admission, RefusalLog
 from server.call import Call, run_call
 from server.call_records import DIRECTION_PARAMETER, CallRecords
@@ -82,7 +84,8 @@ def create_app(
         server_calls=admission.count,
     )
     refusals = RefusalLog()
-    records = CallRecords(database_url(_secret(settings.database_url), settings.data_dir))
+    metrics = CallMetrics(lambda: len(calls))
+    records = CallRecords(database_url(_secret(settings.database_url), settings.data_dir), metrics)
     tokens = StreamTokens(
         settings.twilio_auth_token.get_secret_value(),
         claim=ClaimedSids(admission.directory / "stream-claims"),
@@ -124,6 +127,10 @@ def create_app(
             return f"{admission.count()} calls in progress (MAX_CALLS {admission.capacity})"
         return None
 
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
     @app.get("/health")
     async def health() -> JSONResponse:
         # "calls": this worker process's (the pid tells which one answered); "server_calls":
@@ -155,6 +162,7 @@ def create_app(
         pipeline, why = routes.choose(request.query_params.get(PIPELINE_PARAMETER), form.get("To"))
         if reason := refusal():
             refusals.refused(f"POST {VOICE_PATH} answered busy", reason)
+            metrics.refusals.labels("webhook").inc()
             bot = declarations[pipeline].bot
             twiml = busy(bot.busy, bot.language)
             return Response(content=twiml, media_type="application/xml")
@@ -186,6 +194,7 @@ def create_app(
         if slot is None:
             reason = reason or f"{admission.capacity} calls in progress (MAX_CALLS)"
             refusals.refused(f"WS {MEDIA_PATH} upgrade refused", reason)
+            metrics.refusals.labels("media_stream").inc()
             await refuse_upgrade(websocket, 503, reason)
             return
         try:

@@ -7,7 +7,8 @@ from loguru import logger
 from processors.call_time_limit import TIME_UP_REASON
 from processors.silent_caller import SILENCE_REASON
 from records.database import create_engine, migrate
-from records.record import CallInfo
+from records.metrics import CallMetrics
+from records.record import CallInfo, Event, Turn
 from records.recorder import CallRecorder
 from records.writer import RecordWriter
 from server.call import FAREWELL_REASON, Call
@@ -29,10 +30,11 @@ END_REASONS = {
 class CallRecords:
     """Every call's record, written as it happens to the database at `url`."""
 
-    def __init__(self, url: str):
-        """Records in the database at `url` (an async SQLAlchemy URL)."""
+    def __init__(self, url: str, metrics: CallMetrics):
+        """Records in the database at `url` (an async SQLAlchemy URL), counted in `metrics`."""
         self.engine = create_engine(url)
         self.writer = RecordWriter(self.engine)
+        self.metrics = metrics
 
     async def start(self) -> None:
         """Migrate the schema (raises if the database cannot be reached), start writing."""
@@ -54,13 +56,21 @@ class CallRecords:
             pipeline=call.pipeline,
         )
         self.writer.write(start.call_sid, info)
-        return CallRecorder(info, lambda item: self.writer.write(start.call_sid, item), mask=masked)
+        count = self.metrics.observer(call.pipeline)
+
+        def sink(item: CallInfo | Turn | Event) -> None:
+            self.writer.write(start.call_sid, item)
+            if not isinstance(item, CallInfo):
+                count(item)
+
+        return CallRecorder(info, sink, mask=masked)
 
     def finish(self, recorder: CallRecorder, call: Call, *, failed: bool = False) -> None:
         """The call is over: its end and how it ended go to the record."""
         recorder.info.ended_at = datetime.now(UTC)
         recorder.info.end_reason = end_reason(call, failed=failed)
         recorder.finish()
+        self.metrics.ended.labels(recorder.info.end_reason).inc()
         logger.debug(f"call record: {recorder.info.end_reason}, {len(recorder.turns)} turns")
 
 

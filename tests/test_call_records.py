@@ -74,6 +74,8 @@ async def test_a_call_with_a_barge_in_is_on_record_as_the_caller_heard_it(
     async with serve_locally(env, declarations) as bot:
         call, measured = await call_with_a_barge_in(bot.url)
         record = await recorded_call(bot.url, call.call_sid)
+        async with httpx.AsyncClient(base_url=bot.url) as client:
+            metrics = (await client.get("/metrics")).text
 
     assert record["call_sid"] == call.call_sid
     assert (record["direction"], record["pipeline"]) == ("inbound", "default")
@@ -99,6 +101,11 @@ async def test_a_call_with_a_barge_in_is_on_record_as_the_caller_heard_it(
         assert sum(turn["stages"].values()) == turn["latency_ms"]
         assert set(turn["stages"]) == {"turn_end_ms", "stt_ms", "llm_ms", "tts_ms", "playout_ms"}
     assert [t["at_ms"] for t in turns] == sorted(t["at_ms"] for t in turns)
+    # The same replies in /metrics, with no number or secret in it.
+    assert 'voicebot_reply_latency_seconds_count{pipeline="default",stage="total"} 2.0' in metrics
+    assert 'voicebot_calls_ended_total{end_reason="caller_hung_up"} 1.0' in metrics
+    assert "voicebot_calls_in_progress 0.0" in metrics
+    assert "+1555" not in metrics and TOKEN not in metrics and call.call_sid not in metrics
     usage = record["usage"]
     assert usage["llm_tokens"] > 0 and usage["tts_characters"] >= len("Okay, no problem.")
     assert usage["stt_audio_secs"] > 3.0  # the caller's line, all of it to Deepgram
