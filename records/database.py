@@ -29,14 +29,12 @@ def database_url(database_url: str | None, data_dir: Path) -> str:
     try:
         url = make_url(database_url)
     except Exception as e:  # SQLAlchemy's own ArgumentError: say which variable it is
-        raise DatabaseURLError(f"DATABASE_URL is not a URL: {e}") from None
+        raise DatabaseURLError(f"not a URL: {e}") from None
     if url.get_backend_name() == "postgresql":
         return url.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
     if url.get_backend_name() == "sqlite":
         return url.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
-    raise DatabaseURLError(
-        f"DATABASE_URL must be postgresql://… or sqlite:///…, not {url.drivername}://…"
-    )
+    raise DatabaseURLError(f"must be postgresql://… or sqlite:///…, not {url.drivername}://…")
 
 
 def create_engine(url: str) -> AsyncEngine:

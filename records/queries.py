@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from records.record import CallInfo, Event, Turn
 from records.tables import call_events, calls, turns
 
 MAX_PAGE = 200
@@ -71,6 +72,15 @@ async def get_call(engine: AsyncEngine, call_sid: str) -> dict | None:
             turns=[turn_json(t) for t in turn_rows.mappings()],
             events=[event_json(e) for e in event_rows.mappings()],
         )
+
+
+def record_json(info: CallInfo, turns: list[Turn], events: list[Event]) -> dict:
+    """A call's record held in memory, as `get_call` returns it from the database."""
+    return call_json(
+        info.row(),
+        turns=[turn_json(t.row()) for t in sorted(turns, key=lambda t: t.seq)],
+        events=[event_json(e.row()) for e in events],
+    )
 
 
 def call_json(row, *, turns: list[dict] | None = None, events: list[dict] | None = None) -> dict:

@@ -27,6 +27,7 @@ from records.api import records_routes
 from records.database import database_url
 from records.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from records.metrics import CallMetrics
+from records.webhook import WebhookSender
 from server.admission import ADMISSION_DIR_VARIABLE, Admission, RefusalLog
 from server.call import Call, run_call
 from server.call_records import DIRECTION_PARAMETER, CallRecords
@@ -34,7 +35,7 @@ from server.drain import SHUTDOWN_REASON, Drain, drain_on_exit_signals
 from server.greetings import GreetingCache
 from server.logs import configure_logging, register_environment_secrets, register_secrets
 from server.served_pipelines import served_pipelines
-from server.settings import Settings, load_settings
+from server.settings import ConfigError, Settings, load_settings
 from server.size_limits import SizeLimits
 from server.stream_start import StreamStart, StreamStartError, read_stream_start
 from server.stream_tokens import ClaimedSids, StreamTokenError, StreamTokens
@@ -85,7 +86,12 @@ def create_app(
     )
     refusals = RefusalLog()
     metrics = CallMetrics(lambda: len(calls))
-    records = CallRecords(database_url(_secret(settings.database_url), settings.data_dir), metrics)
+    records = CallRecords(
+        database_url(_secret(settings.database_url), settings.data_dir),
+        metrics,
+        webhooks=_webhooks(settings, declarations),
+        webhook_url=lambda p: declarations[p].call.webhook_url or settings.call_webhook_url,
+    )
     tokens = StreamTokens(
         settings.twilio_auth_token.get_secret_value(),
         claim=ClaimedSids(admission.directory / "stream-claims"),
@@ -271,6 +277,20 @@ def _for_call(start: StreamStart, call_sid: str) -> StreamStart:
 def _outbound(form: dict[str, str]) -> bool:
     """Whether Twilio's webhook is for a call we placed (`Direction` outbound-api/-dial)."""
     return form.get("Direction", "").startswith("outbound")
+
+
+def _webhooks(settings: Settings, declarations: dict[str, Declaration]) -> WebhookSender | None:
+    """The post-call webhook's sender, if a webhook is configured; ConfigError if unsigned."""
+    declared = [d.path.name for d in declarations.values() if d.call.webhook_url]
+    if not (settings.call_webhook_url or declared):
+        return None
+    if not settings.call_webhook_secret:
+        raise ConfigError(
+            f"CALL_WEBHOOK_SECRET is not set: {', '.join(declared)} [call] webhook_url needs it"
+        )
+    secret = settings.call_webhook_secret.get_secret_value()
+    register_secrets(secret)
+    return WebhookSender(secret)
 
 
 def _secret(value: SecretStr | None) -> str | None:

@@ -1,5 +1,6 @@
 """The server's call records: the database, its writer, and a recorder for each call."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from loguru import logger
@@ -8,8 +9,10 @@ from processors.call_time_limit import TIME_UP_REASON
 from processors.silent_caller import SILENCE_REASON
 from records.database import create_engine, migrate
 from records.metrics import CallMetrics
+from records.queries import record_json
 from records.record import CallInfo, Event, Turn
 from records.recorder import CallRecorder
+from records.webhook import WebhookSender
 from records.writer import RecordWriter
 from server.call import FAREWELL_REASON, Call
 from server.drain import SHUTDOWN_REASON
@@ -30,11 +33,23 @@ END_REASONS = {
 class CallRecords:
     """Every call's record, written as it happens to the database at `url`."""
 
-    def __init__(self, url: str, metrics: CallMetrics):
-        """Records in the database at `url` (an async SQLAlchemy URL), counted in `metrics`."""
+    def __init__(
+        self,
+        url: str,
+        metrics: CallMetrics,
+        *,
+        webhooks: WebhookSender | None = None,
+        webhook_url: Callable[[str], str | None] = lambda _pipeline: None,
+    ):
+        """Records in the database at `url` (an async SQLAlchemy URL), counted in `metrics`.
+
+        A finished call's record goes to `webhook_url(pipeline)`, if any, by `webhooks`.
+        """
         self.engine = create_engine(url)
         self.writer = RecordWriter(self.engine)
         self.metrics = metrics
+        self.webhooks = webhooks
+        self._webhook_url = webhook_url
 
     async def start(self) -> None:
         """Migrate the schema (raises if the database cannot be reached), start writing."""
@@ -42,8 +57,10 @@ class CallRecords:
         self.writer.start()
 
     async def close(self) -> None:
-        """Write what waits (bounded), then let go of the database."""
+        """Write what waits and deliver what is due (bounded), then let go."""
         await self.writer.close()
+        if self.webhooks:
+            await self.webhooks.close()
 
     def recorder(self, call: Call) -> CallRecorder:
         """A new recorder for `call`, whose row is written now."""
@@ -71,6 +88,9 @@ class CallRecords:
         recorder.info.end_reason = end_reason(call, failed=failed)
         recorder.finish()
         self.metrics.ended.labels(recorder.info.end_reason).inc()
+        url = self._webhook_url(call.pipeline)
+        if url and self.webhooks:
+            self.webhooks.send(url, record_json(recorder.info, recorder.turns, recorder.events))
         logger.debug(f"call record: {recorder.info.end_reason}, {len(recorder.turns)} turns")
 
 

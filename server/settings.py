@@ -7,7 +7,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipelines.provider import ProviderAccess
@@ -26,6 +26,7 @@ _HINTS = {
     "TWILIO_AUTH_TOKEN": "copy it from the Twilio console; it validates X-Twilio-Signature",
     "API_TOKEN": "a long random string, e.g. `openssl rand -hex 32`, or unset it",
     "DATABASE_URL": "postgresql://user:password@host:5432/database, or unset it for SQLite",
+    "CALL_WEBHOOK_SECRET": "a long random string your webhook receiver shares",
 }
 
 
@@ -61,6 +62,9 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = None  # the operator API (`/calls`); unset: it is off
     data_dir: Path = Path("data")  # where the SQLite call records live without DATABASE_URL
     database_url: SecretStr | None = None  # postgresql://… (it may hold a password)
+    call_webhook_url: str | None = None  # each finished call's record is POSTed here
+    # Signs what is POSTed (HMAC-SHA256); checked even when unset (with a webhook it must be).
+    call_webhook_secret: SecretStr | None = Field(default=None, validate_default=True)
 
     @property
     def worker_count(self) -> int:
@@ -108,6 +112,18 @@ class Settings(BaseSettings):
     @classmethod
     def _http_url(cls, value: str) -> str:
         return _base_url(value, ("http", "https"), allow_path=True)
+
+    @field_validator("call_webhook_url")
+    @classmethod
+    def _call_webhook_url(cls, value: str | None) -> str | None:
+        return _base_url(value, ("http", "https"), allow_path=True) if value else None
+
+    @field_validator("call_webhook_secret")
+    @classmethod
+    def _call_webhook_secret(cls, value: SecretStr | None, info: ValidationInfo):
+        if info.data.get("call_webhook_url") and not value:
+            raise ValueError("is needed to sign what is POSTed to CALL_WEBHOOK_URL")
+        return value
 
     @field_validator("database_url")
     @classmethod
