@@ -5,6 +5,10 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from loguru import logger
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from records.queries import MAX_PAGE, CallFilter, get_call, list_calls
@@ -28,7 +32,7 @@ def bearer_token(token: str):
 
 def records_routes(engine: AsyncEngine, token: str) -> APIRouter:
     """The call-record routes, reading `engine`'s database, open to holders of `token`."""
-    router = APIRouter(dependencies=[Depends(bearer_token(token))])
+    router = APIRouter(dependencies=[Depends(bearer_token(token))], route_class=_Unavailable)
 
     @router.get("/calls")
     async def calls(
@@ -61,6 +65,25 @@ def records_routes(engine: AsyncEngine, token: str) -> APIRouter:
         return found
 
     return router
+
+
+class _Unavailable(APIRoute):
+    """A route that answers 503 while the records' database cannot be reached."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except (DBAPIError, OSError, TimeoutError) as e:
+                logger.warning(
+                    f"{request.url.path} answered 503: "
+                    f"the records' database did not answer ({e!r:.100})"
+                )
+                return JSONResponse({"error": "the call records' database is unavailable"}, 503)
+
+        return handle
 
 
 def _utc(moment: datetime | None) -> datetime | None:

@@ -11,3 +11,4 @@ async def test_the_database_down_mid_call_affects_no_call_and_loses_no_record(ki
     assert run.outcome.survived, run.outcome.problems
     assert run.held > 0 and run.record is not None
     assert [t["speaker"] for t in run.record["turns"]] == ["bot", "caller", "bot"]
+    assert run.api_while_down == (200 if kind == "sqlite" else 503)

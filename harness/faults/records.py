@@ -41,6 +41,7 @@ class RecordsRun:
     outcome: Outcome
     record: dict | None = None
     held: int = 0  # changes the writer held while the database was down
+    api_while_down: int = 0  # HTTP status of GET /calls while it was down
     logs: list[tuple[str, str]] = field(default_factory=list)  # (level, message), WARNING+
 
 
@@ -97,12 +98,13 @@ async def database_down_mid_call(kind: str) -> RecordsRun:
                 await call.hang_up()
                 await _ended(bot.app.state.calls)
                 held = bot.app.state.records.writer.pending
+                api_while_down = await _api_status(bot.url)
                 await database.bring_back()
                 record = await _finished_record(bot.url, call.call_sid)
                 heard = heard_sentences(call, spoken_texts(standins))
     finally:
         logger.remove(sink)
-    return judge(RecordsRun(Outcome(False, heard), record, held, logs))
+    return judge(RecordsRun(Outcome(False, heard), record, held, api_while_down, logs))
 
 
 def judge(run: RecordsRun) -> RecordsRun:
@@ -115,6 +117,8 @@ def judge(run: RecordsRun) -> RecordsRun:
         problems.append(f"{len(down)} log lines about the database being down, expected 1")
     if others := [m for level, m in run.logs if level in ("ERROR", "CRITICAL")]:
         problems.append(f"logged errors: {others}")
+    if run.api_while_down not in (200, 503):  # SQLite's readers still read past the lock
+        problems.append(f"GET /calls answered {run.api_while_down} while the database was down")
     if not run.held:
         problems.append("nothing was held while the database was down")
     turns = (run.record or {}).get("turns", [])
@@ -135,6 +139,15 @@ async def _ended(calls: dict) -> None:
         if not calls:
             return
         await asyncio.sleep(0.05)
+
+
+async def _api_status(url: str) -> int:
+    headers = {"Authorization": f"Bearer {API_TOKEN}"}
+    async with (
+        aiohttp.ClientSession(headers=headers) as session,
+        session.get(f"{url}/calls") as response,
+    ):
+        return response.status
 
 
 async def _finished_record(url: str, call_sid: str) -> dict | None:
