@@ -15,13 +15,15 @@ def reply_latency(
     """`latency_ms` and its stages from the milestones' times (seconds, one clock).
 
     The milestones are taken in pipeline order; one that is missing or came before the
-    one before it (a reply speculated ahead, a transcript in before the turn ended) adds 0.
+    one before it (a reply speculated ahead, a transcript in before the turn ended) adds 0;
+    none is later than `heard`.
     """
-    at, stages = voice_end, []
+    at, stages, done_ms = voice_end, [], 0
     for milestone in (transcript, turn_end, first_token, first_audio, heard):
-        reached = max(at, milestone if milestone is not None else at)
-        stages.append(round((reached - at) * 1000))
-        at = reached
-    latency = round((heard - voice_end) * 1000)
-    stages[-1] += latency - sum(stages)  # rounding: the stages add up to the latency
-    return latency, Stages(*stages)
+        # The first audio is heard a chunk before its echo let it through: a milestone in
+        # that chunk (the turn's end releasing a held reply) counts as reached at `heard`.
+        at = min(max(at, milestone if milestone is not None else at), heard)
+        reached_ms = round((at - voice_end) * 1000)  # rounded as it adds up: sums stay exact
+        stages.append(reached_ms - done_ms)
+        done_ms = reached_ms
+    return round((heard - voice_end) * 1000), Stages(*stages)

@@ -4,11 +4,13 @@ from collections.abc import Callable
 
 import numpy as np
 from pipecat.frames.frames import (
+    BotStoppedSpeakingFrame,
     ErrorFrame,
     FunctionCallInProgressFrame,
     FunctionCallResultFrame,
     InputAudioRawFrame,
     LLMContextUserTurnFrame,
+    LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
     LLMTextFrame,
     MetricsFrame,
@@ -53,9 +55,10 @@ class CallRecorder(BaseObserver):
     |   transcript (STT)                        |                                         |
     | LLMContextUserTurn                        | a caller turn (keys: `dtmf`)            |
     | first LLM token, first TTS audio          | the reply's milestones                  |
-    | audio, text, ReplyCut (output transport,  | a bot turn, until the caller's next: its|
-    |   as heard)                               | first chunk's echo, its words, whether  |
-    |                                           | it was cut and where; reply latency     |
+    | audio, text, ReplyCut, BotStopped (output | a bot turn, until the caller's next (or |
+    |   transport, as heard)                    | quiet with no reply coming): its first  |
+    |                                           | chunk's echo, its words, whether it was |
+    |                                           | cut and where; the reply's latency      |
     | function call in progress / result        | a tool call and its result              |
     | ErrorFrame                                | a provider error                        |
     | MetricsFrame (usage)                      | LLM tokens, TTS characters              |
@@ -78,6 +81,7 @@ class CallRecorder(BaseObserver):
         self._first_audio: float | None = None
         self._response_open = False  # an LLM response whose first token has not come
         self._synthesis_open = False  # … whose first audio has not come
+        self._streaming = False  # an LLM response is under way
         self._bot: Turn | None = None  # the bot turn being heard
         self._tools: dict[str, Event] = {}
 
@@ -147,7 +151,9 @@ class CallRecorder(BaseObserver):
 
     def _from_llm(self, frame, t: float) -> None:
         if isinstance(frame, LLMFullResponseStartFrame):
-            self._response_open = self._synthesis_open = True
+            self._response_open = self._synthesis_open = self._streaming = True
+        elif isinstance(frame, LLMFullResponseEndFrame):
+            self._streaming = False
         elif isinstance(frame, LLMTextFrame) and self._response_open:
             self._first_token, self._response_open = t, False
         elif isinstance(frame, FunctionCallInProgressFrame):
@@ -174,6 +180,8 @@ class CallRecorder(BaseObserver):
             self._add(bot)
         elif isinstance(frame, ReplyCutFrame):
             self._cut(frame, t)
+        elif isinstance(frame, BotStoppedSpeakingFrame) and self._bot and not self._streaming:
+            self._close_bot_turn()  # quiet with no reply on its way (a pause is not an end)
 
     def _cut(self, cut: ReplyCutFrame, t: float) -> None:
         """A barge-in cut the reply playing: its words, and which of them were heard.
@@ -181,13 +189,25 @@ class CallRecorder(BaseObserver):
         The bot turn may hold earlier replies before the cut one (a filler line, a second
         reply): those stay as they were heard.
         """
-        bot = self._bot or self._open_bot_turn(_ms(t))
+        bot = self._bot or self._last_bot_turn_of(cut) or self._open_bot_turn(_ms(t))
+        self._bot = bot
         start = bot.text.find(cut.spoken[:20]) if cut.spoken else -1
         before = bot.text[:start] if start >= 0 else bot.text
         bot.text = f"{before} {cut.spoken}".strip()
         bot.heard = f"{before} {cut.heard}".strip()
         bot.interrupted = True
         self._close_bot_turn()
+
+    def _last_bot_turn_of(self, cut: ReplyCutFrame) -> Turn | None:
+        """The last turn, if it is the bot's and holds the cut reply's start.
+
+        The bot's audio may have stopped just before the cut reached here (its stop comes
+        out ahead of the cut), which closed its turn.
+        """
+        last = self.turns[-1] if self.turns else None
+        if last and last.speaker == "bot" and cut.spoken and cut.spoken[:20] in last.text:
+            return last
+        return None
 
     def _bot_turn_heard(self, heard: float) -> None:
         """The first audio of a bot turn was heard at `heard`: open it, time the reply."""

@@ -25,3 +25,12 @@ def test_missing_milestones_add_nothing():
     )
     assert latency == 300
     assert stages == Stages(stt_ms=0, turn_end_ms=0, llm_ms=0, tts_ms=0, playout_ms=300)
+
+
+def test_a_milestone_past_the_first_audio_heard_counts_as_reached_then():
+    # The turn ended in the first chunk's playout: it released the held reply.
+    latency, stages = reply_latency(
+        14.9, transcript=15.06, turn_end=15.386, first_token=15.0, first_audio=15.1, heard=15.383
+    )
+    assert latency == 483 and sum(vars(stages).values()) == 483
+    assert stages == Stages(stt_ms=160, turn_end_ms=323, llm_ms=0, tts_ms=0, playout_ms=0)
