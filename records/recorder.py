@@ -33,6 +33,7 @@ from pipecat.transports.base_output import BaseOutputTransport
 from records.latency import reply_latency
 from records.record import CallInfo, Event, Turn
 from telephony.frames import ReplyCutFrame
+from turns.frames import ReplyWithdrawnFrame
 
 VOICE_RMS = 500.0  # a 20 ms packet louder than this (-36 dBFS) holds the caller's voice
 KEYS_PREFIX = "The caller pressed "  # how the keypad words an entry for the LLM
@@ -59,7 +60,8 @@ class CallRecorder(BaseObserver):
     |   transport, as heard)                    | quiet with no reply coming): its first  |
     |                                           | chunk's echo, its words, whether it was |
     |                                           | cut and where; the reply's latency      |
-    | function call in progress / result        | a tool call and its result              |
+    | function call in progress, then its result| a tool call and its result (a withdrawn |
+    |   (ReplyWithdrawn: it never ran)          |   speculative reply's: none)            |
     | ErrorFrame                                | a provider error                        |
     | MetricsFrame (usage)                      | LLM tokens, TTS characters              |
     """
@@ -97,6 +99,9 @@ class CallRecorder(BaseObserver):
             if data.first_push and isinstance(frame, ErrorFrame):
                 self._error(frame, t)
             return
+        elif isinstance(frame, ReplyWithdrawnFrame):  # a speculative reply's tools never ran
+            for tool_call_id in frame.refused_tool_calls:
+                self._tools.pop(tool_call_id, None)
         elif isinstance(frame, UserStartedSpeakingFrame):
             self._turn_started = t
         elif isinstance(frame, UserStoppedSpeakingFrame):
@@ -119,6 +124,9 @@ class CallRecorder(BaseObserver):
         """The call is over: a bot turn still open is recorded as heard so far."""
         if self._bot:
             self._close_bot_turn()
+        for event in self._tools.values():  # still running when the call ended
+            event.detail["unfinished"] = True
+            self._add(event)
         self._sink(self.info)
 
     # -- the caller ---------------------------------------------------------------------------
@@ -159,8 +167,7 @@ class CallRecorder(BaseObserver):
         elif isinstance(frame, FunctionCallInProgressFrame):
             detail = {"arguments": frame.arguments, "result": None}
             event = Event(self._next(), "tool_call", frame.function_name, _ms(t), detail)
-            self._tools[frame.tool_call_id] = event
-            self._add(event)
+            self._tools[frame.tool_call_id] = event  # recorded once it has run
         elif isinstance(frame, FunctionCallResultFrame) and frame.tool_call_id in self._tools:
             event = self._tools.pop(frame.tool_call_id)
             event.detail["result"] = frame.result

@@ -145,3 +145,31 @@ async def test_the_call_list_is_newest_first_filtered_and_behind_the_token(
 async def test_without_api_token_there_is_no_api(bot):
     async with httpx.AsyncClient(base_url=bot.url) as client:
         assert (await client.get("/calls")).status_code == 404
+
+
+async def test_keys_pressed_a_tool_call_and_the_farewell_are_on_record(standins, declarations):
+    env = standins.env() | {"API_TOKEN": TOKEN}  # DATABASE_URL unset: SQLite under DATA_DIR
+    async with serve_locally(env, declarations) as bot:
+        call = await dial(bot.url)
+        await call.listen()
+        await call.press("4217#")
+        keys_end = call.now()
+        reply = await call.listen(timeout=10)
+        await spoken(call, "goodbye.wav")
+        await call.wait_closed(timeout=15)
+        record = await recorded_call(bot.url, call.call_sid)
+
+    turns = record["turns"]
+    assert [t["speaker"] for t in turns] == ["bot", "caller", "bot", "caller", "bot"]
+    keys, answer, farewell = turns[1], turns[2], turns[4]
+    assert keys["dtmf"] == "4217#" and keys["text"] == "The caller pressed 4 2 1 7 #"
+    assert answer["text"] == "Thank you. I have noted the number you entered."
+    assert answer["latency_ms"] is not None
+    # Timed from the last key (the entry's end) to the answer's first audio.
+    assert abs(answer["latency_ms"] - (reply.start - keys_end) * 1000) <= LATENCY_TOLERANCE_MS
+    assert farewell["heard"] == "Thanks for calling Luigi's. Goodbye!"
+    (tool,) = record["events"]
+    assert (tool["kind"], tool["name"]) == ("tool_call", "end_call")
+    assert tool["detail"]["result"] == {"ended": True}
+    assert turns[3]["at_ms"] <= tool["at_ms"] <= farewell["at_ms"]
+    assert record["end_reason"] == "bot_farewell"
