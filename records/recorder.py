@@ -66,15 +66,21 @@ class CallRecorder(BaseObserver):
     | MetricsFrame (usage)                      | LLM tokens, TTS characters              |
     """
 
-    def __init__(self, info: CallInfo, sink: Sink, *, mask: Callable[[str], str] = str):
-        """Record the call `info` into `sink`; `mask` hides secrets in error messages."""
+    def __init__(
+        self, info: CallInfo, sink: Sink, *, mask: Callable[[str], str] = str, first_seq: int = 1
+    ):
+        """Record the call `info` into `sink`; `mask` hides secrets in error messages.
+
+        Turns and events are numbered from `first_seq` (a call's later stream goes on after
+        its first).
+        """
         super().__init__(observe_every_push=True)
         self.info = info
         self.turns: list[Turn] = []
         self.events: list[Event] = []
         self._sink = sink
         self._mask = mask
-        self._seq = 0
+        self._seq = first_seq - 1
         self._voice_end: float | None = None  # end of the caller's last loud packet
         self._turn_started: float | None = None
         self._reply_due: dict | None = None  # milestones of the reply a caller turn awaits
@@ -86,10 +92,12 @@ class CallRecorder(BaseObserver):
         self._streaming = False  # an LLM response is under way
         self._bot: Turn | None = None  # the bot turn being heard
         self._tools: dict[str, Event] = {}
+        self._last_at_ms = 0  # the last frame's time
 
     async def on_push_frame(self, data: FramePushed):
         """Take what `data`'s frame says about the call, once, where it says it."""
         frame, source, t = data.frame, data.source, data.timestamp / 1e9
+        self._last_at_ms = _ms(t)
         down = data.direction == FrameDirection.DOWNSTREAM
         if isinstance(source, BaseOutputTransport) and down:
             self._heard(frame, t)
@@ -119,6 +127,11 @@ class CallRecorder(BaseObserver):
             self._usage(frame)
         elif isinstance(frame, ErrorFrame):
             self._error(frame, t)
+
+    def event(self, kind: str, name: str, detail: dict) -> None:
+        """Record what the server did with the call (a transfer), at the pipeline's clock."""
+        at = self._last_at_ms
+        self._add(Event(self._next(), kind, name, at, detail))
 
     def finish(self) -> None:
         """The call is over: a bot turn still open is recorded as heard so far."""

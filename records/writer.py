@@ -17,6 +17,8 @@ BATCH = 200
 WRITE_TIMEOUT_SECS = 10.0  # a write slower than this counts as the database being down
 RETRY_SECS = (0.25, 0.5, 1.0, 2.0, 5.0)
 _ORDER = ("calls", "turns", "call_events")  # a call's row before the rows naming it
+# Written once: a call's later stream (back from a transfer) does not restart the call.
+_KEPT = {"calls": ("started_at", "direction", "from_number", "to_number")}
 
 
 class RecordWriter:
@@ -130,7 +132,12 @@ class RecordWriter:
         table = TABLES[name]
         insert = sqlite_insert if self.engine.dialect.name == "sqlite" else postgresql_insert
         statement = insert(table)
-        changes = {c.name: statement.excluded[c.name] for c in table.c if not c.primary_key}
+        kept = _KEPT.get(name, ())
+        changes = {
+            c.name: statement.excluded[c.name]
+            for c in table.c
+            if not c.primary_key and c.name not in kept
+        }
         return statement.on_conflict_do_update(index_elements=KEYS[name], set_=changes)
 
     def _went_down(self, error: Exception) -> None:

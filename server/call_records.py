@@ -17,8 +17,10 @@ from records.writer import RecordWriter
 from server.call import FAREWELL_REASON, Call
 from server.drain import SHUTDOWN_REASON
 from server.logs import masked
+from server.transfer import RETURNED_PARAMETER
 
 DIRECTION_PARAMETER = "direction"  # the stream's <Parameter>: "inbound" or "outbound"
+LATER_STREAM_SEQ = 10_000  # where a call's stream back from a transfer numbers its turns
 
 # `end_reason` in the records: why the call ended, from what claimed its ending.
 END_REASONS = {
@@ -80,12 +82,18 @@ class CallRecords:
             if not isinstance(item, CallInfo):
                 count(item)
 
-        return CallRecorder(info, sink, mask=masked)
+        # Back from a transfer nobody answered: the same call, a new stream; its turns follow.
+        later_stream = bool(start.parameters.get(RETURNED_PARAMETER))
+        return CallRecorder(
+            info, sink, mask=masked, first_seq=LATER_STREAM_SEQ if later_stream else 1
+        )
 
     def finish(self, recorder: CallRecorder, call: Call, *, failed: bool = False) -> None:
         """The call is over: its end and how it ended go to the record."""
         recorder.info.ended_at = datetime.now(UTC)
         recorder.info.end_reason = end_reason(call, failed=failed)
+        if call.transferred_to:  # Twilio has the call now: the bot's part of it is over
+            recorder.event("transfer", call.transferred_to, {"result": "handed over to Twilio"})
         recorder.finish()
         self.metrics.ended.labels(recorder.info.end_reason).inc()
         url = self._webhook_url(call.pipeline)

@@ -100,7 +100,7 @@ async def database_down_mid_call(kind: str) -> RecordsRun:
                 held = bot.app.state.records.writer.pending
                 api_while_down = await _api_status(bot.url)
                 await database.bring_back()
-                record = await _finished_record(bot.url, call.call_sid)
+                record = await finished_record(bot.url, call.call_sid)
                 heard = heard_sentences(call, spoken_texts(standins))
     finally:
         logger.remove(sink)
@@ -150,8 +150,8 @@ async def _api_status(url: str) -> int:
         return response.status
 
 
-async def _finished_record(url: str, call_sid: str) -> dict | None:
-    """The call's record once it is complete (the database back, the writer caught up)."""
+async def finished_record(url: str, call_sid: str, *, min_turns: int = 3) -> dict | None:
+    """The call's record from the API (`API_TOKEN`) once complete: ended, `min_turns` turns."""
     headers = {"Authorization": f"Bearer {API_TOKEN}"}
     loop = asyncio.get_running_loop()
     deadline = loop.time() + RECORD_WAIT_SECS
@@ -160,7 +160,7 @@ async def _finished_record(url: str, call_sid: str) -> dict | None:
             async with session.get(f"{url}/calls/{call_sid}") as response:
                 if response.status == 200:
                     record = await response.json()
-                    if record["ended_at"] and len(record["turns"]) >= 3:
+                    if record["ended_at"] and len(record["turns"]) >= min_turns:
                         return record
             await asyncio.sleep(0.2)
     return None
