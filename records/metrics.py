@@ -1,15 +1,20 @@
 """Prometheus metrics of the calls: in progress, ended, reply latency, provider errors, refusals.
 
 No label holds a phone number, a call SID or a secret: pipelines, stages, end reasons and
-provider names only.
+provider names only. With several server processes (`WORKERS`), each writes its figures to
+PROMETHEUS_MULTIPROC_DIR (set by `bot.py serve` before they start) and whichever answers
+`/metrics` adds them all up.
 """
 
+import os
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from records.record import Event, Turn
 
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -17,13 +22,15 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 class CallMetrics:
     """One server process's metrics, in a registry of its own (`render` for `/metrics`)."""
 
-    def __init__(self, calls_in_progress: Callable[[], int]):
-        """Count calls in progress with `calls_in_progress`."""
+    def __init__(self) -> None:
+        """A registry of this server's own."""
         self.registry = CollectorRegistry()
-        in_progress = Gauge(
-            "voicebot_calls_in_progress", "Calls this process serves now", registry=self.registry
+        self.in_progress = Gauge(
+            "voicebot_calls_in_progress",
+            "Calls being served now",
+            registry=self.registry,
+            multiprocess_mode="livesum",  # every live process's, added up
         )
-        in_progress.set_function(calls_in_progress)
         self.ended = Counter(
             "voicebot_calls_ended", "Calls ended, by why", ["end_reason"], registry=self.registry
         )
@@ -68,5 +75,10 @@ class CallMetrics:
                 self.latency.labels(pipeline, stage.removesuffix("_ms")).observe(ms / 1000)
 
     def render(self) -> bytes:
-        """The Prometheus text exposition."""
-        return generate_latest(self.registry)
+        """The Prometheus text exposition: every server process's figures."""
+        directory = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
+        if not directory:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=directory)
+        return generate_latest(registry)

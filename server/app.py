@@ -85,7 +85,7 @@ def create_app(
         server_calls=admission.count,
     )
     refusals = RefusalLog()
-    metrics = CallMetrics(lambda: len(calls))
+    metrics = CallMetrics()
     records = CallRecords(
         database_url(_secret(settings.database_url), settings.data_dir),
         metrics,

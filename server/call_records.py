@@ -75,6 +75,7 @@ class CallRecords:
             pipeline=call.pipeline,
         )
         self.writer.write(start.call_sid, info)
+        self.metrics.in_progress.inc()
         count = self.metrics.observer(call.pipeline)
 
         def sink(item: CallInfo | Turn | Event) -> None:
@@ -96,6 +97,7 @@ class CallRecords:
             recorder.event("transfer", call.transferred_to, {"result": "handed over to Twilio"})
         recorder.finish()
         self.metrics.ended.labels(recorder.info.end_reason).inc()
+        self.metrics.in_progress.dec()
         url = self._webhook_url(call.pipeline)
         if url and self.webhooks:
             self.webhooks.send(url, record_json(recorder.info, recorder.turns, recorder.events))
