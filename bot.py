@@ -68,6 +68,7 @@ def _run(app: "FastAPI", settings: "Settings", args: argparse.Namespace, calls_d
     """Serve `app` (one process) or WORKERS processes that count calls in `calls_dir`."""
     import uvicorn
 
+    from records.metrics import MULTIPROCESS_DIR_VARIABLE
     from server.admission import ADMISSION_DIR_VARIABLE
     from server.size_limits import MAX_WEBSOCKET_MESSAGE_BYTES
 
@@ -86,6 +87,9 @@ def _run(app: "FastAPI", settings: "Settings", args: argparse.Namespace, calls_d
     else:  # each worker builds its own app from the same environment
         os.environ["LOG_LEVEL"] = args.log_level
         os.environ[ADMISSION_DIR_VARIABLE] = calls_dir
+        metrics_dir = Path(calls_dir) / "metrics"  # each worker's figures, for /metrics to add
+        metrics_dir.mkdir()
+        os.environ[MULTIPROCESS_DIR_VARIABLE] = str(metrics_dir)
         uvicorn.run("server.app:app_from_environment", factory=True, workers=workers, **options)
 
 

@@ -28,7 +28,7 @@ class CallEnd:
 
 
 class BotAPI:
-    """`POST /calls` and `GET /calls/{sid}` of the bot at `url`, with bearer `token`."""
+    """`POST /calls` and `GET /calls/{sid}/status` of the bot at `url`, with bearer `token`."""
 
     def __init__(self, url: str, token: str, *, follow_every: float = FOLLOW_EVERY_SECS):
         """Talk to the bot server at `url` (its PUBLIC_URL, or where it listens)."""
@@ -48,7 +48,7 @@ class BotAPI:
 
     async def state(self, call_sid: str) -> dict:
         """The call as Twilio describes it now, with its `outcome` once it is over."""
-        return await self._request("GET", f"/calls/{call_sid}")
+        return await self._request("GET", f"/calls/{call_sid}/status")
 
     async def ended(self, call_sid: str) -> CallEnd:
         """Follow the call until it is over (polling: Twilio reports to the server, not here)."""

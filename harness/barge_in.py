@@ -57,12 +57,7 @@ class BargeIn:
     @property
     def words_off(self) -> int:
         """How many words the context differs from what was heard."""
-        common = 0
-        for a, b in zip(self.heard_words, self.context_words, strict=False):
-            if a != b:
-                break
-            common += 1
-        return max(len(self.heard_words), len(self.context_words)) - common
+        return words_off(self.heard_words, self.context_words)
 
 
 async def barge_in(bot_url: str, standins: StandIns, offset: str, at_s: float) -> BargeIn:
@@ -88,13 +83,24 @@ async def barge_in(bot_url: str, standins: StandIns, offset: str, at_s: float) -
         heard_s=heard_s,
         latency_ms=(clear - onset) * 1000,
         audio_after_clear=old_audio_after(call, clear),
-        heard_words=[
-            w.word
-            for w in synthesize(LONG_REPLY).words
-            if w.start_s + 0.5 * (w.end_s - w.start_s) < heard_s
-        ],
+        heard_words=words_heard(LONG_REPLY, heard_s),
         context_words=_assistant_words(request),
     )
+
+
+def words_heard(text: str, heard_s: float) -> list[str]:
+    """The words of the stand-in voice saying `text` a caller heard in its first `heard_s`."""
+    return [w.word for w in synthesize(text).words if (w.start_s + w.end_s) / 2 < heard_s]
+
+
+def words_off(heard: list[str], recorded: list[str]) -> int:
+    """How many words `recorded` differs from `heard` by, past their common start."""
+    common = 0
+    for a, b in zip(heard, recorded, strict=False):
+        if a != b:
+            break
+        common += 1
+    return max(len(heard), len(recorded)) - common
 
 
 def _after_barge_in(body: dict) -> bool:

@@ -102,11 +102,12 @@ class Bot(_Section):
 
 
 class CallLimits(_Section):
-    """`[call]`: how long a caller may stay silent, and how long a call may last.
+    """`[call]`: how long a caller may stay silent, how long a call may last, who hears of it.
 
     Silent for `silence_prompt_secs` (while the bot is quiet): the bot says its
     `silence_prompt`; silent for `silence_goodbye_secs` more: `silence_goodbye`, then it hangs
-    up. At `max_secs` the bot says `time_up` and hangs up.
+    up. At `max_secs` the bot says `time_up` and hangs up. `webhook_url`: where each finished
+    call's record is POSTed (instead of CALL_WEBHOOK_URL).
     """
 
     silence_prompt_secs: float = Field(default=10.0, ge=1, le=300)
@@ -114,6 +115,14 @@ class CallLimits(_Section):
     max_secs: float = Field(default=1800.0, ge=10, le=14400)  # Twilio's own cap: 4 hours
     # Twilio records both channels of the call (what the caller heard, what they said).
     record: bool = False
+    webhook_url: str | None = None
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
 
 
 class Outbound(_Section):

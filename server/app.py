@@ -13,6 +13,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 from loguru import logger
+from pydantic import SecretStr
 from starlette.status import WS_1008_POLICY_VIOLATION
 from twilio.request_validator import RequestValidator
 
@@ -26,16 +27,22 @@ from pipelines.declaration import (
 )
 from pipelines.provider import ProviderAccess
 from pipelines.routing import PIPELINE_PARAMETER, load_routes
+from records.api import records_routes
+from records.database import database_url
+from records.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from records.metrics import CallMetrics
+from records.webhook import WebhookSender
 from server.admission import ADMISSION_DIR_VARIABLE, Admission, RefusalLog
 from server.answered_by import AnsweredByBox
 from server.call import Call, run_call
+from server.call_records import DIRECTION_PARAMETER, CallRecords
 from server.calls_api import calls_api
-from server.drain import Drain, drain_on_exit_signals
+from server.drain import SHUTDOWN_REASON, Drain, drain_on_exit_signals
 from server.greetings import GreetingCache
 from server.logs import configure_logging, register_environment_secrets, register_secrets
 from server.outbound import VARIABLES_PARAMETER, parse_variables
 from server.served_pipelines import served_pipelines
-from server.settings import Settings, load_settings
+from server.settings import ConfigError, Settings, load_settings
 from server.signed_requests import signed_form
 from server.size_limits import SizeLimits
 from server.stream_start import StreamStart, StreamStartError, read_stream_start
@@ -87,6 +94,13 @@ def create_app(
         server_calls=admission.count,
     )
     refusals = RefusalLog()
+    metrics = CallMetrics()
+    records = CallRecords(
+        database_url(_secret(settings.database_url), settings.data_dir),
+        metrics,
+        webhooks=_webhooks(settings, declarations),
+        webhook_url=lambda p: declarations[p].call.webhook_url or settings.call_webhook_url,
+    )
     tokens = StreamTokens(
         settings.twilio_auth_token.get_secret_value(),
         claim=ClaimedSids(admission.directory / "stream-claims"),
@@ -100,11 +114,13 @@ def create_app(
             settings.twilio_auth_token.get_secret_value(),
             base_url=settings.twilio_api_base_url,
         )
+        await records.start()
         await asyncio.to_thread(_preload, declarations)
         await greetings.warm(declarations, access)
         with drain_on_exit_signals(drain) if drain_on_signals else nullcontext():
             yield
         await app.state.twilio.close()
+        await records.close()  # after the drain: every call's last state is written
         admission.close()
 
     app = FastAPI(title="Twilio voice bot", lifespan=lifespan)
@@ -114,12 +130,16 @@ def create_app(
     app.state.admission = admission
     app.state.drain = drain
     app.include_router(twilio_callbacks(validator, settings.public_url, answers))
+    app.state.records = records
     app.include_router(transfer_routes(settings.public_url, validator, declarations))
+    if settings.api_token:  # unset: no operator API at all
+        register_secrets(settings.api_token.get_secret_value())
+        app.include_router(records_routes(records.engine, settings.api_token.get_secret_value()))
 
     def refusal() -> str | None:
         """Why a new call is refused now, if it is."""
         if drain.draining:
-            return "the server is shutting down"
+            return SHUTDOWN_REASON
         if not admission.has_room():
             return f"{admission.count()} calls in progress (MAX_CALLS {admission.capacity})"
         return None
@@ -137,6 +157,10 @@ def create_app(
             refusal=refusal,
         )
         app.include_router(api)
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
     @app.get("/health")
     async def health() -> JSONResponse:
@@ -163,12 +187,13 @@ def create_app(
             "called": form.get("To", ""),
             "call_sid": form.get("CallSid", ""),
             # A call we placed (`POST /calls`): its variables are in the signed URL.
-            "direction": "outbound" if form.get("Direction", "").startswith("outbound") else "",
+            DIRECTION_PARAMETER: "outbound" if _outbound(form) else "inbound",
             VARIABLES_PARAMETER: request.query_params.get(VARIABLES_PARAMETER, ""),
         }
         pipeline, why = routes.choose(request.query_params.get(PIPELINE_PARAMETER), form.get("To"))
         if reason := refusal():
             refusals.refused(f"POST {VOICE_PATH} answered busy", reason)
+            metrics.refusals.labels("webhook").inc()
             bot = declarations[pipeline].bot
             twiml = busy(bot.busy, bot.language)
             return Response(content=twiml, media_type="application/xml")
@@ -200,6 +225,7 @@ def create_app(
         if slot is None:
             reason = reason or f"{admission.capacity} calls in progress (MAX_CALLS)"
             refusals.refused(f"WS {MEDIA_PATH} upgrade refused", reason)
+            metrics.refusals.labels("media_stream").inc()
             await refuse_upgrade(websocket, 503, reason)
             return
         try:
@@ -235,6 +261,7 @@ def create_app(
         with logger.contextualize(call_sid=start.call_sid, stream_sid=start.stream_sid):
             calls[start.call_sid] = call
             logger.info(f"call started with pipeline {pipeline!r} ({why})")
+            recorder, failed = records.recorder(call), False
             try:
                 await run_call(
                     websocket,
@@ -246,10 +273,13 @@ def create_app(
                     greeting=greetings.get(declarations[call.pipeline]),
                     answers=answers,
                     recording_callback=webhook_url(settings.public_url, RECORDING_PATH),
+                    observers=[recorder],
                 )
             except Exception:
+                failed = True
                 logger.exception("the call failed")
             finally:
+                records.finish(recorder, call, failed=failed)
                 calls.pop(start.call_sid, None)
                 drain.call_ended()
                 logger.info(f"call ended{_recorded(call)}")
@@ -281,6 +311,29 @@ def _recorded(call: Call) -> str:
     if call.recording is None:
         return ""
     return f" (recording {call.recording.sid}: {call.recording.url})"
+
+
+def _outbound(form: dict[str, str]) -> bool:
+    """Whether Twilio's webhook is for a call we placed (`Direction` outbound-api/-dial)."""
+    return form.get("Direction", "").startswith("outbound")
+
+
+def _webhooks(settings: Settings, declarations: dict[str, Declaration]) -> WebhookSender | None:
+    """The post-call webhook's sender, if a webhook is configured; ConfigError if unsigned."""
+    declared = [d.path.name for d in declarations.values() if d.call.webhook_url]
+    if not (settings.call_webhook_url or declared):
+        return None
+    if not settings.call_webhook_secret:
+        raise ConfigError(
+            f"CALL_WEBHOOK_SECRET is not set: {', '.join(declared)} [call] webhook_url needs it"
+        )
+    secret = settings.call_webhook_secret.get_secret_value()
+    register_secrets(secret)
+    return WebhookSender(secret)
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value else None
 
 
 def _tool_secrets(declarations: dict[str, Declaration], access: ProviderAccess) -> list[str]:

@@ -12,6 +12,7 @@ from pipecat.frames.frames import (
     FunctionCallResultProperties,
     TTSSpeakFrame,
 )
+from pipecat.observers.base_observer import BaseObserver
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.services.llm_service import FunctionCallParams
@@ -86,8 +87,11 @@ async def run_call(
     greeting: list[SpokenSentence] | None = None,
     answers: AnsweredByBox | None = None,
     recording_callback: str = "",
+    observers: list[BaseObserver] | None = None,
 ) -> None:
     """Run the call's pipeline until either side hangs up; hang up through REST if we ended it.
+
+    `observers` watch the call's frames (its record).
 
     A call handed to a person (a transfer) is Twilio's from then on: no hang-up. A call back
     from a transfer nobody answered opens with that target's `unanswered` line. An outbound
@@ -109,7 +113,9 @@ async def run_call(
             audio_in_sample_rate=SAMPLE_RATE,
             audio_out_sample_rate=SAMPLE_RATE,
             enable_metrics=True,
+            enable_usage_metrics=True,  # tokens and characters, for the call's record
         ),
+        observers=observers or [],
         enable_rtvi=False,
         enable_turn_tracking=False,
     )

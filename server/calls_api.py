@@ -35,7 +35,7 @@ def calls_api(
     twilio: Callable[[], TwilioCalls],
     refusal: Callable[[], str | None],
 ) -> APIRouter:
-    """`POST /calls` and `GET /calls/{call_sid}`, for requests bearing `token`.
+    """`POST /calls` and `GET /calls/{call_sid}/status`, for requests bearing `token`.
 
     Calls come from each pipeline's `[outbound] caller_id`, else `phone_number`
     (TWILIO_PHONE_NUMBER); `refusal()` says why no call can be placed now (a full server, a
@@ -82,7 +82,7 @@ def calls_api(
             logger.info(f"placed an outbound call to {call.to} from {from_}: {declaration.name!r}")
         return JSONResponse({"call_sid": call_sid}, status_code=201)
 
-    @router.get("/calls/{call_sid}")
+    @router.get("/calls/{call_sid}/status")
     async def follow(request: Request, call_sid: str) -> JSONResponse:
         if denied := unauthorized(request):
             return denied

@@ -26,6 +26,8 @@ GOODBYE_TIMEOUT_SECS = 20.0
 CANCEL_TIMEOUT_SECS = 5.0
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
+SHUTDOWN_REASON = "the server is shutting down"
+
 
 class Drain:
     """Ends this process's calls gracefully: waits for them, then says goodbye to the rest.
@@ -102,7 +104,7 @@ class Drain:
         """Each call says the goodbye and hangs up once it has played (unless already ending)."""
         for call_sid, call in list(self.calls.items()):
             with logger.contextualize(call_sid=call_sid, stream_sid=call.start.stream_sid):
-                if await call.say_and_end(self.goodbye(call), "the server is shutting down"):
+                if await call.say_and_end(self.goodbye(call), SHUTDOWN_REASON):
                     logger.info("draining: saying the shutdown goodbye")
                 else:
                     logger.info(f"draining: the call is already ending ({call.lifecycle.reason})")
@@ -114,7 +116,7 @@ class Drain:
         )
         for call in list(self.calls.values()):
             if call.worker is not None:
-                await call.worker.cancel(reason="the server is shutting down")
+                await call.worker.cancel(reason=SHUTDOWN_REASON)
         await self._wait_for_calls(CANCEL_TIMEOUT_SECS)
 
 

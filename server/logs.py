@@ -57,11 +57,15 @@ def basic_auth(user: str, password: str) -> str:
 
 def mask_secrets(record: dict) -> None:
     """Loguru patcher: replace every registered secret in the message with MASK."""
-    message = record["message"]
+    record["message"] = masked(record["message"])
+
+
+def masked(text: str) -> str:
+    """`text` with every registered secret replaced by MASK."""
     for secret in _secrets:
-        if secret in message:
-            message = message.replace(secret, MASK)
-    record["message"] = message
+        if secret in text:
+            text = text.replace(secret, MASK)
+    return text
 
 
 class ToLoguru(logging.Handler):

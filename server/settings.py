@@ -3,13 +3,15 @@
 import os
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipelines.provider import ProviderAccess
+from records.database import database_url
 
 PROVIDER_PREFIXES = ("deepgram_", "openai_", "cartesia_", "elevenlabs_", "anthropic_")
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
@@ -25,6 +27,8 @@ _HINTS = {
     "TWILIO_AUTH_TOKEN": "copy it from the Twilio console; it validates X-Twilio-Signature",
     "TWILIO_PHONE_NUMBER": "your Twilio number in E.164 form, e.g. +15551230000",
     "API_TOKEN": "a long random secret, e.g. `openssl rand -hex 32`; unset turns the API off",
+    "DATABASE_URL": "postgresql://user:password@host:5432/database, or unset it for SQLite",
+    "CALL_WEBHOOK_SECRET": "a long random string your webhook receiver shares",
 }
 MIN_API_TOKEN = 16  # characters: a bearer token short enough to guess is refused
 
@@ -61,6 +65,12 @@ class Settings(BaseSettings):
     workers: int = Field(default=0, ge=0)  # 0: one per CPU core
     max_calls: int | None = Field(default=None, ge=0)  # unset: CALLS_PER_WORKER per worker
     drain_timeout_secs: float = Field(default=30.0, ge=0, le=3600)
+    api_token: SecretStr | None = None  # the operator API (`/calls`); unset: it is off
+    data_dir: Path = Path("data")  # where the SQLite call records live without DATABASE_URL
+    database_url: SecretStr | None = None  # postgresql://… (it may hold a password)
+    call_webhook_url: str | None = None  # each finished call's record is POSTed here
+    # Signs what is POSTed (HMAC-SHA256); checked even when unset (with a webhook it must be).
+    call_webhook_secret: SecretStr | None = Field(default=None, validate_default=True)
 
     @property
     def worker_count(self) -> int:
@@ -113,6 +123,32 @@ class Settings(BaseSettings):
     @classmethod
     def _http_url(cls, value: str) -> str:
         return _base_url(value, ("http", "https"), allow_path=True)
+
+    @field_validator("call_webhook_url")
+    @classmethod
+    def _call_webhook_url(cls, value: str | None) -> str | None:
+        return _base_url(value, ("http", "https"), allow_path=True) if value else None
+
+    @field_validator("call_webhook_secret")
+    @classmethod
+    def _call_webhook_secret(cls, value: SecretStr | None, info: ValidationInfo):
+        if info.data.get("call_webhook_url") and not value:
+            raise ValueError("is needed to sign what is POSTed to CALL_WEBHOOK_URL")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            database_url(value.get_secret_value(), Path("."))  # raises naming what is wrong
+        return value
+
+    @field_validator("api_token")
+    @classmethod
+    def _api_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (or unset: no API)")
+        return value
 
     @field_validator("twilio_account_sid")
     @classmethod

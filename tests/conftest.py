@@ -1,6 +1,7 @@
 """Shared fixtures: the stand-ins and the real bot server pointed at them."""
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,11 @@ for _name in list(os.environ):
         "PORT",
         "PIPELINE",
         "API_TOKEN",
+        "DATABASE_URL",
     ):
         del os.environ[_name]
+# Every server a test starts keeps its call records in this process's own SQLite file.
+os.environ["DATA_DIR"] = tempfile.mkdtemp(prefix="bot-test-data-")
 
 
 # A module that places calls through the real server, or runs the bench or a fault scenario,
@@ -88,3 +92,21 @@ def log_lines() -> list[str]:
 def debug_lines() -> list[str]:
     """Messages logged at DEBUG or above while the test runs."""
     yield from _logged("DEBUG")
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server of this test process's own (Debian's binaries, never a mock)."""
+    from harness.postgres import ThrowawayPostgres
+
+    server = ThrowawayPostgres().start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """DATABASE_URL of an empty database: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'calls.db'}"
+    return request.getfixturevalue("postgres").new_database()

@@ -32,7 +32,7 @@ async def client(bot):
 )
 async def test_a_request_without_the_bearer_token_is_refused_with_401(client, standins, headers):
     placed = await client.post("/calls", json=ADA, headers=headers)
-    followed = await client.get("/calls/CA" + "0" * 32, headers=headers)
+    followed = await client.get("/calls/CA" + "0" * 32 + "/status", headers=headers)
 
     assert placed.status_code == followed.status_code == 401
     assert placed.headers["WWW-Authenticate"] == "Bearer"
@@ -86,9 +86,9 @@ async def test_twilio_not_answering_the_create_gets_502_within_the_attempt_timeo
 
 
 async def test_following_a_call_twilio_does_not_know_gets_404(client):
-    response = await client.get("/calls/CA" + "1" * 32, headers=AUTH)
+    response = await client.get("/calls/CA" + "1" * 32 + "/status", headers=AUTH)
     assert response.status_code == 404
-    malformed = await client.get("/calls/../../etc", headers=AUTH)
+    malformed = await client.get("/calls/../../etc/status", headers=AUTH)
     assert malformed.status_code in (400, 404)
 
 

@@ -22,6 +22,7 @@ AREAS = (
     "silence",
     "hostile",
     "outbound",
+    "records",
 )
 
 

@@ -1,8 +1,10 @@
 """Shutdown: SIGTERM to `python bot.py serve` while two calls are in progress."""
 
 import asyncio
+import contextlib
 import os
 import signal
+import sqlite3
 import sys
 import tempfile
 import time
@@ -46,6 +48,10 @@ class ShutdownRun:
     exit_code: int | None = None
     exited_after: float | None = None  # seconds after SIGTERM
     log: str = ""  # the server's stderr
+    # `voicebot_calls_in_progress` in /metrics, asked a few times (any worker may answer)
+    calls_in_progress: list[float] = field(default_factory=list)
+    # The calls' records after the exit (data/calls.db): call SID → (end_reason, turns)
+    records: dict[str, tuple[str | None, list[str]]] = field(default_factory=dict)
 
 
 async def sigterm_during_calls(workers: int = 1) -> ShutdownRun:
@@ -65,6 +71,7 @@ async def sigterm_during_calls(workers: int = 1) -> ShutdownRun:
                     await server.wait()
             log.seek(0)
             run.log = log.read()
+            run.records = _records(Path(cwd) / "data" / "calls.db")
     run.outcome = _judge(run, farewell, goodbye)
     return run
 
@@ -98,6 +105,7 @@ async def _drive(
     leaving, silent = await asyncio.gather(_dial(url), _dial(url))
     run.leaving_sid, run.silent_sid = leaving.call_sid, silent.call_sid
     await asyncio.gather(leaving.listen(), silent.listen())
+    run.calls_in_progress = await _calls_in_progress(url)
     server.send_signal(signal.SIGTERM)
     sigterm = time.monotonic()
     run.health_after_term = await _health_until_draining(url, sigterm)
@@ -183,8 +191,43 @@ async def _post_voice(url: str) -> str:
     return await signed_webhook(f"{url}/voice", form, auth_token=AUTH_TOKEN)
 
 
+async def _calls_in_progress(url: str, asks: int = 4) -> list[float]:
+    """What /metrics says of the calls in progress, `asks` times."""
+    figures = []
+    async with aiohttp.ClientSession() as session:
+        for _ in range(asks):
+            async with session.get(f"{url}/metrics") as response:
+                text = await response.text()
+            line = next(x for x in text.splitlines() if x.startswith("voicebot_calls_in_progress"))
+            figures.append(float(line.split()[-1]))
+    return figures
+
+
+def _records(path: Path) -> dict[str, tuple[str | None, list[str]]]:
+    """What the server's SQLite records say of each call: how it ended, the bot's words."""
+    if not path.exists():
+        return {}
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        ended = dict(
+            db.execute("SELECT call_sid, end_reason FROM calls WHERE ended_at IS NOT NULL")
+        )
+        said = db.execute("SELECT call_sid, heard FROM turns WHERE speaker = 'bot' ORDER BY seq")
+        words: dict[str, list[str]] = {}
+        for sid, heard in said:
+            words.setdefault(sid, []).append(heard)
+    return {sid: (reason, words.get(sid, [])) for sid, reason in ended.items()}
+
+
 def _judge(run: ShutdownRun, farewell: str, goodbye: str) -> Outcome:
     problems = []
+    if run.calls_in_progress != [2.0] * len(run.calls_in_progress):
+        problems.append(f"/metrics counted {run.calls_in_progress} calls in progress, not 2")
+    expected = {run.leaving_sid: "bot_farewell", run.silent_sid: "shutdown"}
+    for sid, reason in expected.items():
+        if run.records.get(sid, (None, []))[0] != reason:
+            problems.append(f"{sid}'s record after the exit: {run.records.get(sid)}")
+    if (run.records.get(run.silent_sid) or (None, [""]))[1][-1:] != [goodbye]:
+        problems.append("the silent caller's record does not end with the shutdown goodbye")
     last = run.health_after_term[-1] if run.health_after_term else (None, None, {})
     if last[1] != 503 or last[2].get("status") != "draining":
         problems.append(f"/health after SIGTERM: {run.health_after_term}")

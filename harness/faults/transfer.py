@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field, replace
 
 from harness.faults import Fault, Outcome, bot_with, dial, heard_sentences, spoken_texts
+from harness.faults.records import API_TOKEN, finished_record
 from pipelines.declaration import Declaration, load_declarations
 from recordings import RECORDINGS
 from standins.caller import SimulatedCall
@@ -32,13 +33,15 @@ class UnansweredRun:
     callbacks: list[dict[str, str]] = field(default_factory=list)  # its status callbacks
     hangups: list[str] = field(default_factory=list)  # REST hang-ups of the caller
     unanswered_line: str = ""
+    record: dict | None = None  # the call's record: both its streams
 
 
 async def nobody_answers() -> UnansweredRun:
     """The caller asks for the manager (warm, ringing 5 s); nobody answers; then a booking."""
     declarations = with_manager(mode="warm", ring_secs=RING_SECS)
     (manager,) = declarations["default"].transfers
-    async with bot_with(declarations=declarations) as (bot, standins):
+    env = {"API_TOKEN": API_TOKEN}
+    async with bot_with(declarations=declarations, env=env) as (bot, standins):
         twilio = standins.twilio
         twilio.voice.unanswered = {manager.to}
         call = await dial(bot)
@@ -60,6 +63,7 @@ async def nobody_answers() -> UnansweredRun:
             unanswered_line=manager.unanswered,
         )
         await call.hang_up()
+        run.record = await finished_record(bot.url, call.call_sid, min_turns=6)
     return judge_unanswered(run)
 
 
@@ -75,6 +79,14 @@ def judge_unanswered(run: UnansweredRun) -> UnansweredRun:
         problems.append(f"status callbacks: {run.callbacks}")
     if run.hangups:
         problems.append(f"the caller was hung up: {run.hangups}")
+    turns = [(t["speaker"], t["heard"]) for t in (run.record or {}).get("turns", [])]
+    if [speaker for speaker, _ in turns] != ["bot", "caller", "bot"] * 2:
+        problems.append(f"the call's record, both streams: {turns}")
+    elif turns[3][1] != run.unanswered_line or turns[5][1] != BOOKING_REPLY:
+        problems.append(f"the record of the stream back from the transfer: {turns[3:]}")
+    events = [(e["kind"], e["name"]) for e in (run.record or {}).get("events", [])]
+    if ("tool_call", "transfer_call") not in events or ("transfer", "manager") not in events:
+        problems.append(f"the transfer is not on record: {events}")
     run.outcome.problems, run.outcome.survived = problems, not problems
     run.outcome.figures = f"rang {RING_SECS} s; back on the bot on a new stream"
     return run

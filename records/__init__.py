@@ -1,0 +1,1 @@
+"""Call records: what each call was, captured as it happens, stored, served and measured."""
