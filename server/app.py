@@ -24,6 +24,8 @@ from pipelines.provider import ProviderAccess
 from pipelines.routing import PIPELINE_PARAMETER, load_routes
 from server.admission import ADMISSION_DIR_VARIABLE, Admission, RefusalLog
 from server.call import Call, run_call
+from server.console_auth import ConsoleAuth
+from server.console_routes import console_routes
 from server.drain import Drain, drain_on_exit_signals
 from server.greetings import GreetingCache
 from server.logs import configure_logging, register_environment_secrets, register_secrets
@@ -65,6 +67,8 @@ def create_app(
     )
     register_environment_secrets(dict(access.values))  # masked in every log line from now on
     register_secrets(*_tool_secrets(declarations, access))
+    api_token = settings.api_token.get_secret_value() if settings.api_token else None
+    register_secrets(*filter(None, [api_token]))
     routes = replace(routes, served=frozenset(served_pipelines(declarations, access, routes)))
     declarations = {name: declarations[name] for name in routes.served}
     validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
@@ -104,6 +108,8 @@ def create_app(
     app.state.admission = admission
     app.state.drain = drain
     app.include_router(transfer_routes(settings.public_url, validator, declarations))
+    console = ConsoleAuth(api_token, settings.public_url)
+    app.include_router(console_routes(console, tokens, lambda: sorted(declarations)))
 
     def refusal() -> str | None:
         """Why a new call is refused now, if it is."""
@@ -165,7 +171,10 @@ def create_app(
     @app.websocket(MEDIA_PATH + "/{token}")
     async def media(websocket: WebSocket, token: str) -> None:
         signature = websocket.headers.get("X-Twilio-Signature", "")
-        if not validator.validate(media_stream_url(settings.public_url, token), {}, signature):
+        signed = validator.validate(media_stream_url(settings.public_url, token), {}, signature)
+        # The console's browser calls come with its cookie instead (server.console_auth).
+        browser = not signed and console.browser_call_ok(websocket)
+        if not (signed or browser):
             logger.warning(f"rejected WS {MEDIA_PATH}: missing or wrong X-Twilio-Signature")
             await websocket.close(code=WS_1008_POLICY_VIOLATION)  # before accept: HTTP 403
             return
@@ -184,12 +193,15 @@ def create_app(
             await websocket.close(code=WS_1008_POLICY_VIOLATION)  # before accept: HTTP 403
             return
         try:
-            await serve_stream(websocket, call_sid)
+            await serve_stream(websocket, call_sid, browser=browser)
         finally:
             slot.release()
 
-    async def serve_stream(websocket: WebSocket, call_sid: str) -> None:
-        """One admitted media stream: its call, from `start` until either side hangs up."""
+    async def serve_stream(websocket: WebSocket, call_sid: str, *, browser: bool) -> None:
+        """One admitted media stream: its call, from `start` until either side hangs up.
+
+        `browser`: a call from the console's page, not through Twilio.
+        """
         await websocket.accept()
         try:
             start = _for_call(await read_stream_start(websocket), call_sid)
@@ -200,7 +212,7 @@ def create_app(
         pipeline, why = routes.choose(
             start.parameters.get(PIPELINE_PARAMETER), start.parameters.get("called")
         )
-        call = Call(start=start, pipeline=pipeline)
+        call = Call(start=start, pipeline=pipeline, browser=browser)
         with logger.contextualize(call_sid=start.call_sid, stream_sid=start.stream_sid):
             calls[start.call_sid] = call
             logger.info(f"call started with pipeline {pipeline!r} ({why})")

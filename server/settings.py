@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     workers: int = Field(default=0, ge=0)  # 0: one per CPU core
     max_calls: int | None = Field(default=None, ge=0)  # unset: CALLS_PER_WORKER per worker
     drain_timeout_secs: float = Field(default=30.0, ge=0, le=3600)
+    api_token: SecretStr | None = None  # the operator API and console; unset: they are off
 
     @property
     def worker_count(self) -> int:
