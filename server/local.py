@@ -48,6 +48,13 @@ async def serve_locally(
     overrides = {key.lower(): value for key, value in env.items()} | {"public_url": url}
     settings = Settings(_env_file=None, **overrides)
     app = create_app(settings, declarations, routes_file=routes_file, environ=env)
+    async with serving(app, sock):
+        yield LocalBot(url=url, app=app, settings=settings)
+
+
+@asynccontextmanager
+async def serving(app: FastAPI, sock: socket.socket) -> AsyncIterator[None]:
+    """Serve `app` with uvicorn on `sock` (from `free_socket`) until the block ends."""
     config = uvicorn.Config(
         app,
         log_config=None,
@@ -62,7 +69,7 @@ async def serve_locally(
             if task.done():
                 task.result()
             await asyncio.sleep(0.01)
-        yield LocalBot(url=url, app=app, settings=settings)
+        yield
     finally:
         server.should_exit = True
         await task

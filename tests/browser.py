@@ -79,10 +79,16 @@ class Browser:
             await asyncio.sleep(0.1)
 
     async def screenshot(self, name: str) -> Path:
-        """Save the window as `out/console/<name>.png`."""
+        """Save the whole page as `out/console/<name>.png`."""
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / f"{name}.png"
-        await self.run(lambda d: d.save_screenshot(str(path)))
+
+        def save(driver) -> None:
+            height = driver.execute_script("return document.documentElement.scrollHeight")
+            driver.set_window_size(1200, max(900, height))
+            driver.save_screenshot(str(path))
+
+        await self.run(save)
         return path
 
     async def console_errors(self) -> list[str]:
