@@ -29,6 +29,7 @@ from server.console_routes import console_routes
 from server.drain import Drain, drain_on_exit_signals
 from server.greetings import GreetingCache
 from server.logs import configure_logging, register_environment_secrets, register_secrets
+from server.pipeline_reload import PipelineReloader
 from server.served_pipelines import served_pipelines
 from server.settings import Settings, load_settings
 from server.size_limits import SizeLimits
@@ -51,13 +52,15 @@ def create_app(
     environ: dict[str, str] | None = None,
     admission_dir: Path | None = None,
     drain_on_signals: bool = False,
+    dev: bool = False,
 ) -> FastAPI:
     """The bot server for `settings`, serving the pipelines in `declarations`.
 
     Variables that pipelines name themselves come from `environ` (default: the process's).
     `admission_dir`: where the server's processes count their calls together (default: a
     private directory, for one process). `drain_on_signals`: SIGTERM/SIGINT drain the calls
-    before uvicorn stops (see `server.drain`); for a server that owns its process.
+    before uvicorn stops (see `server.drain`); for a server that owns its process. `dev`:
+    the pipeline files (`routes_file`'s directory) are reloaded on save.
     Raises `ConfigError` or `DeclarationError` naming what stops it from serving them.
     """
     routes_file = routes_file or pipelines_dir() / ROUTES_FILE
@@ -87,6 +90,26 @@ def create_app(
         claim=ClaimedSids(admission.directory / "stream-claims"),
     )
 
+    async def reload_pipelines() -> str:
+        """Load the pipeline files again and serve them from the next call on: what changed."""
+        nonlocal routes, access
+        fresh = load_declarations(routes_file.parent)
+        fresh_routes = load_routes(settings.pipeline, set(fresh), routes_file)
+        needs = {name for declaration in fresh.values() for name in declaration.needs()}
+        fresh_access = settings.provider_access(needs, environ)
+        served = served_pipelines(fresh, fresh_access, fresh_routes)
+        changed = {name: fresh[name] for name in served if declarations.get(name) != fresh[name]}
+        register_environment_secrets(dict(fresh_access.values))
+        register_secrets(*_tool_secrets(fresh, fresh_access))
+        await greetings.warm(changed, fresh_access)
+        declarations.clear()
+        declarations.update({name: fresh[name] for name in served})
+        routes, access = replace(fresh_routes, served=frozenset(served)), fresh_access
+        app.state.access = access
+        return ", ".join(sorted(changed)) or "nothing"
+
+    reloader = PipelineReloader(routes_file.parent, reload_pipelines) if dev else None
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.twilio = TwilioCalls(
@@ -96,8 +119,12 @@ def create_app(
         )
         await asyncio.to_thread(_preload, declarations)
         await greetings.warm(declarations, access)
+        if reloader:
+            reloader.start()
         with drain_on_exit_signals(drain) if drain_on_signals else nullcontext():
             yield
+        if reloader:
+            await reloader.stop()
         await app.state.twilio.close()
         admission.close()
 
@@ -107,6 +134,7 @@ def create_app(
     app.state.access = access
     app.state.admission = admission
     app.state.drain = drain
+    app.state.reloader = reloader
     app.include_router(transfer_routes(settings.public_url, validator, declarations))
     console = ConsoleAuth(api_token, settings.public_url)
     app.include_router(console_routes(console, tokens, lambda: sorted(declarations)))
