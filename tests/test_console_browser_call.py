@@ -6,21 +6,25 @@ audio and echoes its marks like Twilio's playout buffer.
 """
 
 import base64
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from browser import CHROMEDRIVER, CHROMIUM, MISSING, SCREENSHOTS, Browser, logged_in
 from calls import final_transcripts, heard_matches, user_texts
+from harness.barge_in import after_barge_in, assistant_words, words_heard, words_off
 from recordings import recording
 from standins.audio import pcm_to_ulaw, read_wav, write_wav
-from standins.script import BOOK_TABLE, BOOKING_REPLY, GREETING
+from standins.openai_replies import LONG_REPLY, scripted_reply
+from standins.script import BOOK_TABLE, BOOKING_REPLY, GREETING, long_reply_to_bookings
 from standins.speech import synthesize
 
 pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason=MISSING)
 
 TOKEN = "console-test-token-0123456789"
 QUIET_SECS = 5.0  # the microphone is silent while the greeting plays
+BARGE_IN_AFTER_SECS = 2.5  # the long reply starts ~0.8 s after the booking and lasts ~20 s
 
 
 @pytest.fixture
@@ -32,47 +36,71 @@ async def console_bot(standins, declarations):
         yield running
 
 
-@pytest.fixture
-def microphone():
-    """A WAV file for Chromium's fake microphone: a pause, then the caller books a table."""
-    quiet = np.zeros(int(QUIET_SECS * 8000), np.int16).tobytes()
-    pcm = quiet + read_wav(recording("book_table.wav"))
+def _quiet(secs: float) -> bytes:
+    return np.zeros(int(secs * 8000), np.int16).tobytes()
+
+
+def _microphone(name: str, *parts: bytes) -> Path:
+    """A WAV file for Chromium's fake microphone, under out/console/."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / "microphone_book_table.wav"
-    write_wav(path, pcm)
+    path = SCREENSHOTS / f"microphone_{name}.wav"
+    write_wav(path, b"".join(parts))
     return path
 
 
 @pytest.fixture
-async def browser(microphone):
-    """Headless Chromium hearing `microphone`."""
+async def browser():
+    """Headless Chromium; its microphone, after a pause for the greeting, books a table."""
+    microphone = _microphone(
+        "book_table", _quiet(QUIET_SECS), read_wav(recording("book_table.wav"))
+    )
     browser = await Browser.open(microphone=microphone)
     yield browser
     await browser.close()
 
 
-def _bursts(value: list[str]) -> list[bytes]:
-    return [base64.b64decode(burst) for burst in value]
+@pytest.fixture
+async def barging_browser():
+    """Headless Chromium whose microphone books a table, then cuts in on the reply."""
+    microphone = _microphone(
+        "barge_in",
+        _quiet(QUIET_SECS),
+        read_wav(recording("book_table.wav")),
+        _quiet(BARGE_IN_AFTER_SECS),
+        read_wav(recording("cancel.wav")),
+    )
+    browser = await Browser.open(microphone=microphone)
+    yield browser
+    await browser.close()
+
+
+async def _call_from_the_page(browser: Browser, url: str) -> None:
+    await logged_in(browser, url, TOKEN, page="talk")
+    await browser.wait_for("return document.getElementById('call')", what="the call button")
+    await browser.screenshot("talk")
+    await browser.click("#call")
+    await browser.wait_for("return window.browserPhone.state === 'connected'", what="connected")
+
+
+async def _heard_bursts(browser: Browser, count: int, last_bytes: int) -> list[bytes]:
+    """The page's bursts of bot audio, once there are `count` and the last has `last_bytes`."""
+    heard = await browser.wait_for(
+        f"const b = window.browserPhone.heardBursts();"
+        f"return b.length >= {count} && atob(b[{count - 1}]).length >= {last_bytes} && b",
+        timeout=40,
+        what=f"{count} replies played",
+    )
+    return [base64.b64decode(burst) for burst in heard]
 
 
 async def test_the_browser_hears_the_greeting_and_the_reply_to_what_its_microphone_said(
     console_bot, standins, browser
 ):
-    await logged_in(browser, console_bot.url, TOKEN, page="talk")
-    await browser.wait_for("return document.getElementById('call')", what="the call button")
-    await browser.screenshot("talk")
-    await browser.click("#call")
-    await browser.wait_for("return window.browserPhone.state === 'connected'", what="connected")
+    await _call_from_the_page(browser, console_bot.url)
     reply_bytes = len(pcm_to_ulaw(synthesize(BOOKING_REPLY).pcm)) - 320
-    heard = await browser.wait_for(
-        "const b = window.browserPhone.heardBursts();"
-        f"return b.length >= 2 && atob(b[1]).length >= {reply_bytes} && b",
-        timeout=30,
-        what="the greeting and the reply played",
-    )
+    greeting, reply = (await _heard_bursts(browser, 2, reply_bytes))[:2]
     await browser.screenshot("browser_call")
 
-    greeting, reply = _bursts(heard)[:2]
     assert heard_matches(greeting, GREETING)
     assert heard_matches(reply, BOOKING_REPLY)
     assert final_transcripts(standins) == [BOOK_TABLE]
@@ -91,3 +119,24 @@ async def test_the_browser_hears_the_greeting_and_the_reply_to_what_its_micropho
         await browser.wait_for("return true")
     assert standins.twilio.hangups == []  # no Twilio call behind it: nothing to hang up
     assert not await browser.console_errors()
+
+
+async def test_cutting_in_from_the_browser_clears_its_playout_and_the_context_holds_what_it_heard(
+    console_bot, standins, barging_browser
+):
+    standins.openai.responder = long_reply_to_bookings
+    await _call_from_the_page(barging_browser, console_bot.url)
+    await barging_browser.wait_for("return window.browserPhone.clears > 0", what="a clear")
+    cancel = "Actually, cancel that. I need to change my reservation."
+    answer = scripted_reply([{"role": "user", "content": cancel}], None).text
+    answer_bytes = len(pcm_to_ulaw(synthesize(answer).pcm)) - 320
+    greeting, cut, reply = (await _heard_bursts(barging_browser, 3, answer_bytes))[:3]
+    await barging_browser.screenshot("browser_call_barge_in")
+
+    assert heard_matches(greeting, GREETING)
+    long_reply = pcm_to_ulaw(synthesize(LONG_REPLY).pcm)
+    assert long_reply.startswith(cut[:-320]) and len(cut) < len(long_reply) / 2
+    assert heard_matches(reply, answer)
+    request = next(r.body for r in standins.openai.requests if after_barge_in(r.body))
+    heard = words_heard(LONG_REPLY, len(cut) / 8000)
+    assert words_off(heard, assistant_words(request)) <= 1, (heard, assistant_words(request))

@@ -4,6 +4,7 @@
 import { api, build, onUnauthorised, token } from "./common.js";
 import { BrowserPhone } from "./phone.js";
 import { callPage, callsPage, livePage, pipelinePage, pipelinesPage } from "./pages.js";
+import { TalkPage } from "./talk.js";
 
 const page = document.getElementById("page");
 let refresh = null; // the current page's poll timer
@@ -32,50 +33,9 @@ async function logOut() {
 }
 
 // One phone for the page's lifetime: a call goes on while the operator looks at other pages.
-const phone = new BrowserPhone(api, () => { if (location.hash === "#/talk") talkPage.render(); });
+const phone = new BrowserPhone(api, () => talkPage.changed());
+const talkPage = new TalkPage(phone);
 window.browserPhone = phone;
-
-const talkPage = {
-  async show(view) {
-    const { pipelines } = await api("/console/pipelines");
-    this.pipelines = pipelines;
-    this.view = view;
-    this.render();
-  },
-  render() {
-    if (!this.view) return;
-    const box = build("div", { className: "phone", id: "phone" }, [
-      build("h1", {}, ["Talk to the bot"]),
-      build("p", { className: "muted" }, [
-        "Your microphone and speaker, as a phone line: the same stream and pipeline a call gets, " +
-        "recorded like any other call."]),
-    ]);
-    if (phone.state === "idle" || phone.state === "ended") {
-      const select = build("select", { id: "pipeline" },
-        (this.pipelines || []).map((name) => build("option", { value: name }, [name])));
-      const button = build("button", { id: "call", type: "button" }, ["Call"]);
-      button.onclick = () => phone.call(select.value);
-      box.append(build("label", {}, ["Pipeline ", select]), button);
-    } else {
-      const button = build("button", { id: "hang-up", type: "button" }, ["Hang up"]);
-      button.onclick = () => phone.hangUp();
-      box.append(button);
-    }
-    box.append(
-      build("p", { id: "phone-state" }, [`State: ${phone.state}`,
-        phone.endReason ? ` (${phone.endReason})` : ""]),
-      build("p", { id: "phone-heard" }, [
-        `Bot audio heard: ${(phone.heardBytes / 8000).toFixed(1)} s in ${phone.bursts.length} ` +
-        `replies · marks echoed: ${phone.marksEchoed} · cleared: ${phone.clears}`]),
-    );
-    if (phone.callSid) {
-      box.append(build("p", {}, ["Call ", build("a", { href: `#/calls/${phone.callSid}` },
-        [phone.callSid])]));
-    }
-    if (phone.error) box.append(build("p", { className: "error" }, [phone.error]));
-    this.view.replaceChildren(box);
-  },
-};
 
 let shown = 0; // which navigation the page shows: a slower, older one never overwrites it
 
@@ -95,6 +55,7 @@ async function route() {
     talk: (view) => talkPage.show(view),
     live: (view) => livePage(view),
   }[section] || livePage;
+  if (section !== "talk") talkPage.view = null;
   const navigation = ++shown;
   const show = async () => {
     const view = build("div", { id: `page-${section}` });
