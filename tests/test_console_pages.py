@@ -8,6 +8,7 @@ real console routes, the records canned), and records what the pages asked for.
 import math
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -17,6 +18,7 @@ from server.console_auth import ConsoleAuth
 from server.console_routes import console_routes
 from server.local import free_socket, serving
 from server.stream_tokens import StreamTokens
+from telephony.mulaw import pcm_to_ulaw, ulaw_to_pcm
 
 pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason=MISSING)
 
@@ -229,3 +231,16 @@ async def test_the_console_refuses_a_wrong_token(console, browser):
     )
     assert error == "Wrong token."
     assert await browser.js("return document.cookie") == ""
+
+
+async def test_the_pages_mu_law_codec_is_bit_exact_with_the_servers(console, browser):
+    await browser.get(f"{console.state.url}/console")
+    encoded, decoded = await browser.js(
+        "return import('/console/static/mulaw.js').then(m => ["
+        " Array.from({length: 65536}, (_, i) => m.ulawEncode(i - 32768)),"
+        " Array.from({length: 256}, (_, i) => m.ulawDecode(i))])"
+    )
+    every_sample = np.arange(-32768, 32768, dtype=np.int16).tobytes()
+    assert bytes(encoded) == pcm_to_ulaw(every_sample)
+    every_byte = np.frombuffer(ulaw_to_pcm(bytes(range(256))), np.int16)
+    assert decoded == every_byte.tolist()

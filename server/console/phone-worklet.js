@@ -3,25 +3,10 @@
 // echoed once the audio queued before it has played, `clear` empties the buffer and echoes
 // every pending mark.
 
+import { ulawDecode, ulawEncode } from "./mulaw.js";
+
 const LINE_RATE = 8000;
 const PACKET = 160; // samples: 20 ms at 8 kHz, one Media Streams `media` message
-
-function ulawEncode(sample) { // sample: -1..1 → one G.711 μ-law byte
-  let pcm = Math.max(-32635, Math.min(32635, Math.round(sample * 32767)));
-  const sign = pcm < 0 ? 0x80 : 0;
-  if (sign) pcm = -pcm;
-  pcm += 0x84;
-  let exponent = 7;
-  for (let mask = 0x4000; (pcm & mask) === 0 && exponent > 0; mask >>= 1) exponent--;
-  const mantissa = (pcm >> (exponent + 3)) & 0x0f;
-  return ~(sign | (exponent << 4) | mantissa) & 0xff;
-}
-
-function ulawDecode(byte) { // one μ-law byte → -1..1
-  const u = ~byte & 0xff;
-  const t = (((u & 0x0f) << 3) + 0x84) << ((u & 0x70) >> 4);
-  return ((u & 0x80) ? 0x84 - t : t - 0x84) / 32768;
-}
 
 class PhoneLine extends AudioWorkletProcessor {
   constructor() {
@@ -78,7 +63,7 @@ class PhoneLine extends AudioWorkletProcessor {
       // Hold each line sample for 1/step context samples (the context is at 8 kHz or above).
       if (this.linePhase <= 0) {
         const byte = this.nextLineSample();
-        this.current = byte === null ? 0 : ulawDecode(byte);
+        this.current = byte === null ? 0 : ulawDecode(byte) / 32768;
         this.linePhase += 1;
       }
       this.linePhase -= this.step;
@@ -94,7 +79,8 @@ class PhoneLine extends AudioWorkletProcessor {
       this.micPhase += this.step;
       if (this.micPhase >= 1) {
         this.micPhase -= 1;
-        this.packet[this.packetFill++] = ulawEncode(this.micSum / this.micCount);
+        const sample = Math.round((this.micSum / this.micCount) * 32768);
+        this.packet[this.packetFill++] = ulawEncode(Math.max(-32768, Math.min(32767, sample)));
         this.micSum = 0; this.micCount = 0;
         if (this.packetFill === PACKET) {
           this.port.postMessage({ media: this.packet });
