@@ -85,8 +85,10 @@ class Browser:
 
         def save(driver) -> None:
             height = driver.execute_script("return document.documentElement.scrollHeight")
-            driver.set_window_size(1200, max(900, height))
+            metrics = {"width": 1200, "height": height, "deviceScaleFactor": 1, "mobile": False}
+            driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
             driver.save_screenshot(str(path))
+            driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
         await self.run(save)
         return path

@@ -82,23 +82,28 @@ async def _call_from_the_page(browser: Browser, url: str) -> None:
     await browser.wait_for("return window.browserPhone.state === 'connected'", what="connected")
 
 
-async def _heard_bursts(browser: Browser, count: int, last_bytes: int) -> list[bytes]:
-    """The page's bursts of bot audio, once there are `count` and the last has `last_bytes`."""
-    heard = await browser.wait_for(
-        f"const b = window.browserPhone.heardBursts();"
-        f"return b.length >= {count} && atob(b[{count - 1}]).length >= {last_bytes} && b",
-        timeout=40,
-        what=f"{count} replies played",
+async def _heard_bursts(browser: Browser, total: int) -> list[bytes]:
+    """The page's bursts of bot audio (split by pauses), once `total` bytes have played."""
+    await browser.wait_for(
+        f"return window.browserPhone.heardBytes >= {total}", timeout=40, what=f"{total} B played"
     )
-    return [base64.b64decode(burst) for burst in heard]
+    return [base64.b64decode(burst) for burst in await browser.js(_BURSTS)]
+
+
+_BURSTS = "return window.browserPhone.heardBursts()"
+
+
+def _played(text: str) -> int:
+    """Bytes of the stand-in voice saying `text` as the phone plays them: whole 40 ms chunks."""
+    spoken = len(pcm_to_ulaw(synthesize(text).pcm))
+    return spoken + (-spoken % 320)
 
 
 async def test_the_browser_hears_the_greeting_and_the_reply_to_what_its_microphone_said(
     console_bot, standins, browser
 ):
     await _call_from_the_page(browser, console_bot.url)
-    reply_bytes = len(pcm_to_ulaw(synthesize(BOOKING_REPLY).pcm)) - 320
-    greeting, reply = (await _heard_bursts(browser, 2, reply_bytes))[:2]
+    greeting, reply = await _heard_bursts(browser, _played(GREETING) + _played(BOOKING_REPLY))
     await browser.screenshot("browser_call")
 
     assert heard_matches(greeting, GREETING)
@@ -129,8 +134,11 @@ async def test_cutting_in_from_the_browser_clears_its_playout_and_the_context_ho
     await barging_browser.wait_for("return window.browserPhone.clears > 0", what="a clear")
     cancel = "Actually, cancel that. I need to change my reservation."
     answer = scripted_reply([{"role": "user", "content": cancel}], None).text
-    answer_bytes = len(pcm_to_ulaw(synthesize(answer).pcm)) - 320
-    greeting, cut, reply = (await _heard_bursts(barging_browser, 3, answer_bytes))[:3]
+    await barging_browser.wait_for("return window.browserPhone.bursts.length >= 3", what="a reply")
+    before = await barging_browser.js(
+        "const b = window.browserPhone.bursts; return b[0].length + b[1].length"
+    )
+    greeting, cut, reply = await _heard_bursts(barging_browser, before + _played(answer))
     await barging_browser.screenshot("browser_call_barge_in")
 
     assert heard_matches(greeting, GREETING)
@@ -140,3 +148,31 @@ async def test_cutting_in_from_the_browser_clears_its_playout_and_the_context_ho
     request = next(r.body for r in standins.openai.requests if after_barge_in(r.body))
     heard = words_heard(LONG_REPLY, len(cut) / 8000)
     assert words_off(heard, assistant_words(request)) <= 1, (heard, assistant_words(request))
+
+
+@pytest.fixture
+async def browser_asking_for_the_manager():
+    """Headless Chromium whose microphone asks for the manager (a transfer)."""
+    manager = read_wav(recording("manager.wav"))
+    browser = await Browser.open(microphone=_microphone("manager", _quiet(QUIET_SECS), manager))
+    yield browser
+    await browser.close()
+
+
+async def test_a_browser_call_is_never_transferred_through_twilio_the_bot_carries_on(
+    console_bot, standins, declarations, browser_asking_for_the_manager
+):
+    browser = browser_asking_for_the_manager
+    manager = declarations["default"].transfers[0]
+    handoff = pcm_to_ulaw(synthesize(manager.handoff).pcm)
+    await _call_from_the_page(browser, console_bot.url)
+    total = _played(GREETING) + _played(manager.handoff) + _played(manager.unanswered)
+    bursts = await _heard_bursts(browser, total)
+    then = b"".join(bursts[1:])  # the unanswered line may follow the hand-off without a pause
+
+    assert then.startswith(handoff[:-320])
+    assert heard_matches(then[_played(manager.handoff) :], manager.unanswered)
+    assert standins.twilio.requests == []  # no redirect, nobody dialled
+    (call,) = console_bot.app.state.calls.values()
+    assert call.transferred_to is None
+    assert call.context.get_messages()[-1] == {"role": "assistant", "content": manager.unanswered}

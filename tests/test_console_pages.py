@@ -79,7 +79,15 @@ def _records() -> list[dict]:
         _bot(4300, 820, INTERRUPTED, heard=HEARD),
         _caller(6200, "Actually, make it three."),
         _bot(7900, 910, "Sure, three it is. Let me check.")
-        | {"tool_calls": [{"name": "check_availability", "arguments": {"party_size": 3}}]},
+        | {
+            "tool_calls": [
+                {
+                    "name": "check_availability",
+                    "arguments": {"party_size": 3},
+                    "result": {"available": True},
+                }
+            ]
+        },
         _caller(11000, "", dtmf="4217#"),
         _bot(12600, 760, "Thank you. I have noted the number you entered."),
     ]

@@ -57,7 +57,7 @@ export function latencyChart(points) {
   chart.append(svg("text", { x: WIDTH - PAD - 130, y: HEIGHT - 8 },
     new Date(t0 + span).toLocaleString()));
   const table = build("table", { id: "latency-table" }, [
-    build("tr", {}, ["from", "replies", "p50 ms", "p90 ms"].map((h) => build("th", {}, [h]))),
+    build("tr", {}, ["around", "replies", "p50 ms", "p90 ms"].map((h) => build("th", {}, [h]))),
     ...series.map((b) => build("tr", {}, [new Date(b.at).toLocaleString(), b.count,
       Math.round(b.p50), Math.round(b.p90)].map((v) => build("td", {}, [String(v)])))),
   ]);
