@@ -80,7 +80,10 @@ def create_app(
     admission = Admission(admission_dir, settings.call_limit)
     drain = Drain(
         calls,
-        lambda call: declarations[call.pipeline].bot.shutdown_goodbye,
+        # A pipeline a dev reload removed mid-call: the default's words.
+        lambda call: (
+            (declarations.get(call.pipeline) or declarations[routes.default]).bot.shutdown_goodbye
+        ),
         timeout=settings.drain_timeout_secs,
         server_calls=admission.count,
     )

@@ -2,11 +2,15 @@
 
 import asyncio
 import shutil
+import sys
 
+import psutil
 import pytest
+from test_run_command import BOT, _health, clean_env
 
 from calls import heard_matches
 from pipelines.declaration import PIPELINES_DIR, ROUTES_FILE, load_declarations
+from server.local import free_socket
 from standins.script import GREETING, dial
 
 EDITED_GREETING = "Welcome to Luigi's. What can I do for you?"
@@ -32,6 +36,11 @@ async def dev_bot(standins, pipelines):
         yield running
 
 
+def _edit_greeting(pipelines) -> None:
+    default = pipelines / "default.toml"
+    default.write_text(default.read_text().replace(GREETING, EDITED_GREETING))
+
+
 async def _greeting(url: str) -> bytes:
     call = await dial(url)
     greeting = await call.listen()
@@ -54,15 +63,45 @@ async def test_a_saved_edit_answers_the_next_call_and_a_broken_file_keeps_the_la
     reloader = dev_bot.app.state.reloader
     assert heard_matches(await _greeting(dev_bot.url), GREETING)
 
-    default = pipelines / "default.toml"
-    default.write_text(default.read_text().replace(GREETING, EDITED_GREETING))
+    _edit_greeting(pipelines)
     await _until(lambda: reloader.reloads == 1, "the reload")
     assert heard_matches(await _greeting(dev_bot.url), EDITED_GREETING)
 
-    good = default.read_text()
-    default.write_text(good.replace('end = "smart-turn"', 'end = "whenever"'))
+    default = pipelines / "default.toml"
+    default.write_text(default.read_text().replace('end = "smart-turn"', 'end = "whenever"'))
     await _until(lambda: any("not reloaded" in line for line in log_lines), "the error")
     (error,) = [line for line in log_lines if "not reloaded" in line]
     assert "default.toml" in error and "turn.end" in error and "smart-turn" in error
     assert reloader.reloads == 1
     assert heard_matches(await _greeting(dev_bot.url), EDITED_GREETING)
+
+
+async def test_bot_py_serve_dev_runs_one_process_and_reloads_a_saved_file(standins, pipelines):
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    url = f"http://127.0.0.1:{port}"
+    env = clean_env(PORT=str(port), PUBLIC_URL=url, WORKERS="2", **standins.env())
+    env["PIPELINES_DIR"] = str(pipelines)
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, str(BOT), "serve", "--dev", env=env, stderr=asyncio.subprocess.PIPE
+    )
+    logged: list[str] = []
+
+    async def read_log() -> None:
+        assert server.stderr is not None
+        async for line in server.stderr:
+            logged.append(line.decode())
+
+    reading = asyncio.create_task(read_log())
+    try:
+        await _health(url)
+        children = psutil.Process(server.pid).children()
+        assert not [c for c in children if "python" in c.name()], "no worker processes"
+        _edit_greeting(pipelines)
+        await _until(lambda: any("pipeline files reloaded" in line for line in logged), "it")
+        assert heard_matches(await _greeting(url), EDITED_GREETING)
+    finally:
+        server.terminate()
+        await asyncio.wait_for(server.wait(), 10)
+        await reading
