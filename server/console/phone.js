@@ -47,16 +47,25 @@ export class BrowserPhone {
   async openAudio() {
     this.microphone = await navigator.mediaDevices.getUserMedia({ audio: true });
     try { // the browser resamples the microphone and the speaker to the line's rate
-      this.context = new AudioContext({ sampleRate: LINE_RATE });
-    } catch { // too low for this browser: the worklet resamples
-      this.context = new AudioContext();
+      await this.connectAudio(new AudioContext({ sampleRate: LINE_RATE }));
+    } catch { // a browser that cannot (Firefox: a microphone at another rate): the worklet does
+      await this.connectAudio(new AudioContext());
     }
-    await this.context.audioWorklet.addModule("/console/static/phone-worklet.js");
-    this.line = new AudioWorkletNode(this.context, "phone-line", { outputChannelCount: [1] });
-    this.line.port.onmessage = (event) => this.fromLine(event.data);
-    this.context.createMediaStreamSource(this.microphone).connect(this.line);
-    this.line.connect(this.context.destination);
-    await this.context.resume();
+  }
+
+  async connectAudio(context) {
+    try {
+      await context.audioWorklet.addModule("/console/static/phone-worklet.js");
+      const line = new AudioWorkletNode(context, "phone-line", { outputChannelCount: [1] });
+      line.port.onmessage = (event) => this.fromLine(event.data);
+      context.createMediaStreamSource(this.microphone).connect(line);
+      line.connect(context.destination);
+      await context.resume();
+      this.context = context; this.line = line;
+    } catch (error) {
+      context.close();
+      throw error;
+    }
   }
 
   openStream(call) {
