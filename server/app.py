@@ -139,8 +139,6 @@ def create_app(
     app.state.drain = drain
     app.state.reloader = reloader
     app.include_router(transfer_routes(settings.public_url, validator, declarations))
-    console = ConsoleAuth(api_token, settings.public_url)
-    app.include_router(console_routes(console, tokens, lambda: sorted(declarations)))
 
     def refusal() -> str | None:
         """Why a new call is refused now, if it is."""
@@ -149,6 +147,9 @@ def create_app(
         if not admission.has_room():
             return f"{admission.count()} calls in progress (MAX_CALLS {admission.capacity})"
         return None
+
+    console = ConsoleAuth(api_token, settings.public_url)
+    app.include_router(console_routes(console, tokens, lambda: sorted(declarations), refusal))
 
     @app.get("/health")
     async def health() -> JSONResponse:

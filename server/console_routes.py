@@ -22,9 +22,16 @@ _NO_TOKEN = {"error": "missing or wrong bearer token (API_TOKEN)"}
 
 
 def console_routes(
-    auth: ConsoleAuth, tokens: StreamTokens, pipelines: Callable[[], list[str]]
+    auth: ConsoleAuth,
+    tokens: StreamTokens,
+    pipelines: Callable[[], list[str]],
+    refusal: Callable[[], str | None] = lambda: None,
 ) -> APIRouter:
-    """`/console` and its endpoints; `pipelines()`: the pipelines a browser call may choose."""
+    """`/console` and its endpoints.
+
+    `pipelines()`: the pipelines a browser call may choose; `refusal()`: why the server takes
+    no new call now, if it does not (full, or shutting down).
+    """
     router = APIRouter()
 
     @router.get("/console")
@@ -83,6 +90,8 @@ def console_routes(
         if pipeline not in choices:
             error = f"'pipeline' must be one of {', '.join(choices)}; got {pipeline!r:.60}"
             return JSONResponse({"error": error}, status_code=400)
+        if reason := refusal():
+            return JSONResponse({"error": f"no new calls now: {reason}"}, status_code=503)
         call = new_browser_call(tokens, pipeline)
         logger.info(f"browser call {call.call_sid} to pipeline {pipeline!r} issued")
         return JSONResponse(call.as_json(), status_code=201)

@@ -133,3 +133,15 @@ async def test_the_media_stream_refuses_a_browser_without_the_cookie_or_from_ano
     assert await _upgrade_status(forged, {"Origin": origin, "Cookie": cookie}) == 403
     assert await _upgrade_status(stream, {"Origin": origin, "Cookie": cookie}) == 101
     assert await _upgrade_status(stream, {"Origin": origin, "Cookie": cookie}) == 403  # replayed
+
+
+async def test_no_browser_call_is_issued_while_the_server_drains(console_bot):
+    console_bot.app.state.drain.draining = True
+    async with httpx.AsyncClient(base_url=console_bot.url) as http:
+        refused = await http.post(
+            "/console/calls",
+            json={"pipeline": "default"},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+    assert refused.status_code == 503
+    assert refused.json() == {"error": "no new calls now: the server is shutting down"}
