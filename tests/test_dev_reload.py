@@ -6,11 +6,10 @@ import sys
 
 import psutil
 import pytest
-from test_run_command import BOT, _health, clean_env
+from test_run_command import BOT, _health, served_env
 
 from calls import heard_matches
 from pipelines.declaration import PIPELINES_DIR, ROUTES_FILE, load_declarations
-from server.local import free_socket
 from standins.script import GREETING, dial
 
 EDITED_GREETING = "Welcome to Luigi's. What can I do for you?"
@@ -77,12 +76,7 @@ async def test_a_saved_edit_answers_the_next_call_and_a_broken_file_keeps_the_la
 
 
 async def test_bot_py_serve_dev_runs_one_process_and_reloads_a_saved_file(standins, pipelines):
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    sock.close()
-    url = f"http://127.0.0.1:{port}"
-    env = clean_env(PORT=str(port), PUBLIC_URL=url, WORKERS="2", **standins.env())
-    env["PIPELINES_DIR"] = str(pipelines)
+    url, env = served_env(standins, PIPELINES_DIR=str(pipelines))
     server = await asyncio.create_subprocess_exec(
         sys.executable, str(BOT), "serve", "--dev", env=env, stderr=asyncio.subprocess.PIPE
     )
