@@ -1,6 +1,7 @@
 """The Twilio voice bot.
 
 python bot.py [serve]                 run the bot server (configuration: environment / .env)
+python bot.py serve --dev             the same, one process, pipeline files reloaded on save
 python bot.py call --offline [WAV…]   a phone call from the terminal against local stand-ins
                                       (a turn may press keys instead: keys:4217#)
 python bot.py call [WAV…]             the same call against the real providers (keys in .env)
@@ -50,7 +51,11 @@ def serve(args: argparse.Namespace) -> int:
             declarations = load_declarations()
             settings = load_settings()
             app = create_app(
-                settings, declarations, admission_dir=Path(calls_dir), drain_on_signals=True
+                settings,
+                declarations,
+                admission_dir=Path(calls_dir),
+                drain_on_signals=True,
+                dev=args.dev,
             )
         except ConfigError as e:
             environ = {**dotenv_values(".env"), **os.environ}
@@ -72,7 +77,7 @@ def _run(app: "FastAPI", settings: "Settings", args: argparse.Namespace, calls_d
     from server.admission import ADMISSION_DIR_VARIABLE
     from server.size_limits import MAX_WEBSOCKET_MESSAGE_BYTES
 
-    workers = settings.worker_count
+    workers = 1 if args.dev else settings.worker_count  # one process watches the files
     limit = settings.call_limit
     logger.info(
         f"serving on port {settings.port} with {workers} worker process(es), "
@@ -121,6 +126,9 @@ def main() -> int:
     commands = parser.add_subparsers(dest="command")
     serve_parser = commands.add_parser("serve", help="run the bot server")
     serve_parser.add_argument("--host", default="0.0.0.0")
+    serve_parser.add_argument(
+        "--dev", action="store_true", help="one process; pipeline files reloaded on save"
+    )
     call_parser = commands.add_parser("call", help="a simulated phone call from the terminal")
     call_parser.add_argument(
         "wav", nargs="*", help="caller turns: 8 kHz mono WAV files, or keys to press: keys:4217#"
@@ -145,7 +153,7 @@ def main() -> int:
     if args.command == "call":
         return call(args)
     if args.command is None:
-        args.host = "0.0.0.0"
+        args.host, args.dev = "0.0.0.0", False
     return serve(args)
 
 

@@ -60,6 +60,23 @@ class BargeIn:
         return words_off(self.heard_words, self.context_words)
 
 
+def words_off(heard: list[str], context: list[str]) -> int:
+    """How many words `context` differs from `heard`, after their common beginning."""
+    common = 0
+    for a, b in zip(heard, context, strict=False):
+        if a != b:
+            break
+        common += 1
+    return max(len(heard), len(context)) - common
+
+
+def words_heard(text: str, heard_s: float) -> list[str]:
+    """The words of the stand-in voice saying `text` that `heard_s` seconds of it let be heard."""
+    return [
+        w.word for w in synthesize(text).words if w.start_s + 0.5 * (w.end_s - w.start_s) < heard_s
+    ]
+
+
 async def barge_in(bot_url: str, standins: StandIns, offset: str, at_s: float) -> BargeIn:
     """One call: greeting, a booking, the long reply cut at `at_s` s by the caller."""
     call = await dial(bot_url)
@@ -74,7 +91,7 @@ async def barge_in(bot_url: str, standins: StandIns, offset: str, at_s: float) -
         raise AssertionError(f"no clear after the barge-in at {onset:.2f}s: {call.timeline[-40:]}")
     clear = clears[0]
     heard_s = sum(len(s.ulaw) for s in call.heard if reply_start <= s.start < clear) / 8000
-    request = next(r.body for r in standins.openai.requests if _after_barge_in(r.body))
+    request = next(r.body for r in standins.openai.requests if after_barge_in(r.body))
     await call.hang_up()
     return BargeIn(
         offset=offset,
@@ -84,30 +101,16 @@ async def barge_in(bot_url: str, standins: StandIns, offset: str, at_s: float) -
         latency_ms=(clear - onset) * 1000,
         audio_after_clear=old_audio_after(call, clear),
         heard_words=words_heard(LONG_REPLY, heard_s),
-        context_words=_assistant_words(request),
+        context_words=assistant_words(request),
     )
 
 
-def words_heard(text: str, heard_s: float) -> list[str]:
-    """The words of the stand-in voice saying `text` a caller heard in its first `heard_s`."""
-    return [w.word for w in synthesize(text).words if (w.start_s + w.end_s) / 2 < heard_s]
-
-
-def words_off(heard: list[str], recorded: list[str]) -> int:
-    """How many words `recorded` differs from `heard` by, past their common start."""
-    common = 0
-    for a, b in zip(heard, recorded, strict=False):
-        if a != b:
-            break
-        common += 1
-    return max(len(heard), len(recorded)) - common
-
-
-def _after_barge_in(body: dict) -> bool:
+def after_barge_in(body: dict) -> bool:
+    """A chat request made after the caller cut in (said "cancel")."""
     return "cancel" in last_user_text(body["messages"]).lower()
 
 
-def _assistant_words(body: dict) -> list[str]:
+def assistant_words(body: dict) -> list[str]:
     """Words of the interrupted reply as the LLM sees it, without our note."""
     said = [m["content"] for m in body["messages"] if m["role"] == "assistant"][-1]
     for note in (INTERRUPTED_NOTE, NOTHING_HEARD_NOTE, "…"):

@@ -37,10 +37,13 @@ from server.answered_by import AnsweredByBox
 from server.call import Call, run_call
 from server.call_records import DIRECTION_PARAMETER, CallRecords
 from server.calls_api import calls_api
+from server.console_auth import ConsoleAuth
+from server.console_routes import console_routes
 from server.drain import SHUTDOWN_REASON, Drain, drain_on_exit_signals
 from server.greetings import GreetingCache
 from server.logs import configure_logging, register_environment_secrets, register_secrets
 from server.outbound import VARIABLES_PARAMETER, parse_variables
+from server.pipeline_reload import PipelineReloader
 from server.served_pipelines import served_pipelines
 from server.settings import ConfigError, Settings, load_settings
 from server.signed_requests import signed_form
@@ -65,13 +68,15 @@ def create_app(
     environ: dict[str, str] | None = None,
     admission_dir: Path | None = None,
     drain_on_signals: bool = False,
+    dev: bool = False,
 ) -> FastAPI:
     """The bot server for `settings`, serving the pipelines in `declarations`.
 
     Variables that pipelines name themselves come from `environ` (default: the process's).
     `admission_dir`: where the server's processes count their calls together (default: a
     private directory, for one process). `drain_on_signals`: SIGTERM/SIGINT drain the calls
-    before uvicorn stops (see `server.drain`); for a server that owns its process.
+    before uvicorn stops (see `server.drain`); for a server that owns its process. `dev`:
+    the pipeline files (`routes_file`'s directory) are reloaded on save.
     Raises `ConfigError` or `DeclarationError` naming what stops it from serving them.
     """
     routes_file = routes_file or pipelines_dir() / ROUTES_FILE
@@ -81,6 +86,8 @@ def create_app(
     )
     register_environment_secrets(dict(access.values))  # masked in every log line from now on
     register_secrets(*_tool_secrets(declarations, access))
+    api_token = settings.api_token.get_secret_value() if settings.api_token else None
+    register_secrets(*filter(None, [api_token]))
     routes = replace(routes, served=frozenset(served_pipelines(declarations, access, routes)))
     declarations = {name: declarations[name] for name in routes.served}
     validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
@@ -89,7 +96,10 @@ def create_app(
     admission = Admission(admission_dir, settings.call_limit)
     drain = Drain(
         calls,
-        lambda call: declarations[call.pipeline].bot.shutdown_goodbye,
+        # A pipeline a dev reload removed mid-call: the default's words.
+        lambda call: (
+            (declarations.get(call.pipeline) or declarations[routes.default]).bot.shutdown_goodbye
+        ),
         timeout=settings.drain_timeout_secs,
         server_calls=admission.count,
     )
@@ -107,6 +117,26 @@ def create_app(
     )
     answers = AnsweredByBox(admission.directory / "answered-by")
 
+    async def reload_pipelines() -> str:
+        """Load the pipeline files again and serve them from the next call on: what changed."""
+        nonlocal routes, access
+        fresh = load_declarations(routes_file.parent)
+        fresh_routes = load_routes(settings.pipeline, set(fresh), routes_file)
+        needs = {name for declaration in fresh.values() for name in declaration.needs()}
+        fresh_access = settings.provider_access(needs, environ)
+        served = served_pipelines(fresh, fresh_access, fresh_routes)
+        changed = {name: fresh[name] for name in served if declarations.get(name) != fresh[name]}
+        register_environment_secrets(dict(fresh_access.values))
+        register_secrets(*_tool_secrets(fresh, fresh_access))
+        await greetings.warm(changed, fresh_access)
+        declarations.clear()
+        declarations.update({name: fresh[name] for name in served})
+        routes, access = replace(fresh_routes, served=frozenset(served)), fresh_access
+        app.state.access = access
+        return ", ".join(sorted(changed)) or "nothing"
+
+    reloader = PipelineReloader(routes_file.parent, reload_pipelines) if dev else None
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.twilio = TwilioCalls(
@@ -117,8 +147,12 @@ def create_app(
         await records.start()
         await asyncio.to_thread(_preload, declarations)
         await greetings.warm(declarations, access)
+        if reloader:
+            reloader.start()
         with drain_on_exit_signals(drain) if drain_on_signals else nullcontext():
             yield
+        if reloader:
+            await reloader.stop()
         await app.state.twilio.close()
         await records.close()  # after the drain: every call's last state is written
         admission.close()
@@ -131,6 +165,7 @@ def create_app(
     app.state.drain = drain
     app.include_router(twilio_callbacks(validator, settings.public_url, answers))
     app.state.records = records
+    app.state.reloader = reloader
     app.include_router(transfer_routes(settings.public_url, validator, declarations))
     if settings.api_token:  # unset: no operator API at all
         register_secrets(settings.api_token.get_secret_value())
@@ -161,6 +196,9 @@ def create_app(
     @app.get("/metrics")
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
+    console = ConsoleAuth(api_token, settings.public_url)
+    app.include_router(console_routes(console, tokens, lambda: sorted(declarations), refusal))
 
     @app.get("/health")
     async def health() -> JSONResponse:
@@ -216,7 +254,10 @@ def create_app(
     @app.websocket(MEDIA_PATH + "/{token}")
     async def media(websocket: WebSocket, token: str) -> None:
         signature = websocket.headers.get("X-Twilio-Signature", "")
-        if not validator.validate(media_stream_url(settings.public_url, token), {}, signature):
+        signed = validator.validate(media_stream_url(settings.public_url, token), {}, signature)
+        # The console's browser calls come with its cookie instead (server.console_auth).
+        browser = not signed and console.browser_call_ok(websocket)
+        if not (signed or browser):
             logger.warning(f"rejected WS {MEDIA_PATH}: missing or wrong X-Twilio-Signature")
             await websocket.close(code=WS_1008_POLICY_VIOLATION)  # before accept: HTTP 403
             return
@@ -236,12 +277,15 @@ def create_app(
             await websocket.close(code=WS_1008_POLICY_VIOLATION)  # before accept: HTTP 403
             return
         try:
-            await serve_stream(websocket, call_sid)
+            await serve_stream(websocket, call_sid, browser=browser)
         finally:
             slot.release()
 
-    async def serve_stream(websocket: WebSocket, call_sid: str) -> None:
-        """One admitted media stream: its call, from `start` until either side hangs up."""
+    async def serve_stream(websocket: WebSocket, call_sid: str, *, browser: bool) -> None:
+        """One admitted media stream: its call, from `start` until either side hangs up.
+
+        `browser`: a call from the console's page, not through Twilio.
+        """
         await websocket.accept()
         try:
             start = _for_call(await read_stream_start(websocket), call_sid)
@@ -257,6 +301,7 @@ def create_app(
             pipeline=pipeline,
             outbound=start.parameters.get("direction") == "outbound",
             variables=parse_variables(start.parameters.get(VARIABLES_PARAMETER)),
+            browser=browser,
         )
         with logger.contextualize(call_sid=start.call_sid, stream_sid=start.stream_sid):
             calls[start.call_sid] = call

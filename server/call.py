@@ -53,6 +53,7 @@ class Call:
     context: LLMContext | None = field(default=None, repr=False)
     transfers: CallTransfers | None = field(default=None, repr=False)
     transferred_to: str | None = None  # the transfer target Twilio was given the call for
+    browser: bool = False  # from the console's page: no Twilio call behind it
 
     async def say_and_end(self, text: str, reason: str) -> bool:
         """Say `text`, then hang up once it has been heard; False if the call is already ending.
@@ -175,6 +176,8 @@ async def run_call(
         logger.info(f"the call is Twilio's now, transferred to {call.transferred_to}: no hang-up")
     elif transport.caller_hung_up:
         call.lifecycle.caller_left()
+    elif call.browser:  # the transport closed the stream: that hangs up the page
+        logger.info("a browser call: no Twilio call to end")
     else:
         await twilio.hang_up(call.start.call_sid)
 

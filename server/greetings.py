@@ -37,6 +37,7 @@ class GreetingCache:
     async def warm(self, declarations: dict[str, Declaration], access: ProviderAccess) -> None:
         """Synthesize every pipeline's greeting; a failure is logged and that pipeline goes live."""
         for declaration in declarations.values():
+            self._spoken.pop(declaration.name, None)  # never an old greeting (pipeline reloads)
             if not declaration.tts:  # speech to speech: the service speaks the greeting
                 continue
             try:

@@ -38,16 +38,26 @@ async def serve_locally(
     env: dict[str, str],
     declarations: dict[str, Declaration],
     routes_file: Path = PIPELINES_DIR / ROUTES_FILE,
+    *,
+    dev: bool = False,
 ) -> AsyncIterator[LocalBot]:
     """Run the real server with `env` as its environment (PUBLIC_URL is set to where it listens).
 
-    `routes_file`: the routing table (default: pipelines/routes.toml).
+    `routes_file`: the routing table (default: pipelines/routes.toml); `dev`: its directory's
+    pipeline files are reloaded on save.
     """
     sock = free_socket()
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     overrides = {key.lower(): value for key, value in env.items()} | {"public_url": url}
     settings = Settings(_env_file=None, **overrides)
-    app = create_app(settings, declarations, routes_file=routes_file, environ=env)
+    app = create_app(settings, declarations, routes_file=routes_file, environ=env, dev=dev)
+    async with serving(app, sock):
+        yield LocalBot(url=url, app=app, settings=settings)
+
+
+@asynccontextmanager
+async def serving(app: FastAPI, sock: socket.socket) -> AsyncIterator[None]:
+    """Serve `app` with uvicorn on `sock` (from `free_socket`) until the block ends."""
     config = uvicorn.Config(
         app,
         log_config=None,
@@ -62,7 +72,7 @@ async def serve_locally(
             if task.done():
                 task.result()
             await asyncio.sleep(0.01)
-        yield LocalBot(url=url, app=app, settings=settings)
+        yield
     finally:
         server.should_exit = True
         await task

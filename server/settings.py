@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     workers: int = Field(default=0, ge=0)  # 0: one per CPU core
     max_calls: int | None = Field(default=None, ge=0)  # unset: CALLS_PER_WORKER per worker
     drain_timeout_secs: float = Field(default=30.0, ge=0, le=3600)
-    api_token: SecretStr | None = None  # the operator API (`/calls`); unset: it is off
+    api_token: SecretStr | None = None  # the operator API and console; unset: off
     data_dir: Path = Path("data")  # where the SQLite call records live without DATABASE_URL
     database_url: SecretStr | None = None  # postgresql://… (it may hold a password)
     call_webhook_url: str | None = None  # each finished call's record is POSTed here

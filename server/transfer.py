@@ -128,7 +128,11 @@ class CallTransfers:
         target = self._targets[name]
         # Set first: Twilio may stop the stream (and this pipeline) before its answer is read.
         self._call.transferred_to = name
-        handed = await (self._cold(target) if target.mode == "cold" else self._warm(target))
+        if self._call.browser:  # no Twilio call to hand over, and no one should be dialled
+            logger.info(f"a browser call: not transferred to {name} ({target.to})")
+            handed = False
+        else:
+            handed = await (self._cold(target) if target.mode == "cold" else self._warm(target))
         worker = self._call.worker
         assert worker is not None, "a running call"
         if handed:

@@ -28,8 +28,9 @@ os.environ["DATA_DIR"] = tempfile.mkdtemp(prefix="bot-test-data-")
 
 
 # A module that places calls through the real server, or runs the bench or a fault scenario,
-# runs in real time (seconds a test); the rest are unit tests (milliseconds).
+# or drives a browser, runs in real time (seconds a test); the rest are unit tests (milliseconds).
 _CALLS = ("dial(", "dial_into_", "serve_locally", "harness.faults", "bench", "bot.py", "run_call")
+_CALLS += ("Browser.open",)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -20,12 +20,17 @@ def clean_env(**extra: str) -> dict[str, str]:
     return keep | extra
 
 
-async def test_the_run_command_serves_health_and_answers_a_call(standins, tmp_path):
+def served_env(standins, **extra: str) -> tuple[str, dict[str, str]]:
+    """The URL a `bot.py` process will serve on, and its environment: two worker processes."""
     sock = free_socket()
     port = sock.getsockname()[1]
     sock.close()
     url = f"http://127.0.0.1:{port}"
-    env = clean_env(PORT=str(port), PUBLIC_URL=url, WORKERS="2", **standins.env())
+    return url, clean_env(PORT=str(port), PUBLIC_URL=url, WORKERS="2", **standins.env(), **extra)
+
+
+async def test_the_run_command_serves_health_and_answers_a_call(standins, tmp_path):
+    url, env = served_env(standins)
     server = await asyncio.create_subprocess_exec(
         sys.executable, str(BOT), cwd=tmp_path, env=env, stderr=asyncio.subprocess.DEVNULL
     )
