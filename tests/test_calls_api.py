@@ -4,9 +4,7 @@ import httpx
 import pytest
 
 from pipelines.declaration import load_declarations
-from server.app import create_app
 from server.local import serve_locally
-from server.settings import ConfigError, Settings
 from server.twilio_rest import RetryPolicy
 
 TOKEN = "test-api-token-0123456789"
@@ -109,8 +107,14 @@ async def test_without_api_token_the_api_is_off(standins):
     assert standins.twilio.requests == []
 
 
-def test_the_api_without_a_number_to_call_from_stops_the_server(standins):
-    env = {k.lower(): v for k, v in standins.env().items()} | {"api_token": TOKEN}
-    settings = Settings(_env_file=None, public_url="https://bot.example.com", **env)
-    with pytest.raises(ConfigError, match="TWILIO_PHONE_NUMBER is not set"):
-        create_app(settings, load_declarations(), environ=standins.env())
+async def test_without_a_number_to_call_from_no_call_is_placed_and_the_503_says_why(standins):
+    async with (
+        serve_locally(standins.env() | {"API_TOKEN": TOKEN}, load_declarations()) as bot,
+        httpx.AsyncClient(base_url=bot.url) as client,
+    ):
+        response = await client.post("/calls", json=ADA, headers=AUTH)
+        records = await client.get("/calls", headers=AUTH)
+    assert response.status_code == 503
+    assert "TWILIO_PHONE_NUMBER is not set" in response.json()["error"]
+    assert standins.twilio.requests == []
+    assert records.status_code == 200, "the records API works without it"
