@@ -95,6 +95,8 @@ class CallRecords:
         recorder.info.end_reason = end_reason(call, failed=failed)
         if call.transferred_to:  # Twilio has the call now: the bot's part of it is over
             recorder.event("transfer", call.transferred_to, {"result": "handed over to Twilio"})
+        if call.recording:  # Twilio's, with `[call] record`: where its audio is fetched
+            recorder.event("recording", call.recording.sid, {"url": call.recording.url})
         recorder.finish()
         self.metrics.ended.labels(recorder.info.end_reason).inc()
         self.metrics.in_progress.dec()

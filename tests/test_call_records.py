@@ -7,6 +7,7 @@ import asyncio
 
 import httpx
 
+from calls import recorded_call, spoken
 from harness.barge_in import words_heard, words_off
 from recordings import recording
 from server.local import serve_locally
@@ -26,12 +27,6 @@ def long_then_short(messages, tools):
     if "book a table" in last_user_text(messages).lower():
         return Reply(text=LONG_REPLY)
     return Reply(text="Okay, no problem.")
-
-
-async def spoken(call: SimulatedCall, name: str) -> float:
-    """Say the recording `name`; when the caller's voice ended (the caller's clock)."""
-    pcm = read_wav(recording(name))
-    return await call.say(pcm) + voice_span(pcm)[1]
 
 
 async def call_with_a_barge_in(url: str) -> tuple[SimulatedCall, dict]:
@@ -54,17 +49,6 @@ async def call_with_a_barge_in(url: str) -> tuple[SimulatedCall, dict]:
     return call, measured
 
 
-async def recorded_call(url: str, call_sid: str, *, ended: bool = True) -> dict:
-    """The call's record from the API, once it has ended (the writer is not waited on)."""
-    async with httpx.AsyncClient(base_url=url, headers=AUTH) as client:
-        for _ in range(100):
-            response = await client.get(f"/calls/{call_sid}")
-            if response.status_code == 200 and (response.json()["ended_at"] or not ended):
-                return response.json()
-            await asyncio.sleep(0.05)
-    raise AssertionError(f"no finished record of {call_sid}: {response.status_code}")
-
-
 async def test_a_call_with_a_barge_in_is_on_record_as_the_caller_heard_it(
     standins, declarations, database_url
 ):
@@ -73,7 +57,7 @@ async def test_a_call_with_a_barge_in_is_on_record_as_the_caller_heard_it(
     env = standins.env() | {"API_TOKEN": TOKEN, "DATABASE_URL": database_url}
     async with serve_locally(env, declarations) as bot:
         call, measured = await call_with_a_barge_in(bot.url)
-        record = await recorded_call(bot.url, call.call_sid)
+        record = await recorded_call(bot.url, call.call_sid, token=TOKEN)
         async with httpx.AsyncClient(base_url=bot.url) as client:
             metrics = (await client.get("/metrics")).text
 
@@ -122,7 +106,7 @@ async def test_the_call_list_is_newest_first_filtered_and_behind_the_token(
             await call.listen()
             await call.hang_up()
             sids.append(call.call_sid)
-            await recorded_call(bot.url, call.call_sid)
+            await recorded_call(bot.url, call.call_sid, token=TOKEN)
         async with httpx.AsyncClient(base_url=bot.url) as client:
             assert (await client.get("/calls")).status_code == 401
             wrong = {"Authorization": "Bearer not-the-token-at-all"}
@@ -157,7 +141,7 @@ async def test_keys_pressed_a_tool_call_and_the_farewell_are_on_record(standins,
         reply = await call.listen(timeout=10)
         await spoken(call, "goodbye.wav")
         await call.wait_closed(timeout=15)
-        record = await recorded_call(bot.url, call.call_sid)
+        record = await recorded_call(bot.url, call.call_sid, token=TOKEN)
 
     turns = record["turns"]
     assert [t["speaker"] for t in turns] == ["bot", "caller", "bot", "caller", "bot"]

@@ -8,11 +8,12 @@ audio and echoes its marks like Twilio's playout buffer.
 import base64
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
 from browser import CHROMEDRIVER, CHROMIUM, MISSING, SCREENSHOTS, Browser, logged_in
-from calls import final_transcripts, heard_matches, user_texts
+from calls import final_transcripts, heard_matches, recorded_call, user_texts
 from harness.barge_in import after_barge_in, assistant_words, words_heard, words_off
 from recordings import recording
 from standins.audio import pcm_to_ulaw, read_wav, write_wav
@@ -28,11 +29,14 @@ BARGE_IN_AFTER_SECS = 2.5  # the long reply starts ~0.8 s after the booking and 
 
 
 @pytest.fixture
-async def console_bot(standins, declarations):
-    """The real server with the console on (API_TOKEN set)."""
+async def console_bot(standins, declarations, tmp_path):
+    """The real server with the console on (API_TOKEN set), its records its own."""
     from server.local import serve_locally
 
-    async with serve_locally(standins.env() | {"API_TOKEN": TOKEN}, declarations) as running:
+    # API_TOKEN turns on outbound calls too, which need a number to call from.
+    env = standins.env() | {"API_TOKEN": TOKEN, "TWILIO_PHONE_NUMBER": "+15550100000"}
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'calls.db'}"
+    async with serve_locally(env, declarations) as running:
         yield running
 
 
@@ -124,6 +128,20 @@ async def test_the_browser_hears_the_greeting_and_the_reply_to_what_its_micropho
         await browser.wait_for("return true")
     assert standins.twilio.hangups == []  # no Twilio call behind it: nothing to hang up
     assert not await browser.console_errors()
+
+    # On record like any other call.
+    record = await recorded_call(console_bot.url, call.start.call_sid, token=TOKEN)
+    async with httpx.AsyncClient(base_url=console_bot.url) as client:
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        listed = (await client.get("/calls", headers=auth)).json()["calls"]
+    assert [(c["call_sid"], c["from"]) for c in listed] == [(call.start.call_sid, "browser")]
+    turns = [(t["speaker"], t["text"], t["heard"]) for t in record["turns"]]
+    assert turns == [
+        ("bot", GREETING, GREETING),
+        ("caller", BOOK_TABLE, None),
+        ("bot", BOOKING_REPLY, BOOKING_REPLY),
+    ]
+    assert record["turns"][2]["latency_ms"] > 0  # timed by the page's echoed marks
 
 
 async def test_cutting_in_from_the_browser_clears_its_playout_and_the_context_holds_what_it_heard(

@@ -1,132 +1,51 @@
-"""The console's record pages in headless Chromium, against call records shaped as the contract.
+"""The console's record pages in headless Chromium, reading the real records API.
 
-The records API (`GET /calls`, `GET /calls/{call_sid}`) is built on another branch: here a
-tiny server of the test answers with contract-shaped JSON on the console's own origin (the
-real console routes, the records canned), and records what the pages asked for.
+The real server (its own SQLite file) takes a simulated phone call: the greeting, a booking
+whose long reply the caller cuts in on, keys pressed, a goodbye (the `end_call` tool), recorded
+by Twilio. The browser watches it in progress, then shows it as `GET /calls/{call_sid}` has it.
 """
 
+import asyncio
 import math
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import datetime
 
 import numpy as np
 import pytest
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 
 from browser import CHROMEDRIVER, CHROMIUM, MISSING, Browser, logged_in
-from server.console_auth import ConsoleAuth
-from server.console_routes import console_routes
-from server.local import free_socket, serving
-from server.stream_tokens import StreamTokens
+from calls import recorded_call, spoken
+from pipelines.declaration import load_declarations
+from server.local import serve_locally
+from standins.script import dial, long_reply_to_bookings
 from telephony.mulaw import pcm_to_ulaw, ulaw_to_pcm
 
 pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason=MISSING)
 
 TOKEN = "console-pages-token-0123456789"
-START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-INTERRUPTED = "Of course. A table for two tomorrow at seven. May I have a name for the booking?"
-HEARD = "Of course. A table for two"
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
-def _bot(at_ms: int, latency_ms: int, text: str, heard: str | None = None) -> dict:
-    stages = {"turn_end_ms": 300, "stt_ms": 60, "llm_ms": latency_ms - 520, "tts_ms": 90}
-    stages["playout_ms"] = 70
-    return {
-        "speaker": "bot",
-        "text": text,
-        "heard": text if heard is None else heard,
-        "interrupted": heard is not None,
-        "at_ms": at_ms,
-        "latency_ms": latency_ms,
-        "stages": stages,
-    }
-
-
-def _caller(at_ms: int, text: str = "", dtmf: str | None = None) -> dict:
-    return {"speaker": "caller", "text": text, "dtmf": dtmf, "at_ms": at_ms}
-
-
-def _call(index: int, turns: list[dict], *, ended: bool = True) -> dict:
-    started = START + timedelta(hours=index)
-    return {
-        "call_sid": f"CA{index:032x}",
-        "direction": "inbound" if index % 2 else "outbound",
-        "from": f"+1555010{index:04d}",
-        "to": "+15550009999",
-        "pipeline": "default",
-        "started_at": _iso(started),
-        "ended_at": _iso(started + timedelta(minutes=2)) if ended else None,
-        "end_reason": "caller hung up" if ended else None,
-        "turns": turns,
-        "usage": {"llm_tokens": 420 + index, "tts_characters": 180, "stt_audio_secs": 31.5},
-    }
-
-
-def _records() -> list[dict]:
-    """Twelve calls an hour apart, newest first; the newest is in progress, call 5 has it all."""
-    calls = []
-    for index in range(12):
-        turns = [_bot(0, 600 + 10 * index, "Thanks for calling Luigi's.")]
-        turns += [_caller(2000, "What time do you open?"), _bot(4000, 700 + 25 * index, "At nine.")]
-        calls.append(_call(index, turns, ended=index < 11))
-    calls[5]["turns"] = [
-        _bot(0, 640, "Thanks for calling Luigi's. How can I help you today?"),
-        _caller(3100, "Hi, I'd like to book a table for two tomorrow at seven."),
-        _bot(4300, 820, INTERRUPTED, heard=HEARD),
-        _caller(6200, "Actually, make it three."),
-        _bot(7900, 910, "Sure, three it is. Let me check.")
-        | {
-            "tool_calls": [
-                {
-                    "name": "check_availability",
-                    "arguments": {"party_size": 3},
-                    "result": {"available": True},
-                }
-            ]
-        },
-        _caller(11000, "", dtmf="4217#"),
-        _bot(12600, 760, "Thank you. I have noted the number you entered."),
-    ]
-    calls[5]["recording_url"] = "/recordings/call-5.wav"
-    return calls[::-1]
+CUT_AFTER_SECS = 1.5  # of the long reply, heard before the caller cuts in
+_ROWS = "return [...document.querySelectorAll('#{} tbody tr')].map(r => r.dataset.callSid)"
 
 
 @pytest.fixture
-async def console():
-    """The console's routes and a canned records API on one origin; `.asked`: the queries."""
-    records = _records()
-    sock = free_socket()
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    auth = ConsoleAuth(TOKEN, url)
-    app = FastAPI()
-    tokens = StreamTokens("unused", claim=lambda *_: True)
-    app.include_router(console_routes(auth, tokens, lambda: ["default"]))
-    app.state.asked = []
+def declarations() -> dict:
+    """The shipped pipelines, the default one recording its calls through Twilio."""
+    shipped = load_declarations()
+    default = shipped["default"]
+    recorded = default.call.model_copy(update={"record": True})
+    return shipped | {"default": replace(default, call=recorded)}
 
-    @app.get("/calls")
-    async def calls(request: Request) -> JSONResponse:
-        if not auth.bearer_ok(request):
-            return JSONResponse({"error": "401"}, status_code=401)
-        query = dict(request.query_params)
-        app.state.asked.append(query)
-        chosen = [c for c in records if c["pipeline"] == query.get("pipeline", c["pipeline"])]
-        start = int(query.get("offset", 0))
-        listed = [{k: v for k, v in c.items() if k != "turns"} for c in chosen]
-        return JSONResponse({"calls": listed[start : start + int(query.get("limit", 50))]})
 
-    @app.get("/calls/{call_sid}")
-    async def call(call_sid: str, request: Request) -> JSONResponse:
-        if not auth.bearer_ok(request):
-            return JSONResponse({"error": "401"}, status_code=401)
-        return JSONResponse(next(c for c in records if c["call_sid"] == call_sid))
-
-    async with serving(app, sock):
-        app.state.url, app.state.records = url, records
-        yield app
+@pytest.fixture
+async def console_bot(standins, declarations, tmp_path):
+    """The real server with the console on, its records in a database of this test's own."""
+    standins.openai.responder = long_reply_to_bookings
+    standins.openai.tokens_per_second = 8  # still streaming when the caller cuts in
+    # API_TOKEN turns on outbound calls too, which need a number to call from.
+    env = standins.env() | {"API_TOKEN": TOKEN, "TWILIO_PHONE_NUMBER": "+15550100000"}
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'calls.db'}"
+    async with serve_locally(env, declarations) as running:
+        yield running
 
 
 @pytest.fixture
@@ -137,66 +56,8 @@ async def browser():
     await browser.close()
 
 
-_ROWS = "return [...document.querySelectorAll('#{} tbody tr')].map(r => r.dataset.callSid)"
-
-
-async def test_the_live_page_lists_the_calls_in_progress(console, browser):
-    await logged_in(browser, console.state.url, TOKEN)
-    live = await browser.wait_for(_ROWS.format("live-calls"), what="the live calls")
-    await browser.screenshot("live")
-    assert live == [c["call_sid"] for c in console.state.records if not c["ended_at"]]
-
-
-async def test_the_call_list_shows_the_newest_first_and_filters_by_pipeline(console, browser):
-    await logged_in(browser, console.state.url, TOKEN, page="calls")
-    rows = await browser.wait_for(_ROWS.format("calls"), what="the call list")
-    assert rows == [c["call_sid"] for c in console.state.records]
-    await browser.screenshot("calls")
-    await browser.type("#filters input[name=pipeline]", "default")
-    await browser.type("#filters input[name=number]", "+15550100005")
-    await browser.click("#filters button")
-    await browser.wait_for(_ROWS.format("calls"), what="the filtered list")
-    assert console.state.asked[-1] == {
-        "pipeline": "default",
-        "number": "+15550100005",
-        "limit": "50",
-        "offset": "0",
-    }
-
-
-async def test_a_call_shows_its_transcript_with_the_cut_struck_through_and_a_waterfall(
-    console, browser
-):
-    call = console.state.records[-6]  # call 5: barge-in, tool call, keypad, recording
-    await logged_in(browser, console.state.url, TOKEN, page=f"calls/{call['call_sid']}")
-    turns = await browser.wait_for(
-        "return [...document.querySelectorAll('#conversation .turn')].map(t => t.className)",
-        what="the conversation",
-    )
-    await browser.screenshot("call_barge_in")
-    assert turns == [f"turn {t['speaker']}" for t in call["turns"]]
-    cut = await browser.js(
-        "const t = document.querySelectorAll('#conversation .turn')[2];"
-        "return [t.querySelector('.said').textContent, t.querySelector('del').textContent,"
-        " !!t.querySelector('.cut')]"
-    )
-    assert cut == [HEARD, INTERRUPTED.removeprefix(HEARD).strip(), True]
-    assert await browser.text("#conversation .keys") == "⌨ 4217#"
-    assert "check_availability" in await browser.text("#conversation .tool")
-    recording = await browser.js("return document.getElementById('recording').src")
-    assert recording == console.state.url + call["recording_url"]
-    bars = await browser.js(
-        "return [...document.querySelectorAll('#waterfall .wrow')].map(r => ["
-        " r.querySelector('.total').textContent,"
-        " [...r.querySelectorAll('.seg')].map(s => [s.dataset.stage, s.style.width])])"
-    )
-    bot_turns = [t for t in call["turns"] if t["speaker"] == "bot"]
-    slowest = max(t["latency_ms"] for t in bot_turns)
-    assert [total for total, _ in bars] == [f"{t['latency_ms']} ms" for t in bot_turns]
-    for (_, segments), turn in zip(bars, bot_turns, strict=True):
-        widths = {stage: float(width.removesuffix("%")) for stage, width in segments}
-        expected = {s: 100 * ms / slowest for s, ms in turn["stages"].items()}
-        assert widths == pytest.approx(expected, abs=0.01)
+async def _go(browser: Browser, page: str) -> None:
+    await browser.js(f"location.hash = '#/{page}'")
 
 
 def _percentile(values: list[int], p: int) -> int:
@@ -204,20 +65,99 @@ def _percentile(values: list[int], p: int) -> int:
     return ordered[min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
-async def test_the_pipeline_page_charts_p50_and_p90_reply_latency_over_time(console, browser):
-    await logged_in(browser, console.state.url, TOKEN, page="pipelines/default")
+async def test_the_console_shows_a_phone_call_with_a_barge_in_as_the_records_api_has_it(
+    console_bot, standins, browser
+):
+    url = console_bot.url
+    await logged_in(browser, url, TOKEN)  # the live page
+    call = await dial(url)
+    await call.listen()
+    live = await browser.wait_for(_ROWS.format("live-calls"), what="the call in progress")
+    await browser.screenshot("live")
+    assert live == [call.call_sid]
+    await spoken(call, "book_table.wav")
+    await call.wait_for_bot_audio(timeout=10)
+    await asyncio.sleep(CUT_AFTER_SECS)
+    await spoken(call, "cancel.wav")
+    await call.listen(timeout=10)
+    await call.press("4217#")
+    await call.listen(timeout=10)
+    await spoken(call, "goodbye.wav")
+    await call.wait_closed(timeout=15)
+    record = await recorded_call(url, call.call_sid, token=TOKEN)
+    turns = record["turns"]
+    (cut,) = [t for t in turns if t["interrupted"]]
+    assert cut["heard"] and cut["text"] != cut["heard"]
+
+    # The list: this call, as the API lists it; a filter that leaves it out, asked of the API.
+    await _go(browser, "calls")
+    assert await browser.wait_for(_ROWS.format("calls"), what="the call list") == [call.call_sid]
+    row = await browser.text("#calls tbody tr")
+    assert record["from"] in row and record["end_reason"] in row
+    await browser.screenshot("calls")
+    await browser.type("#filters input[name=number]", "+15550000000")
+    await browser.click("#filters button")
+    await browser.wait_for(
+        "return document.querySelectorAll('#calls tbody tr').length === 0", what="no calls"
+    )
+    await _go(browser, "live")
+    none = "return document.querySelector('#page-live p')?.textContent"
+    assert await browser.wait_for(none, what="no calls in progress") == "None."
+
+    # The call: a conversation of its turns and events in order, the cut struck through.
+    await _go(browser, f"calls/{call.call_sid}")
+    bubbles = await browser.wait_for(
+        "return [...document.querySelectorAll('#conversation .turn')].map(t => t.className)",
+        what="the conversation",
+    )
+    await browser.screenshot("call_barge_in")
+    said = [(t["seq"], f"turn {t['speaker']}") for t in turns]
+    said += [(e["seq"], f"turn event {e['kind']}") for e in record["events"]]
+    assert bubbles == [name for _, name in sorted(said) if name != "turn event recording"]
+    index = turns.index(cut)
+    shown_cut = await browser.js(
+        "const turns = document.querySelectorAll('#conversation .bot, #conversation .caller');"
+        f"const t = turns[{index}];"
+        "return [t.querySelector('.said').textContent, t.querySelector('del').textContent,"
+        " !!t.querySelector('.cut')]"
+    )
+    assert shown_cut == [cut["heard"], cut["text"].removeprefix(cut["heard"]).strip(), True]
+    assert await browser.text("#conversation .keys") == "⌨ 4217#"
+    assert '⚙ end_call({}) → {"ended":true}' in await browser.text("#conversation .tool_call")
+    (recording,) = [e for e in record["events"] if e["kind"] == "recording"]
+    (sid,) = standins.twilio.recordings
+    assert recording["name"] == sid
+    link = await browser.js("return document.getElementById('recording').href")
+    assert link == f"{recording['detail']['url']}.mp3"
+    assert link.startswith(standins.twilio.http_url) and link.endswith(f"/Recordings/{sid}.mp3")
+
+    # The waterfall: one row per timed reply, each stage to scale, the API's numbers.
+    bars = await browser.js(
+        "return [...document.querySelectorAll('#waterfall .wrow')].map(r => ["
+        " r.querySelector('.total').textContent,"
+        " [...r.querySelectorAll('.seg')].map(s => [s.dataset.stage, s.style.width, s.title])])"
+    )
+    replies = [t for t in turns if t["speaker"] == "bot" and t["latency_ms"] is not None]
+    assert len(replies) == 4  # to the booking, to "cancel", to the keys, to "goodbye"
+    assert [total for total, _ in bars] == [f"{t['latency_ms']} ms" for t in replies]
+    slowest = max(t["latency_ms"] for t in replies)
+    for (_, segments), reply in zip(bars, replies, strict=True):
+        widths = {stage: float(width.removesuffix("%")) for stage, width, _ in segments}
+        expected = {s: 100 * ms / slowest for s, ms in reply["stages"].items() if ms > 0}
+        assert widths == pytest.approx(expected, abs=0.01)
+        drawn = [(stage, title.rpartition(": ")[2]) for stage, _, title in segments]
+        assert drawn == [(s, f"{ms} ms") for s, ms in reply["stages"].items() if ms > 0]
+
+    # The pipeline: p50 and p90 of these replies, over time.
+    await _go(browser, "pipelines/default")
     rows = await browser.wait_for(
         "const rows = [...document.querySelectorAll('#latency-table tr')].slice(1);"
         "return rows.length && rows.map(r => [...r.cells].slice(1).map(c => +c.textContent))",
         what="the latency table",
     )
     await browser.screenshot("pipeline_latency")
-    points = sorted(
-        (datetime.fromisoformat(c["started_at"]).timestamp() * 1000 + t["at_ms"], t["latency_ms"])
-        for c in console.state.records
-        for t in c["turns"]
-        if t["speaker"] == "bot"
-    )
+    started_ms = datetime.fromisoformat(record["started_at"]).timestamp() * 1000
+    points = sorted((started_ms + t["at_ms"], t["latency_ms"]) for t in replies)
     width = (points[-1][0] - points[0][0]) / 12
     buckets: dict[int, list[int]] = {}
     for at, ms in points:
@@ -227,10 +167,11 @@ async def test_the_pipeline_page_charts_p50_and_p90_reply_latency_over_time(cons
     ]
     assert rows == expected
     assert await browser.js("return document.querySelectorAll('#latency polyline').length") == 2
+    assert not await browser.console_errors()
 
 
-async def test_the_console_refuses_a_wrong_token(console, browser):
-    await browser.get(f"{console.state.url}/console")
+async def test_the_console_refuses_a_wrong_token(console_bot, browser):
+    await browser.get(f"{console_bot.url}/console")
     await browser.wait_for("return !document.getElementById('login').hidden", what="the log-in")
     await browser.type("#token", "not-the-token")
     await browser.click("#login button")
@@ -241,8 +182,8 @@ async def test_the_console_refuses_a_wrong_token(console, browser):
     assert await browser.js("return document.cookie") == ""
 
 
-async def test_the_pages_mu_law_codec_is_bit_exact_with_the_servers(console, browser):
-    await browser.get(f"{console.state.url}/console")
+async def test_the_pages_mu_law_codec_is_bit_exact_with_the_servers(console_bot, browser):
+    await browser.get(f"{console_bot.url}/console")
     encoded, decoded = await browser.js(
         "return import('/console/static/mulaw.js').then(m => ["
         " Array.from({length: 65536}, (_, i) => m.ulawEncode(i - 32768)),"

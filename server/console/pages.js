@@ -1,5 +1,5 @@
 // The record pages: calls in progress, the call list, one call, pipelines and their latency.
-// Field names are the records API's contract (README, "Call records").
+// Field names are the records API's (README, "Every call on record").
 
 import { api, build } from "./common.js";
 import { waterfall } from "./waterfall.js";
@@ -9,11 +9,10 @@ const PAGE_SIZE = 50;
 const FILTERS = ["since", "until", "number", "pipeline", "end_reason"];
 let listState = { offset: 0, filters: {} };
 
-// `GET /calls` answers a list, or an object with `calls` (and paging fields): both read.
+// `GET /calls`: `{calls, limit, offset, next_offset}`, the calls without their turns.
 async function listCalls(query) {
   const params = new URLSearchParams(Object.entries(query).filter(([, v]) => v !== "" && v != null));
-  const body = await api(`/calls?${params}`);
-  return Array.isArray(body) ? body : body.calls || [];
+  return api(`/calls?${params}`);
 }
 
 function when(iso) {
@@ -50,7 +49,7 @@ function callTable(calls, id) {
 }
 
 export async function livePage(page) {
-  const calls = (await listCalls({ limit: PAGE_SIZE })).filter((call) => !call.ended_at);
+  const { calls } = await listCalls({ in_progress: true, limit: PAGE_SIZE });
   page.replaceChildren(
     build("h1", {}, [`Calls in progress (${calls.length})`]),
     calls.length ? callTable(calls, "live-calls") : build("p", { className: "muted" }, ["None."]),
@@ -70,11 +69,12 @@ export async function callsPage(page) {
     listState = { offset: 0, filters: Object.fromEntries(new FormData(form)) };
     callsPage(page);
   };
-  const calls = await listCalls({ ...listState.filters, limit: PAGE_SIZE, offset: listState.offset });
+  const query = { ...listState.filters, limit: PAGE_SIZE, offset: listState.offset };
+  const { calls, next_offset: next } = await listCalls(query);
   const pager = build("p", {}, [
     pageButton("Newer", listState.offset > 0, -PAGE_SIZE, page),
     ` ${listState.offset + 1}–${listState.offset + calls.length} `,
-    pageButton("Older", calls.length === PAGE_SIZE, PAGE_SIZE, page),
+    pageButton("Older", next != null, PAGE_SIZE, page),
   ]);
   page.replaceChildren(build("h1", {}, ["Calls"]), form, callTable(calls, "calls"), pager);
 }
@@ -98,25 +98,36 @@ function botWords(turn) {
   ];
 }
 
-function toolLines(turn) {
-  return (turn.tool_calls || []).map((tool) => build("div", { className: "tool" }, [
-    `⚙ ${tool.name}(${JSON.stringify(tool.arguments ?? {})}) → ${JSON.stringify(tool.result ?? null)}`,
-  ]));
+function at(item) {
+  return `at ${((item.at_ms || 0) / 1000).toFixed(1)} s`;
 }
 
 function turnBubble(turn) {
-  const speaker = turn.speaker === "caller" || turn.speaker === "bot" ? turn.speaker : "event";
   const body = [];
-  if (speaker === "bot") body.push(...botWords(turn));
-  else if (speaker === "caller") {
-    if (turn.text) body.push(turn.text);
-    if (turn.dtmf) body.push(" ", build("span", { className: "keys", title: "keys pressed" }, [`⌨ ${turn.dtmf}`]));
-  } else body.push(`${turn.speaker}: ${turn.text || ""}`);
-  const meta = [`${speaker === "event" ? "" : speaker} at ${((turn.at_ms || 0) / 1000).toFixed(1)} s`];
+  if (turn.speaker === "bot") body.push(...botWords(turn));
+  else {
+    if (turn.dtmf) body.push(build("span", { className: "keys", title: "keys pressed" }, [`⌨ ${turn.dtmf}`]));
+    else body.push(turn.text);
+  }
+  const meta = [`${turn.speaker} ${at(turn)}`];
   if (turn.latency_ms != null) meta.push(` · reply ${Math.round(turn.latency_ms)} ms`);
   if (turn.interrupted) meta.push(" · interrupted");
-  return build("div", { className: `turn ${speaker}` }, [
-    build("div", {}, body), ...toolLines(turn), build("div", { className: "meta" }, meta),
+  return build("div", { className: `turn ${turn.speaker}` }, [
+    build("div", {}, body), build("div", { className: "meta" }, meta),
+  ]);
+}
+
+// A tool call, a transfer or a provider error, between the turns where it happened.
+function eventLine(event) {
+  const detail = event.detail || {};
+  const text = {
+    tool_call: () => `⚙ ${event.name}(${JSON.stringify(detail.arguments ?? {})}) → ` +
+      JSON.stringify(detail.error ?? detail.result ?? null),
+    transfer: () => `↪ transfer to ${event.name}: ${detail.result ?? ""}`,
+    error: () => `⚠ ${event.name}: ${detail.error ?? ""}`,
+  }[event.kind] || (() => `${event.kind} ${event.name}`);
+  return build("div", { className: `turn event ${event.kind}` }, [
+    build("div", {}, [text()]), build("div", { className: "meta" }, [at(event)]),
   ]);
 }
 
@@ -134,15 +145,23 @@ function facts(call) {
 
 export async function callPage(page, callSid) {
   const call = await api(`/calls/${encodeURIComponent(callSid)}`);
-  const turns = call.turns || [];
-  const recording = call.recording_url
-    ? build("audio", { controls: true, src: call.recording_url, id: "recording" }) : null;
+  const { turns, events } = call;
+  // Turns and events are numbered in one sequence, in the order they happened.
+  const said = [...turns.map((t) => [t.seq, turnBubble(t)]), ...events
+    .filter((e) => e.kind !== "recording").map((e) => [e.seq, eventLine(e)])];
+  const recorded = events.find((e) => e.kind === "recording");
+  // Twilio serves a recording's audio at its URL plus `.mp3` (with the account's credentials
+  // unless the account lets media be fetched without them).
+  const recording = recorded ? [build("p", {}, [build("a", {
+    id: "recording", href: `${recorded.detail.url}.mp3`, target: "_blank",
+  }, [`Recording ${recorded.name} (Twilio)`])])] : [];
   page.replaceChildren(
     build("h1", {}, [`Call ${call.call_sid}`]),
     facts(call),
-    recording,
+    ...recording,
     build("h2", {}, ["Conversation"]),
-    build("div", { className: "conversation", id: "conversation" }, turns.map(turnBubble)),
+    build("div", { className: "conversation", id: "conversation" },
+      said.sort(([a], [b]) => a - b).map(([, element]) => element)),
     build("h2", {}, ["Reply latency, turn by turn"]),
     waterfall(turns.filter((t) => t.speaker === "bot" && t.latency_ms != null)),
   );
@@ -156,10 +175,10 @@ export async function pipelinesPage(page) {
 
 // The latency of a pipeline's recent calls: their bot turns, with the call's start time.
 export async function pipelinePage(page, pipeline) {
-  const calls = await listCalls({ pipeline, limit: 200 });
-  const detailed = await Promise.all(calls.slice(0, 100).map((call) => call.turns
-    ? call : api(`/calls/${encodeURIComponent(call.call_sid)}`)));
-  const points = detailed.flatMap((call) => (call.turns || [])
+  const { calls } = await listCalls({ pipeline, limit: 100 });
+  const detailed = await Promise.all(
+    calls.map((call) => api(`/calls/${encodeURIComponent(call.call_sid)}`)));
+  const points = detailed.flatMap((call) => call.turns
     .filter((t) => t.speaker === "bot" && t.latency_ms != null)
     .map((t) => ({ at: new Date(call.started_at).getTime() + (t.at_ms || 0), ms: t.latency_ms })));
   page.replaceChildren(

@@ -2,9 +2,10 @@
 
 import { build } from "./common.js";
 
-export const STAGES = ["turn_end_ms", "stt_ms", "llm_ms", "tts_ms", "playout_ms"];
+// In the order the API's `stages` follow one another (README, "Every call on record").
+export const STAGES = ["stt_ms", "turn_end_ms", "llm_ms", "tts_ms", "playout_ms"];
 const LABELS = {
-  turn_end_ms: "turn end", stt_ms: "STT", llm_ms: "LLM first token",
+  stt_ms: "STT", turn_end_ms: "turn end", llm_ms: "LLM first token",
   tts_ms: "TTS first audio", playout_ms: "playout",
 };
 
