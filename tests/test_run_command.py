@@ -66,11 +66,12 @@ def test_missing_configuration_stops_start_up_naming_each_variable(tmp_path):
 
 async def _health(url: str) -> dict:
     async with aiohttp.ClientSession() as session:
-        for _ in range(300):
+        for _ in range(600):  # a minute: models, migrations and workers start first
             try:
                 async with session.get(url + "/health") as response:
                     if response.status == 200:
                         return await response.json()
             except aiohttp.ClientConnectionError:
-                await asyncio.sleep(0.1)
+                pass
+            await asyncio.sleep(0.1)
     raise AssertionError(f"{url}/health never answered")

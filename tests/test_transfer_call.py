@@ -1,6 +1,7 @@
 """Transfers to a person, cold and warm, through whole calls against the stand-ins."""
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
@@ -69,8 +70,15 @@ WARM = {"mode": "warm", "hold_music": HOLD_MUSIC}
 
 @pytest.fixture
 def declarations(request) -> dict:
-    """The shipped pipelines; with a parameter, the default one's manager changed by it."""
-    return with_manager(**getattr(request, "param", {}))
+    """The shipped pipelines; with a parameter, the default one's manager (and keys) changed."""
+    changes = dict(getattr(request, "param", {}))
+    shortcuts = changes.pop("shortcuts", None)
+    shipped = with_manager(**changes)
+    if shortcuts:
+        default = shipped["default"]
+        keypad = default.keypad.model_copy(update={"shortcuts": shortcuts})
+        shipped["default"] = replace(default, keypad=keypad)
+    return shipped
 
 
 async def joined(voice, room: str, count: int):
@@ -116,6 +124,7 @@ async def test_a_warm_transfer_holds_the_caller_while_the_manager_hears_a_summar
     assert twilio.hangups == [], "the bot never hung the caller up"
 
 
+@pytest.mark.parametrize("declarations", [{"shortcuts": {"0": "transfer"}}], indirect=True)
 async def test_the_transfer_key_hands_the_caller_to_the_manager_without_the_llm(bot, standins):
     call = await dial(bot.url)
     standins.twilio.voice.attach(call)
