@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.lock | cut -c1-12)
 
-.PHONY: install run test test-unit call barge-in false-barge-in faults bench turns lint
+.PHONY: install system-packages run test test-unit call barge-in false-barge-in faults bench turns lint
 
 $(STAMP): requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -20,12 +20,16 @@ run: $(STAMP)
 ## run the whole test suite, offline: unit tests and real-time calls, in parallel processes
 ## (the calls mostly wait on the clock, so more processes than cores pays)
 TEST_WORKERS ?= 4
-test: $(STAMP)
+test: $(STAMP) system-packages
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal $(ARGS)
 
 ## only the unit tests (no real-time calls): about a minute
 test-unit: $(STAMP)
 	$(PY) -m pytest -n $(TEST_WORKERS) -m "not call" $(ARGS)
+
+## Debian packages the tests need (PostgreSQL, Chromium), if missing
+system-packages:
+	tools/system_packages.sh
 
 ## a simulated phone call against local stand-ins
 call: $(STAMP)
