@@ -91,7 +91,7 @@ async def barge_in(bot_url: str, standins: StandIns, offset: str, at_s: float) -
         raise AssertionError(f"no clear after the barge-in at {onset:.2f}s: {call.timeline[-40:]}")
     clear = clears[0]
     heard_s = sum(len(s.ulaw) for s in call.heard if reply_start <= s.start < clear) / 8000
-    request = next(r.body for r in standins.openai.requests if after_barge_in(r.body))
+    request = answer_to_barge_in(standins)
     await call.hang_up()
     return BargeIn(
         offset=offset,
@@ -105,9 +105,14 @@ async def barge_in(bot_url: str, standins: StandIns, offset: str, at_s: float) -
     )
 
 
-def after_barge_in(body: dict) -> bool:
-    """A chat request made after the caller cut in (said "cancel")."""
-    return "cancel" in last_user_text(body["messages"]).lower()
+def answer_to_barge_in(standins: StandIns) -> dict:
+    """The chat request whose reply answered the caller's cut-in (they said "cancel").
+
+    The last one: a speculative request made at a pause in the cut-in, before the cut reply
+    reached the context, is withdrawn and asked again (`SpeculativeTurnStop`).
+    """
+    asked = [r.body for r in standins.openai.requests]
+    return [body for body in asked if "cancel" in last_user_text(body["messages"]).lower()][-1]
 
 
 def assistant_words(body: dict) -> list[str]:

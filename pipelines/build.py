@@ -104,7 +104,9 @@ def build_pipeline(
         return build_speech_to_speech(declaration, transport, access, lifecycle, hand_off)
     assert declaration.stt and declaration.llm and declaration.tts, "a cascaded pipeline"
     vad = vad_analyzer(declaration.turn)
-    context, aggregators = call_context(declaration, turns(declaration, vad), lifecycle, vad)
+    context = tool_context(declaration)
+    strategies = turns(declaration, vad, context)
+    context, aggregators = call_context(declaration, strategies, lifecycle, vad, context)
     llm = make_service(declaration.llm, declaration, access)
     ahead = ReplyAhead() if declaration.turn.speculative else None
     keypad = make_keypad(declaration, context, lifecycle)
@@ -140,22 +142,27 @@ def call_context(
     strategies: UserTurnStrategies,
     lifecycle: CallLifecycle,
     vad: SharedSileroVADAnalyzer,
+    context: LLMContext | None = None,
 ) -> tuple[LLMContext, LLMContextAggregatorPair]:
-    """A call's LLM context and the aggregators that fill it.
+    """A call's LLM context (`context`, or a new `tool_context`) and the aggregators that fill it.
 
     The user side runs `vad` and `strategies`; the caller is muted once the call is ending,
-    and the callee of an outbound call until Twilio says who answered. The LLM is offered
-    `end_call` and the declared HTTP tools.
+    and the callee of an outbound call until Twilio says who answered.
     """
-    transfer = [transfer_tool(declaration.transfers)] if declaration.transfers else []
-    tools = [END_CALL, *transfer, *(tool.schema() for tool in declaration.tools)]
-    context = LLMContext(tools=ToolsSchema(standard_tools=tools))
+    context = context or tool_context(declaration)
     user_params = LLMUserAggregatorParams(
         vad_analyzer=vad,
         user_turn_strategies=strategies,
         user_mute_strategies=[EndingCallMuteStrategy(lifecycle), ScreeningMuteStrategy(lifecycle)],
     )
     return context, LLMContextAggregatorPair(context, user_params=user_params)
+
+
+def tool_context(declaration: Declaration) -> LLMContext:
+    """An empty context offering the LLM `end_call`, the transfer and the declared HTTP tools."""
+    transfer = [transfer_tool(declaration.transfers)] if declaration.transfers else []
+    tools = [END_CALL, *transfer, *(tool.schema() for tool in declaration.tools)]
+    return LLMContext(tools=ToolsSchema(standard_tools=tools))
 
 
 def make_keypad(declaration: Declaration, context: LLMContext, lifecycle: CallLifecycle) -> Keypad:
@@ -218,13 +225,15 @@ def vad_analyzer(turn: Turn) -> SharedSileroVADAnalyzer:
 
 
 def turns(
-    declaration: Declaration, vad: SharedSileroVADAnalyzer | None = None
+    declaration: Declaration,
+    vad: SharedSileroVADAnalyzer | None = None,
+    context: LLMContext | None = None,
 ) -> UserTurnStrategies:
     """When the caller's turn starts and ends, as the declaration's [turn] says.
 
-    Given the call's `vad` (its windows say when the caller falls silent), a cascade with
-    `speculative` on answers the caller's pauses ahead (with Flux: its eager end of turn); a
-    speech-to-speech service answers only the turns it is given.
+    Given the call's `vad` (its windows say when the caller falls silent) and `context`, a
+    cascade with `speculative` on answers the caller's pauses ahead (with Flux: its eager end
+    of turn); a speech-to-speech service answers only the turns it is given.
     """
     turn = declaration.turn
     if declaration.turn_end == "provider" and declaration.speech_to_speech:
@@ -235,22 +244,20 @@ def turns(
         )
         stop = EagerFluxTurnStop() if turn.speculative else ExternalUserTurnStopStrategy()
         return UserTurnStrategies(start=[guarded], stop=[stop])
-    speculates = vad and turn.speculative and not declaration.speech_to_speech
+    speculates = turn.speculative and not declaration.speech_to_speech
+    speculation = _speculation(turn, vad, context) if speculates and vad and context else None
     # Explicit stop strategy: the default loads a Smart Turn model per call (~44 MB).
     return UserTurnStrategies(
         start=[
             MinSpeechUserTurnStartStrategy(min_speech_secs=turn.min_barge_in_secs),
             MinWordsUserTurnStartStrategy(min_words=turn.min_barge_in_words),
         ],
-        stop=[_turn_stop(turn, declaration.turn_end, vad if speculates else None)],
+        stop=[_turn_stop(turn, declaration.turn_end, speculation)],
     )
 
 
-def _turn_stop(
-    turn: Turn, end: str, vad: SharedSileroVADAnalyzer | None = None
-) -> BaseUserTurnStopStrategy:
-    """The strategy that ends the turn; with `vad`, it speculates on the caller's pauses."""
-    speculation = _speculation(turn, vad) if vad else {}
+def _turn_stop(turn: Turn, end: str, speculation: dict | None = None) -> BaseUserTurnStopStrategy:
+    """The strategy that ends the turn; with `speculation`, it answers the caller's pauses."""
     if end == "smart-turn":
         # Smart Turn's own silence limit only bounds the audio it keeps: the wait is ours.
         params = SmartTurnParams(stop_secs=turn.vad_stop_secs + turn.smart_turn_max_secs + 1)
@@ -261,17 +268,18 @@ def _turn_stop(
             "unsure_secs": turn.user_speech_timeout,
             "unfinished_below": turn.smart_turn_unfinished_below,
         }
-        if vad:
+        if speculation:
             return SpeculativeSmartTurnStop(**judged, **speculation)
         return SmartTurnStop(**judged)
-    if vad:
+    if speculation:
         return SpeculativeSilenceStop(user_speech_timeout=turn.user_speech_timeout, **speculation)
     return SilenceTimedTurnStopStrategy(user_speech_timeout=turn.user_speech_timeout)
 
 
-def _speculation(turn: Turn, vad: SharedSileroVADAnalyzer) -> dict:
+def _speculation(turn: Turn, vad: SharedSileroVADAnalyzer, context: LLMContext) -> dict:
     return {
         "vad": vad,
+        "context": context,
         "pause_secs": turn.speculate_after_secs,
         "resume_secs": turn.vad_start_secs,
         "max_per_turn": turn.max_speculative_replies,

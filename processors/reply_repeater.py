@@ -8,12 +8,16 @@ from pipecat.frames.frames import (
     LLMFullResponseStartFrame,
     LLMTextFrame,
     TTSSpeakFrame,
-    UserStartedSpeakingFrame,
-    UserStoppedSpeakingFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from turns.frames import RepeatReplyFrame, ReplyWithdrawnFrame, SpeculativeReplyFrame
+from turns.frames import (
+    RepeatReplyFrame,
+    ReplyConfirmedFrame,
+    ReplyWithdrawnFrame,
+    SpeculativeReplyFrame,
+)
+from turns.held_reply import HeldReply
 
 
 class ReplyRepeater(FrameProcessor):
@@ -29,7 +33,7 @@ class ReplyRepeater(FrameProcessor):
     | LLMFullResponseStart, LLMText…, LLMFullResponseEnd | same; the text is the last reply   |
     | TTSSpeak ↓                                         | same; its text is the last reply   |
     | Interruption ↓ mid-reply                           | same; the text so far is the last  |
-    | SpeculativeReply ↓, then a reply                   | same; last only at UserStopped ↓   |
+    | SpeculativeReply ↓, then a reply                   | same; last only at ReplyConfirmed ↓|
     | ReplyWithdrawn ↓                                   | same; the speculative reply is not |
     | RepeatReply ↓                                      | TTSSpeak(last reply) ↓             |
     """
@@ -38,8 +42,7 @@ class ReplyRepeater(FrameProcessor):
         """Nothing said yet but the `greeting`."""
         super().__init__(**kwargs)
         self._last = greeting
-        self._turn_open = False
-        self._next_speculative = False
+        self._reply = HeldReply()
         self._speculative = False  # the reply streaming answers a turn not yet over
         self._streaming: list[str] | None = None  # the reply the LLM is writing
         self._held = ""  # a speculative reply written whole, waiting for its turn's end
@@ -56,25 +59,24 @@ class ReplyRepeater(FrameProcessor):
 
     def _follow(self, frame: Frame) -> None:
         if isinstance(frame, SpeculativeReplyFrame):
-            self._next_speculative = self._turn_open  # else it answers a turn already over
-        elif isinstance(frame, UserStartedSpeakingFrame):
-            self._turn_open = True
+            self._reply.mark()
         elif isinstance(frame, LLMFullResponseStartFrame):
-            self._streaming, self._speculative = [], self._next_speculative
-            self._next_speculative = False
+            self._streaming, self._speculative = [], self._reply.starts_held()
         elif isinstance(frame, LLMTextFrame) and self._streaming is not None:
             self._streaming.append(frame.text)
         elif isinstance(frame, LLMFullResponseEndFrame):
             self._reply_written()
         elif isinstance(frame, ReplyWithdrawnFrame):
+            self._reply.forget()
             self._streaming, self._held, self._speculative = None, "", False
         elif isinstance(frame, InterruptionFrame):
+            self._reply.forget()
             self._reply_written()
             self._held = ""
-        elif isinstance(frame, UserStoppedSpeakingFrame):
-            self._turn_open = self._speculative = False  # the turn ended on it: the reply is heard
+        elif isinstance(frame, ReplyConfirmedFrame):  # the turn ended on it: it is heard
+            self._reply.confirm(holding=self._speculative or bool(self._held))
             self._last = self._held or self._last
-            self._held = ""
+            self._held, self._speculative = "", False
         elif isinstance(frame, TTSSpeakFrame):
             self._last = frame.text
 

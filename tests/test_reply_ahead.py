@@ -1,10 +1,13 @@
 """ReplyAhead: a speculative context goes to the LLM as an ordinary one, behind a hold marker;
-a withdrawal, or a tool the speculation wants, becomes a `ReplyWithdrawnFrame`."""
+the strategy's verdict, in order behind it, releases it or withdraws it; so does a tool the
+speculation wants while the turn is open."""
 
 from pipecat.frames.frames import (
     EagerEndOfTurnCancelFrame,
     Frame,
+    InterruptionFrame,
     LLMContextFrame,
+    UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
 from pipecat.pipeline.pipeline import Pipeline
@@ -14,7 +17,13 @@ from pipecat.services.llm_service import FunctionCallParams
 from pipecat.tests.utils import SleepFrame, run_test
 
 from processors.reply_ahead import ReplyAhead
-from turns.frames import ReplyWithdrawnFrame, SpeculativeReplyFrame
+from turns.frames import (
+    ReplyConfirmedFrame,
+    ReplyWithdrawnFrame,
+    SpeculationConfirmedFrame,
+    SpeculationWithdrawnFrame,
+    SpeculativeReplyFrame,
+)
 
 PAUSE = SleepFrame(sleep=0.05)  # a system frame overtakes queued ones; in a call it comes later
 
@@ -38,17 +47,34 @@ async def test_an_ordinary_context_passes_unmarked():
     assert types(down) == [LLMContextFrame]
 
 
-async def test_a_cancelled_speculation_is_withdrawn_down_to_the_hold():
-    frames = [speculative(), PAUSE, EagerEndOfTurnCancelFrame()]
+async def test_a_withdrawn_speculation_is_withdrawn_down_to_the_hold():
+    frames = [speculative(), PAUSE, SpeculationWithdrawnFrame()]
     down, _ = await run_test(ReplyAhead(), frames_to_send=frames)
-    assert types(down)[2:] == [ReplyWithdrawnFrame, EagerEndOfTurnCancelFrame]
+    assert types(down) == [SpeculativeReplyFrame, LLMContextFrame, ReplyWithdrawnFrame]
     assert down[2].refused_tool_calls == frozenset()
 
 
-async def test_a_cancel_after_the_turn_ended_withdraws_nothing():
-    frames = [speculative(), PAUSE, UserStoppedSpeakingFrame(), EagerEndOfTurnCancelFrame()]
+async def test_a_confirmed_speculation_is_released_at_the_hold():
+    frames = [speculative(), PAUSE, SpeculationConfirmedFrame()]
     down, _ = await run_test(ReplyAhead(), frames_to_send=frames)
-    assert ReplyWithdrawnFrame not in types(down)
+    assert types(down) == [SpeculativeReplyFrame, LLMContextFrame, ReplyConfirmedFrame]
+
+
+async def test_pipecats_cancel_that_overtook_its_context_leaves_the_verdict_to_the_ordered_one():
+    frames = [EagerEndOfTurnCancelFrame(), speculative(), PAUSE, SpeculationWithdrawnFrame()]
+    down, _ = await run_test(ReplyAhead(), frames_to_send=frames)
+    assert types(down) == [
+        EagerEndOfTurnCancelFrame,
+        SpeculativeReplyFrame,
+        LLMContextFrame,
+        ReplyWithdrawnFrame,
+    ]
+
+
+async def test_a_verdict_with_nothing_speculative_in_flight_does_nothing():
+    frames = [speculative(), PAUSE, InterruptionFrame(), SpeculationConfirmedFrame()]
+    down, _ = await run_test(ReplyAhead(), frames_to_send=frames)
+    assert types(down) == [SpeculativeReplyFrame, LLMContextFrame, InterruptionFrame]
 
 
 class ToolCallingLLM(FrameProcessor):
@@ -64,19 +90,20 @@ class ToolCallingLLM(FrameProcessor):
         await self.push_frame(frame, direction)
         if isinstance(frame, LLMContextFrame):
             self._calls += 1
-            await self._ahead.guard(self._end_call)(self._params(f"t{self._calls}"))
+            params = self._params(f"t{self._calls}", frame.context)
+            await self._ahead.guard(self._end_call)(params)
 
     async def _end_call(self, params: FunctionCallParams) -> None:
         self.ran.append(params.tool_call_id)
 
-    def _params(self, tool_call_id: str) -> FunctionCallParams:
+    def _params(self, tool_call_id: str, context: LLMContext) -> FunctionCallParams:
         return FunctionCallParams(
             function_name="end_call",
             tool_call_id=tool_call_id,
             arguments={},
             llm=None,
             pipeline_worker=None,
-            context=LLMContext(),
+            context=context,  # the context the reply answers, as pipecat's LLM passes it
             result_callback=None,
         )
 
@@ -84,9 +111,19 @@ class ToolCallingLLM(FrameProcessor):
 async def test_a_tool_a_speculative_reply_wants_is_refused_and_the_turn_end_asks_again():
     ahead = ReplyAhead()
     llm = ToolCallingLLM(ahead)
-    frames = [speculative(), PAUSE, UserStoppedSpeakingFrame(), LLMContextFrame(LLMContext())]
+    frames = [UserStartedSpeakingFrame(), speculative(), PAUSE, UserStoppedSpeakingFrame()]
+    frames += [LLMContextFrame(LLMContext())]
     down, up = await run_test(Pipeline([ahead, llm]), frames_to_send=frames)
     assert llm.ran == ["t2"], "only the reply to the ended turn hangs up"
     withdrawn = [f for f in down if isinstance(f, ReplyWithdrawnFrame)]
     assert [f.refused_tool_calls for f in withdrawn] == [frozenset({"t1"})]
     assert types(up) == [EagerEndOfTurnCancelFrame], "the speculation is cancelled upstream"
+
+
+async def test_a_tool_wanted_after_the_turn_ended_waits_for_the_verdict():
+    for verdict, ran in ((SpeculationConfirmedFrame(), ["t1"]), (SpeculationWithdrawnFrame(), [])):
+        ahead = ReplyAhead()
+        llm = ToolCallingLLM(ahead)
+        turn = [UserStartedSpeakingFrame(), UserStoppedSpeakingFrame()]  # overtook the context
+        await run_test(Pipeline([ahead, llm]), frames_to_send=[*turn, speculative(), verdict])
+        assert llm.ran == ran

@@ -1,4 +1,4 @@
-"""ReplyHold: a speculative reply, synthesized ahead, waits after the TTS for the turn's end."""
+"""ReplyHold: a speculative reply, synthesized ahead, waits after the TTS for its confirmation."""
 
 from pipecat.frames.frames import (
     FunctionCallInProgressFrame,
@@ -16,7 +16,7 @@ from pipecat.tests.utils import SleepFrame, run_test
 from pipecat.utils.text.base_text_aggregator import TextType
 
 from processors.reply_hold import ReplyHold
-from turns.frames import ReplyWithdrawnFrame, SpeculativeReplyFrame
+from turns.frames import ReplyConfirmedFrame, ReplyWithdrawnFrame, SpeculativeReplyFrame
 
 PAUSE = SleepFrame(sleep=0.05)  # lets the queued frames reach the hold before a system frame
 
@@ -48,9 +48,13 @@ async def passes(frames: list) -> list[type]:
     return [type(frame) for frame in down]
 
 
-async def test_a_speculative_reply_waits_for_the_turn_end_then_plays_whole():
+async def test_a_speculative_reply_waits_for_its_confirmation_then_plays_whole():
     frames = [UserStartedSpeakingFrame(), SpeculativeReplyFrame(), *reply(), PAUSE]
-    assert await passes([*frames, UserStoppedSpeakingFrame()]) == [
+    assert await passes([*frames, UserStoppedSpeakingFrame(), PAUSE]) == [
+        UserStartedSpeakingFrame,
+        UserStoppedSpeakingFrame,
+    ], "the turn's end alone releases nothing: the words may differ"
+    assert await passes([*frames, UserStoppedSpeakingFrame(), ReplyConfirmedFrame()]) == [
         UserStartedSpeakingFrame,
         UserStoppedSpeakingFrame,
         *REPLY_TYPES,
@@ -69,13 +73,19 @@ async def test_a_withdrawn_reply_is_dropped_and_the_withdrawal_goes_no_further()
     assert [f.text for f in down if isinstance(f, TTSTextFrame)] == ["Of course."]
 
 
-async def test_a_reply_marked_after_the_turn_ended_is_not_held():
-    frames = [UserStartedSpeakingFrame(), UserStoppedSpeakingFrame(), PAUSE]
-    assert await passes([*frames, SpeculativeReplyFrame(), *reply()]) == [
-        UserStartedSpeakingFrame,
-        UserStoppedSpeakingFrame,
-        *REPLY_TYPES,
-    ]
+async def test_a_reply_whose_confirmation_overtook_its_marker_is_not_held():
+    frames = [ReplyConfirmedFrame(), PAUSE, SpeculativeReplyFrame(), *reply()]
+    assert await passes(frames) == REPLY_TYPES
+
+
+async def test_after_a_reply_confirmed_ahead_the_next_speculative_one_is_held_again():
+    frames = [ReplyConfirmedFrame(), PAUSE, SpeculativeReplyFrame(), *reply()]
+    assert await passes([*frames, SpeculativeReplyFrame(), *reply("Sorry?")]) == REPLY_TYPES
+
+
+async def test_a_barge_in_forgets_a_confirmation_whose_marker_it_dropped():
+    frames = [ReplyConfirmedFrame(), InterruptionFrame(), PAUSE, SpeculativeReplyFrame()]
+    assert await passes([*frames, *reply()]) == [InterruptionFrame]
 
 
 async def test_an_ordinary_reply_passes_as_it_comes():

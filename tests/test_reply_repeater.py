@@ -12,7 +12,12 @@ from pipecat.frames.frames import (
 from pipecat.tests.utils import SleepFrame, run_test
 
 from processors.reply_repeater import ReplyRepeater
-from turns.frames import RepeatReplyFrame, ReplyWithdrawnFrame, SpeculativeReplyFrame
+from turns.frames import (
+    RepeatReplyFrame,
+    ReplyConfirmedFrame,
+    ReplyWithdrawnFrame,
+    SpeculativeReplyFrame,
+)
 
 GREETING = "Thanks for calling."
 PAUSE = SleepFrame(sleep=0.05)  # lets queued frames through before a system frame
@@ -66,7 +71,7 @@ async def test_a_reply_cut_mid_stream_is_repeated_as_far_as_it_was_written():
 async def test_a_speculative_reply_counts_only_once_its_turn_ends_on_it():
     speculative = [UserStartedSpeakingFrame(), SpeculativeReplyFrame(), *reply("We open at nine.")]
     assert await repeated([*speculative, PAUSE]) == [GREETING], "the turn is still open"
-    assert await repeated([*speculative, PAUSE, UserStoppedSpeakingFrame()]) == ["We open at nine."]
+    assert await repeated([*speculative, PAUSE, ReplyConfirmedFrame()]) == ["We open at nine."]
 
 
 async def test_a_withdrawn_speculative_reply_is_never_repeated():

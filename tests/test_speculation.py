@@ -8,6 +8,7 @@ from pipecat.frames.frames import (
     InputAudioRawFrame,
     InterimTranscriptionFrame,
     LLMContextFrame,
+    LLMMessagesAppendFrame,
     TranscriptionFrame,
     UserStoppedSpeakingFrame,
     VADUserStartedSpeakingFrame,
@@ -95,12 +96,13 @@ async def requests(
     Every test's turn ends once, after its pauses (a `CallerPausedFrame` each): checked here.
     """
     sensor = LevelSensor()
+    context = LLMContext()
     strategy = SpeculativeSilenceStop(
-        vad=sensor, pause_secs=0.1, resume_secs=0.06, max_per_turn=max_per_turn,
+        vad=sensor, context=context, pause_secs=0.1, resume_secs=0.06, max_per_turn=max_per_turn,
         user_speech_timeout=0.3,
     )  # fmt: skip
     params = LLMUserAggregatorParams(user_turn_strategies=UserTurnStrategies(stop=[strategy]))
-    user = LLMContextAggregatorPair(LLMContext(), user_params=params).user()
+    user = LLMContextAggregatorPair(context, user_params=params).user()
     down, up = await run_test(
         Pipeline([sensor, user, *([llm] if llm else [])]),
         frames_to_send=[*frames, SleepFrame(0.6)],
@@ -186,3 +188,10 @@ async def test_a_caller_who_never_pauses_is_never_answered_ahead():
 async def test_a_speculation_the_llm_withdraws_for_a_tool_call_is_asked_again_at_the_turn_end():
     frames = [*VOICE, words("Goodbye."), *audio(0.3, loud=False), STOP]
     assert await requests(frames, llm=ToolCallingLLM()) == ["?Goodbye.", "withdrawn", "Goodbye."]
+
+
+async def test_a_speculation_on_a_context_that_changed_since_is_asked_again_at_the_turn_end():
+    # What a barge-in's cut does: the reply the caller cut in on reaches the context late.
+    heard = LLMMessagesAppendFrame([{"role": "assistant", "content": "Tonight we…"}])
+    frames = [*VOICE, words("Stop."), *audio(0.15, loud=False), heard, *audio(0.15, loud=False)]
+    assert await requests([*frames, STOP]) == ["?Stop.", "withdrawn", "Stop."]

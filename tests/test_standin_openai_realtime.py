@@ -48,7 +48,7 @@ async def connect(
     return ws
 
 
-async def receive(ws: aiohttp.ClientWebSocketResponse, timeout: float = 5.0) -> dict:
+async def receive(ws: aiohttp.ClientWebSocketResponse, timeout: float = 20.0) -> dict:
     """The next server event, checked against OpenAI's own SDK types."""
     message = await ws.receive(timeout=timeout)
     assert message.type == aiohttp.WSMsgType.TEXT, message
@@ -57,7 +57,7 @@ async def receive(ws: aiohttp.ClientWebSocketResponse, timeout: float = 5.0) -> 
     return event
 
 
-async def until(ws, kind: str, timeout: float = 5.0) -> list[dict]:
+async def until(ws, kind: str, timeout: float = 20.0) -> list[dict]:
     """Server events up to and including the first of type `kind`."""
     seen = []
     async with asyncio.timeout(timeout):

@@ -24,6 +24,42 @@ class SpeculativeReplyFrame(ControlFrame):
 
 
 @dataclass
+class StartSpeculationFrame(ControlFrame):
+    """A speculation the stop strategy asked for starts when this comes back to it.
+
+    Broadcast by `SpeculationLedger` through the user aggregator's queue, so the speculative
+    context leaves in order with the verdicts before and after it. `ReplyAhead` drops it.
+    """
+
+
+@dataclass
+class SpeculationWithdrawnFrame(ControlFrame):
+    """The stop strategy withdrew the speculative reply whose context went down before this.
+
+    Broadcast by `SpeculationLedger` in order with the contexts (pipecat's
+    `EagerEndOfTurnCancelFrame`, a system frame, may overtake the very context it withdraws),
+    so `ReplyAhead` knows which reply it withdraws.
+    """
+
+
+@dataclass
+class SpeculationConfirmedFrame(ControlFrame):
+    """The caller's turn ended on the words of the speculative context before this: it plays.
+
+    Broadcast by `SpeculationLedger` in order with the contexts, as `SpeculationWithdrawnFrame`.
+    """
+
+
+@dataclass
+class ReplyConfirmedFrame(SystemFrame):
+    """The held speculative reply answers the turn that ended: it plays now.
+
+    From `ReplyAhead` to `ReplyHold`, ahead of the reply's own frames (which may still be on
+    their way: see `HeldReply`).
+    """
+
+
+@dataclass
 class ReplyWithdrawnFrame(InterruptionFrame):
     """The speculative reply answers nothing: the LLM stream and the TTS stop, nothing plays.
 

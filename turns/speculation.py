@@ -12,6 +12,7 @@ from pipecat.frames.frames import (
     InterimTranscriptionFrame,
     TranscriptionFrame,
 )
+from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.turns.types import ProcessFrameResult, UserTurnSpeculation
 from pipecat.turns.user_stop import (
     BaseUserTurnStopStrategy,
@@ -20,7 +21,12 @@ from pipecat.turns.user_stop import (
     NormalizedMatch,
 )
 
-from turns.frames import CallerPausedFrame
+from turns.frames import (
+    CallerPausedFrame,
+    SpeculationConfirmedFrame,
+    SpeculationWithdrawnFrame,
+    StartSpeculationFrame,
+)
 from turns.silence_stop import SilenceTimedTurnStopStrategy
 from turns.smart_turn_stop import SmartTurnStop
 
@@ -53,23 +59,47 @@ class SpeculationCounts:
 
 
 class SpeculationLedger(BaseUserTurnStopStrategy):
-    """Mixed in before a stop strategy that speculates: counts what speculation cost.
+    """Mixed in before a stop strategy that speculates: keeps its speculations in order.
 
-    Every speculative request the strategy starts, and every turn end that confirms one,
-    whoever decided them (our pauses, or an STT's eager end of turn); logged at the call's end.
+    The user aggregator pushes a speculative context at once, but a verdict on it only
+    through its queue, so a withdrawal and the next speculation would leave in the wrong order
+    (and pipecat's `EagerEndOfTurnCancelFrame`, a system frame, overtakes the context it
+    cancels). Here a speculation starts only when a `StartSpeculationFrame` comes back
+    through that queue, so the contexts and the verdicts on them (`SpeculationWithdrawnFrame`,
+    `SpeculationConfirmedFrame`) reach `ReplyAhead` in the order they were decided. A turn end
+    that confirms a speculation not started yet runs the LLM as usual.
+
+    Counts every speculative request started, and every turn end that confirms one, whoever
+    decided them (our pauses, or an STT's eager end of turn); logged at the call's end.
     """
 
     def __init__(self, **kwargs):
         """Count from zero."""
         super().__init__(**kwargs)
         self.counts = SpeculationCounts()
+        self._asked: UserTurnSpeculation | None = None  # to start when its frame comes back
+        self._live = False  # a speculative context went down, no verdict on it yet
+
+    async def process_frame(self, frame: Frame) -> ProcessFrameResult:
+        """Start the speculation asked for, in order with the verdicts."""
+        if isinstance(frame, StartSpeculationFrame) and self._asked:
+            speculation, self._asked = self._asked, None
+            self.counts.started += 1
+            self._live = True
+            await super().trigger_user_turn_inference_triggered(speculation=speculation)
+        elif isinstance(frame, EagerEndOfTurnCancelFrame):
+            self._live = False  # withdrawn by the LLM's side (it wanted a tool)
+        return await super().process_frame(frame)
 
     async def trigger_user_turn_inference_triggered(
         self, *, speculation: UserTurnSpeculation | None = None
     ):
-        """Count a speculative request."""
-        self.counts.started += speculation is not None
-        await super().trigger_user_turn_inference_triggered(speculation=speculation)
+        """A speculation starts once its frame comes back through the aggregator's queue."""
+        if speculation is None:
+            await super().trigger_user_turn_inference_triggered()
+            return
+        self._asked = speculation
+        await self.broadcast_frame(StartSpeculationFrame)
 
     async def trigger_user_turn_finalized(
         self,
@@ -77,12 +107,25 @@ class SpeculationLedger(BaseUserTurnStopStrategy):
         enable_user_speaking_frames: bool | None = None,
         confirms_speculation: bool = False,
     ):
-        """Count a speculative reply the turn's end confirmed: it plays."""
-        self.counts.used += confirms_speculation
+        """A confirmed speculation plays (counted); one never started is asked as usual."""
+        self._asked = None
+        confirms_speculation = confirms_speculation and self._live
+        if confirms_speculation:
+            self._live = False
+            self.counts.used += 1
+            await self.broadcast_frame(SpeculationConfirmedFrame)
         await super().trigger_user_turn_finalized(
             enable_user_speaking_frames=enable_user_speaking_frames,
             confirms_speculation=confirms_speculation,
         )
+
+    async def trigger_user_turn_speculation_cancelled(self):
+        """Withdraw the speculation: pipecat's cancel at once, and ours in order after it."""
+        self._asked = None
+        if self._live:
+            self._live = False
+            await super().trigger_user_turn_speculation_cancelled()
+            await self.broadcast_frame(SpeculationWithdrawnFrame)
 
     async def cleanup(self):
         """Say what speculation cost this call."""
@@ -116,22 +159,31 @@ class SpeculativeTurnStop(SpeculationLedger):
     | an ErrorFrame (the speculative request failed)   | withdrawn: the turn end asks again    |
     | EagerEndOfTurnCancel ↑ (the LLM wants a tool)    | withdrawn: the turn end asks again    |
     | the strategy ends the turn, same words           | turn finalized, the held reply plays  |
-    | the strategy ends the turn, other words          | withdrawn, a new request              |
+    | the strategy ends the turn, other words, or the  | withdrawn, a new request              |
+    |   context changed since (a reply cut or heard)   |                                       |
     """
 
     def __init__(
         self,
         *,
         vad: PauseSensor,
+        context: LLMContext,
         pause_secs: float,
         resume_secs: float,
         max_per_turn: int,
         match_policy: EagerMatchPolicy | None = None,
         **kwargs,
     ):
-        """Speculate after `pause_secs` of quiet; the caller resumed after `resume_secs`."""
+        """Speculate after `pause_secs` of quiet; the caller resumed after `resume_secs`.
+
+        `context` is the call's: a held reply answers the turn only if the context it was
+        built on is still the call's (a barge-in's cut reaches it after the caller's turn
+        has begun, and a reply heard to its end, once the caller's ear has it).
+        """
         super().__init__(**kwargs)
         self._vad = vad
+        self._context = context
+        self._basis = ""  # the context the speculative reply was built on
         self._pause_secs, self._resume_secs = pause_secs, resume_secs
         self._max_per_turn = max_per_turn
         self._match = match_policy or NormalizedMatch()
@@ -175,20 +227,27 @@ class SpeculativeTurnStop(SpeculationLedger):
     async def trigger_user_turn_stopped(self, *, enable_user_speaking_frames: bool | None = None):
         """End the turn, with the held reply if it answers these words."""
         speculation, self._speculation = self._speculation, None
+        if speculation and self._still_answers(speculation):
+            logger.debug(f"{self}: the turn ended as speculated, its reply plays")
+            await self.trigger_user_turn_finalized(
+                enable_user_speaking_frames=enable_user_speaking_frames,
+                confirms_speculation=True,
+            )
+            return
         if speculation:
-            if self._match.matches(speculation.text, self._words):
-                logger.debug(f"{self}: the turn ended as speculated, its reply plays")
-                await self.trigger_user_turn_finalized(
-                    enable_user_speaking_frames=enable_user_speaking_frames,
-                    confirms_speculation=True,
-                )
-                return
-        if speculation:
-            logger.debug(f"{self}: the turn ended on other words than speculated")
             await self.trigger_user_turn_speculation_cancelled()
         await super().trigger_user_turn_stopped(
             enable_user_speaking_frames=enable_user_speaking_frames
         )
+
+    def _still_answers(self, speculation: UserTurnSpeculation) -> bool:
+        if not self._match.matches(speculation.text, self._words):
+            logger.debug(f"{self}: the turn ended on other words than speculated")
+            return False
+        if self._basis != _fingerprint(self._context):
+            logger.debug(f"{self}: the context changed since the speculation (a reply cut?)")
+            return False
+        return True
 
     async def _follow_pause(self) -> None:
         # Without interim words there is nothing to finalize: a Finalize then would only cut
@@ -221,6 +280,7 @@ class SpeculativeTurnStop(SpeculationLedger):
             return
         self._tries += 1
         self._speculation = UserTurnSpeculation(text=words)
+        self._basis = _fingerprint(self._context)
         logger.debug(f"{self}: speculating on [{words}]")
         await self.trigger_user_turn_inference_triggered(speculation=self._speculation)
 
@@ -230,6 +290,11 @@ class SpeculativeTurnStop(SpeculationLedger):
         self._speculation = None
         logger.debug(f"{self}: speculative reply withdrawn ({reason})")
         await self.trigger_user_turn_speculation_cancelled()
+
+
+def _fingerprint(context: LLMContext) -> str:
+    """The context's messages, to tell whether they changed (edits are made in place)."""
+    return repr(context.get_messages())
 
 
 class SpeculativeSilenceStop(SpeculativeTurnStop, SilenceTimedTurnStopStrategy):
