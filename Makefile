@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.lock | cut -c1-12)
 
-.PHONY: install system-packages run test test-unit call barge-in false-barge-in faults bench turns lint
+.PHONY: install system-packages run test test-unit call records barge-in false-barge-in faults bench turns lint
 
 $(STAMP): requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -34,6 +34,11 @@ system-packages:
 ## a simulated phone call against local stand-ins
 call: $(STAMP)
 	$(PY) bot.py call --offline $(ARGS)
+
+## a call with a barge-in on record (SQLite, PostgreSQL): the API's latency and heard words
+## next to what the simulated phone measured
+records: $(STAMP)
+	$(PY) -m harness.call_record
 
 ## the barge-in scenarios and the greeting latency, measured at the simulated phone
 barge-in: $(STAMP)

@@ -305,6 +305,10 @@ class AnthropicMessagesStandIn(LocalServer):
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         headers = request.headers
+        try:  # read first: a test reading `requests` never sees one half-read
+            body = await request.json()
+        except ValueError:
+            body = None
         recorded = MessagesRequest(
             path=request.path,
             query=request.query_string,
@@ -312,12 +316,9 @@ class AnthropicMessagesStandIn(LocalServer):
             version=headers.get("anthropic-version"),
             beta=headers.get("anthropic-beta"),
             index=len(self.requests),
+            body=body,
         )
         self.requests.append(recorded)
-        try:
-            recorded.body = await request.json()
-        except ValueError:
-            recorded.body = None
         refusal = self._refusal(recorded)
         if refusal is not None:
             recorded.status = refusal.status

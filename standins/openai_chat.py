@@ -260,11 +260,13 @@ class OpenAIChatStandIn(LocalServer):
         return response
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
-        recorded = self._record(request)
+        # Recorded once its body is in: a test reading `requests` never sees one half-read.
         try:
-            recorded.body = await request.json()
+            body = await request.json()
         except ValueError:
-            recorded.body = None
+            body = None
+        recorded = self._record(request)
+        recorded.body = body
         refusal = self._refusal(recorded) or _invalid(recorded.body)
         if refusal is not None:
             recorded.status = refusal.status

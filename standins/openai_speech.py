@@ -128,11 +128,11 @@ class OpenAISpeechStandIn(LocalServer):
 
     async def _speech(self, request: web.Request) -> web.StreamResponse:
         recorded = SpeechRequest(request.headers.get("Authorization"))
-        self.requests.append(recorded)
-        try:
+        try:  # read first: a test reading `requests` never sees one half-read
             recorded.body = await request.json()
         except ValueError:
             recorded.body = None
+        self.requests.append(recorded)
         try:
             self._check(recorded)
         except _Refused as refused:

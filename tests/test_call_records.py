@@ -3,50 +3,18 @@
 The same calls run against SQLite and a real PostgreSQL server (`database_url`).
 """
 
-import asyncio
-
 import httpx
 
 from calls import recorded_call, spoken
-from harness.barge_in import words_heard, words_off
-from recordings import recording
+from harness.barge_in import words_off
+from harness.call_record import call_with_a_barge_in, long_then_short
 from server.local import serve_locally
-from standins.audio import read_wav, voice_span
-from standins.caller import SimulatedCall
-from standins.openai_replies import LONG_REPLY, Reply, last_user_text
+from standins.openai_replies import LONG_REPLY
 from standins.script import BOOK_TABLE, GREETING, dial
 
 TOKEN = "records-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-CUT_AFTER_SECS = 1.5  # of the long reply, heard before the caller cuts in
 LATENCY_TOLERANCE_MS = 50
-
-
-def long_then_short(messages, tools):
-    """A long reply to the booking (worth cutting in on), a short one to what cuts it."""
-    if "book a table" in last_user_text(messages).lower():
-        return Reply(text=LONG_REPLY)
-    return Reply(text="Okay, no problem.")
-
-
-async def call_with_a_barge_in(url: str) -> tuple[SimulatedCall, dict]:
-    """Greeting; a booking; its long reply cut by "cancel"; the answer. The caller's figures."""
-    call = await dial(url)
-    await call.listen()
-    booked = await spoken(call, "book_table.wav")
-    reply_start = await call.wait_for_bot_audio(timeout=10)
-    await asyncio.sleep(CUT_AFTER_SECS)
-    onset = await call.say(recording("cancel.wav"))
-    cancelled = onset + voice_span(read_wav(recording("cancel.wav")))[1]
-    answer = await call.listen(after=cancelled, timeout=10)
-    clear = next(e.t for e in call.events("clear") if e.t > onset)
-    heard_s = sum(len(s.ulaw) for s in call.heard if reply_start <= s.start < clear) / 8000
-    await call.hang_up()
-    measured = {
-        "latencies_ms": [(reply_start - booked) * 1000, (answer.start - cancelled) * 1000],
-        "heard_words": words_heard(LONG_REPLY, heard_s),
-    }
-    return call, measured
 
 
 async def test_a_call_with_a_barge_in_is_on_record_as_the_caller_heard_it(
@@ -76,11 +44,11 @@ async def test_a_call_with_a_barge_in_is_on_record_as_the_caller_heard_it(
     # The cut reply: interrupted, and what the caller heard is what the phone played.
     assert long_reply["interrupted"] and LONG_REPLY.startswith(long_reply["text"])
     heard = long_reply["heard"].split()
-    assert words_off(measured["heard_words"], heard) <= 1, (measured["heard_words"], heard)
+    assert words_off(measured.heard_words, heard) <= 1, (measured.heard_words, heard)
     assert long_reply["text"].startswith(long_reply["heard"].rstrip("…"))
     assert answer["heard"] == answer["text"] == "Okay, no problem." and not answer["interrupted"]
     # Reply latency: the server's figure (from the marks) against the caller's own.
-    for turn, caller_ms in zip((long_reply, answer), measured["latencies_ms"], strict=True):
+    for turn, caller_ms in zip((long_reply, answer), measured.latencies_ms, strict=True):
         assert abs(turn["latency_ms"] - caller_ms) <= LATENCY_TOLERANCE_MS, (turn, caller_ms)
         assert sum(turn["stages"].values()) == turn["latency_ms"]
         assert set(turn["stages"]) == {"turn_end_ms", "stt_ms", "llm_ms", "tts_ms", "playout_ms"}
