@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.lock | cut -c1-12)
 
-.PHONY: install system-packages run test test-unit call records barge-in false-barge-in faults bench turns lint
+.PHONY: install system-packages run test test-unit call records barge-in false-barge-in faults bench call-cost turns lint
 
 $(STAMP): requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -57,6 +57,10 @@ faults: $(STAMP)
 ## caller-side benchmarks, ours and stock Pipecat side by side → BENCHMARKS.md
 bench: $(STAMP)
 	$(PY) -m bench $(ARGS)
+
+## what a call costs the server in CPU: set-up, a quiet line, a conversation → CALL_COST.md
+call-cost: $(STAMP)
+	$(PY) -m bench.call_cost $(ARGS)
 
 ## turn detection, speech timeout vs Smart Turn v3, on recorded speech → TURNS.md
 turns: $(STAMP)

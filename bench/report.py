@@ -62,7 +62,7 @@ def _replies(runs: list) -> str:
 def _machine(command: str, args) -> str:
     lat = args.latencies
     cpu = platform.processor() or platform.machine()
-    model = _cpu_model() or cpu
+    model = cpu_model() or cpu
     memory = psutil.virtual_memory().total / 2**30
     return "\n".join(
         [
@@ -79,7 +79,8 @@ def _machine(command: str, args) -> str:
     )
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name, from /proc/cpuinfo (empty if unknown)."""
     try:
         with open("/proc/cpuinfo") as cpuinfo:
             for line in cpuinfo:
