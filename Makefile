@@ -19,7 +19,7 @@ run: $(STAMP)
 
 ## run the whole test suite, offline: unit tests and real-time calls, in parallel processes
 ## (the calls mostly wait on the clock, so more processes than cores pays)
-TEST_WORKERS ?= 4
+TEST_WORKERS ?= 3
 test: $(STAMP) system-packages
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal $(ARGS)
 

@@ -16,7 +16,7 @@ from pipecat.tests.utils import SleepFrame, run_test
 from recordings import RECORDINGS
 from standins.audio import pcm_to_ulaw, read_wav
 from standins.openai_realtime import OpenAIRealtimeStandIn
-from standins.openai_replies import LONG_REPLY, fixed_reply
+from standins.openai_replies import LONG_REPLY, Reply, fixed_reply
 from standins.script import BOOK_TABLE, BOOKING_REPLY
 from standins.speech import is_speech, synthesize
 
@@ -223,7 +223,10 @@ async def test_a_reply_is_truncated_and_cancelled_while_it_plays():
 
 
 async def test_server_vad_cuts_a_reply_when_the_caller_speaks_then_answers_them():
-    stand_in = OpenAIRealtimeStandIn(responder=fixed_reply(LONG_REPLY), realtime_factor=1.0)
+    replies = iter([LONG_REPLY, "Sure."])  # the first response, then the one to the caller
+    stand_in = OpenAIRealtimeStandIn(
+        responder=lambda messages, tools: Reply(text=next(replies)), realtime_factor=1.0
+    )
     vad = {"type": "server_vad", "silence_duration_ms": 400}
     async with stand_in, aiohttp.ClientSession() as http:
         ws = await connect(http, stand_in, mulaw_session(vad))
@@ -232,7 +235,6 @@ async def test_server_vad_cuts_a_reply_when_the_caller_speaks_then_answers_them(
         speech = bytes(16000) + read_wav(RECORDINGS / "book_table.wav") + bytes(16000)
         await append(ws, pcm_to_ulaw(speech))
         cut = await until(ws, "response.done")
-        stand_in.responder = fixed_reply("Sure.")
         answered = await until(ws, "response.done")
 
     started = next(e for e in cut if e["type"] == "input_audio_buffer.speech_started")

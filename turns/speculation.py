@@ -147,7 +147,8 @@ class SpeculativeTurnStop(SpeculationLedger):
     reply). When the strategy ends the turn on the same words, the held reply plays at once;
     otherwise it is withdrawn (`EagerEndOfTurnCancelFrame`: the LLM stream closes, nothing was
     played or written to the context) and the turn is answered as usual. At most
-    `max_per_turn` speculations a turn.
+    `max_per_turn` pauses a turn (a final transcript that corrects a pause's speculation
+    within the same pause does not count again).
 
     | while the caller's turn is open                  | what happens                          |
     |--------------------------------------------------|---------------------------------------|
@@ -193,7 +194,8 @@ class SpeculativeTurnStop(SpeculationLedger):
         self._interim = ""  # the STT's latest guess at the words since the last final
         self._paused = False
         self._speculation: UserTurnSpeculation | None = None
-        self._tries = 0  # speculations this turn
+        self._tries = 0  # pauses speculated on this turn
+        self._pause_counted = False  # this pause is one of them
 
     async def process_frame(self, frame: Frame) -> ProcessFrameResult:
         """Follow the caller's pauses and words, then let the strategy decide as it does."""
@@ -254,7 +256,7 @@ class SpeculativeTurnStop(SpeculationLedger):
         # the STT's recognition short (and a word or two too short to recognize with it).
         quiet = self._vad.quiet_secs >= self._pause_secs
         if not self._paused and quiet and (self._interim or self._words_final):
-            self._paused = True
+            self._paused, self._pause_counted = True, False
             if self._interim:
                 await self.broadcast_frame(CallerPausedFrame)
             await self._maybe_speculate()
@@ -276,9 +278,12 @@ class SpeculativeTurnStop(SpeculationLedger):
         # (asked for by the pause) confirms them, or withdraws the reply if they differ.
         words = f"{self._words} {self._interim}".strip()
         ready = self._turn_open and words
-        if not ready or self._speculation or self._tries >= self._max_per_turn:
+        if not ready or self._speculation:
             return
-        self._tries += 1
+        if not self._pause_counted:  # a pause's later finals correct its speculation for free
+            if self._tries >= self._max_per_turn:
+                return
+            self._tries, self._pause_counted = self._tries + 1, True
         self._speculation = UserTurnSpeculation(text=words)
         self._basis = _fingerprint(self._context)
         logger.debug(f"{self}: speculating on [{words}]")
