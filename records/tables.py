@@ -59,3 +59,30 @@ call_events = Table(
 
 KEYS = {"calls": ("call_sid",), "turns": ("call_sid", "seq"), "call_events": ("call_sid", "seq")}
 TABLES = {table.name: table for table in (calls, turns, call_events)}
+
+# What every instance of the server shares through PostgreSQL (server/shared_database.py):
+# the admitted calls' leases, the stream tokens used, the answering-machine verdicts.
+call_leases = Table(
+    "call_leases",
+    metadata,
+    Column("lease_id", String(64), primary_key=True),
+    Column("instance", String(255), nullable=False),  # host and server, as in `count_here`
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_call_leases_expires_at", "expires_at"),
+)
+
+stream_claims = Table(
+    "stream_claims",
+    metadata,
+    Column("stream", String(128), primary_key=True),  # call SID [~ leg]
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_stream_claims_expires_at", "expires_at"),
+)
+
+answered_by = Table(
+    "answered_by",
+    metadata,
+    Column("call_sid", String(64), primary_key=True),
+    Column("verdict", String(32), nullable=False),
+    Column("posted_at", DateTime(timezone=True), nullable=False),
+)

@@ -3,7 +3,11 @@
 Each admitted call holds an exclusive `flock` on one slot file in a directory every worker
 shares: the kernel releases it when the call ends, or when its process dies however it dies,
 so a crashed worker's calls never stay counted. A guard lock serializes admitting and counting
-(a few microseconds of system calls).
+(a few microseconds of system calls, made on the event loop).
+
+That is for one machine. With DATABASE_URL at PostgreSQL, instances on many machines count
+their calls together by leases in the database instead (`server.leases.LeasedAdmission`), with
+the same interface: `CallAdmission`.
 """
 
 import fcntl
@@ -13,11 +17,46 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 
 from loguru import logger
 
 # Names the shared directory in the environment of uvicorn's worker processes.
 ADMISSION_DIR_VARIABLE = "BOT_ADMISSION_DIR"
+
+
+class AdmittedCall(Protocol):
+    """One admitted call's place."""
+
+    async def release(self) -> None:
+        """Free the place; releasing twice is harmless."""
+
+
+class CallAdmission(Protocol):
+    """Counts the calls of every process (and instance) of the server, with a limit.
+
+    `admit` and `count` may raise `server.shared_database.DatabaseUnavailable`.
+    """
+
+    capacity: int | None
+
+    def start(self) -> None:
+        """Begin any background work (on the running event loop)."""
+
+    async def admit(self) -> AdmittedCall | None:
+        """A place for one more call, or None when `capacity` calls are already admitted."""
+
+    async def count(self) -> int:
+        """Calls admitted now, over every process and instance."""
+
+    async def count_here(self) -> int:
+        """Calls admitted now by the processes of this server instance (on this machine)."""
+
+    async def has_room(self) -> bool:
+        """Whether one more call would be admitted now."""
+
+    async def close(self) -> None:
+        """Let go of what it holds."""
 
 
 class Slot:
@@ -28,7 +67,7 @@ class Slot:
         self._fd = fd
         self.index = index
 
-    def release(self) -> None:
+    async def release(self) -> None:
         """Free the slot; releasing twice is harmless."""
         if self._fd >= 0:
             os.close(self._fd)  # closing the file drops its flock
@@ -60,13 +99,16 @@ class Admission:
             self._directory = Path(tempfile.mkdtemp(prefix="bot-calls-"))
         return self._directory
 
-    def close(self) -> None:
+    def start(self) -> None:
+        """Nothing runs in the background: the kernel frees a dead process's slots."""
+
+    async def close(self) -> None:
         """Remove a private directory (a shared one belongs to whoever made it)."""
         if self._private and self._directory is not None:
             shutil.rmtree(self._directory, ignore_errors=True)
             self._directory = None
 
-    def admit(self) -> Slot | None:
+    async def admit(self) -> Slot | None:
         """A slot for one more call, or None when `capacity` calls are already admitted."""
         with self._guard():
             index = 0
@@ -77,8 +119,15 @@ class Admission:
                 index += 1
         return None
 
-    def count(self) -> int:
+    async def count(self) -> int:
         """Calls admitted now, in every process."""
+        return self._count()
+
+    async def count_here(self) -> int:
+        """Calls admitted now, in every process: those of this machine's server."""
+        return self._count()
+
+    def _count(self) -> int:
         with self._guard():
             held = 0
             for path in self.directory.glob("slot-*"):
@@ -89,9 +138,9 @@ class Admission:
                     os.close(fd)
             return held
 
-    def has_room(self) -> bool:
+    async def has_room(self) -> bool:
         """Whether one more call would be admitted now."""
-        return self.capacity is None or self.count() < self.capacity
+        return self.capacity is None or self._count() < self.capacity
 
     def _try_lock(self, index: int) -> int | None:
         fd = os.open(self.directory / f"slot-{index}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC)

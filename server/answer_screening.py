@@ -6,7 +6,7 @@ from loguru import logger
 from pipecat.frames.frames import EndWorkerFrame, TTSSpeakFrame
 
 from pipelines.declaration import Declaration
-from server.answered_by import AnsweredByBox, answerer
+from server.answered_by import Verdicts, answerer
 
 if TYPE_CHECKING:
     from server.call import Call
@@ -18,7 +18,7 @@ VOICEMAIL_REASON = "the bot left a voicemail"
 NO_MESSAGE_REASON = "answered by {answerer}, with no message to leave"
 
 
-async def screen_answer(call: "Call", declaration: Declaration, answers: AnsweredByBox) -> None:
+async def screen_answer(call: "Call", declaration: Declaration, answers: Verdicts) -> None:
     """Hold the callee muted until Twilio's verdict; then act on it.
 
     A person (or `unknown`, or no verdict in time): the callee is heard from now on and the

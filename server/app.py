@@ -32,8 +32,7 @@ from records.database import database_url
 from records.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from records.metrics import CallMetrics
 from records.webhook import WebhookSender
-from server.admission import ADMISSION_DIR_VARIABLE, Admission, RefusalLog
-from server.answered_by import AnsweredByBox
+from server.admission import ADMISSION_DIR_VARIABLE, RefusalLog
 from server.call import Call, run_call
 from server.call_records import DIRECTION_PARAMETER, CallRecords
 from server.calls_api import calls_api
@@ -46,10 +45,12 @@ from server.outbound import VARIABLES_PARAMETER, parse_variables
 from server.pipeline_reload import PipelineReloader
 from server.served_pipelines import served_pipelines
 from server.settings import ConfigError, Settings, load_settings
+from server.shared_database import DatabaseUnavailable
+from server.shared_state import shared_state
 from server.signed_requests import signed_form
 from server.size_limits import SizeLimits
 from server.stream_start import StreamStart, StreamStartError, read_stream_start
-from server.stream_tokens import ClaimedSids, StreamTokenError, StreamTokens
+from server.stream_tokens import StreamTokenError, StreamTokens
 from server.transfer import RETURNED_PARAMETER
 from server.transfer_routes import transfer_routes
 from server.twilio_callbacks import twilio_callbacks
@@ -74,9 +75,10 @@ def create_app(
 
     Variables that pipelines name themselves come from `environ` (default: the process's).
     `admission_dir`: where the server's processes count their calls together (default: a
-    private directory, for one process). `drain_on_signals`: SIGTERM/SIGINT drain the calls
-    before uvicorn stops (see `server.drain`); for a server that owns its process. `dev`:
-    the pipeline files (`routes_file`'s directory) are reloaded on save.
+    private directory, for one process); with DATABASE_URL at PostgreSQL they count them there,
+    with every other instance (`server.shared_state`). `drain_on_signals`: SIGTERM/SIGINT
+    drain the calls before uvicorn stops (see `server.drain`); for a server that owns its
+    process. `dev`: the pipeline files (`routes_file`'s directory) are reloaded on save.
     Raises `ConfigError` or `DeclarationError` naming what stops it from serving them.
     """
     routes_file = routes_file or pipelines_dir() / ROUTES_FILE
@@ -93,7 +95,9 @@ def create_app(
     validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
     calls: dict[str, Call] = {}
     greetings = GreetingCache()
-    admission = Admission(admission_dir, settings.call_limit)
+    url = database_url(_secret(settings.database_url), settings.data_dir)
+    shared = shared_state(url, admission_dir, settings.call_limit)
+    admission = shared.admission
     drain = Drain(
         calls,
         # A pipeline a dev reload removed mid-call: the default's words.
@@ -101,21 +105,18 @@ def create_app(
             (declarations.get(call.pipeline) or declarations[routes.default]).bot.shutdown_goodbye
         ),
         timeout=settings.drain_timeout_secs,
-        server_calls=admission.count,
+        server_calls=admission.count_here,
     )
     refusals = RefusalLog()
     metrics = CallMetrics()
     records = CallRecords(
-        database_url(_secret(settings.database_url), settings.data_dir),
+        url,
         metrics,
         webhooks=_webhooks(settings, declarations),
         webhook_url=lambda p: declarations[p].call.webhook_url or settings.call_webhook_url,
     )
-    tokens = StreamTokens(
-        settings.twilio_auth_token.get_secret_value(),
-        claim=ClaimedSids(admission.directory / "stream-claims"),
-    )
-    answers = AnsweredByBox(admission.directory / "answered-by")
+    tokens = StreamTokens(settings.twilio_auth_token.get_secret_value(), claim=shared.claims)
+    answers = shared.answers
 
     async def reload_pipelines() -> str:
         """Load the pipeline files again and serve them from the next call on: what changed."""
@@ -144,7 +145,8 @@ def create_app(
             settings.twilio_auth_token.get_secret_value(),
             base_url=settings.twilio_api_base_url,
         )
-        await records.start()
+        await records.start()  # migrates the schema, the shared state's tables included
+        shared.start()
         await asyncio.to_thread(_preload, declarations)
         await greetings.warm(declarations, access)
         if reloader:
@@ -155,7 +157,7 @@ def create_app(
             await reloader.stop()
         await app.state.twilio.close()
         await records.close()  # after the drain: every call's last state is written
-        admission.close()
+        await shared.close()
 
     app = FastAPI(title="Twilio voice bot", lifespan=lifespan)
     app.add_middleware(SizeLimits)
@@ -171,12 +173,16 @@ def create_app(
         register_secrets(settings.api_token.get_secret_value())
         app.include_router(records_routes(records.engine, settings.api_token.get_secret_value()))
 
-    def refusal() -> str | None:
+    async def refusal() -> str | None:
         """Why a new call is refused now, if it is."""
         if drain.draining:
             return SHUTDOWN_REASON
-        if not admission.has_room():
-            return f"{admission.count()} calls in progress (MAX_CALLS {admission.capacity})"
+        try:
+            count = await admission.count()  # with no limit too: the database must answer
+        except DatabaseUnavailable as e:
+            return str(e)
+        if admission.capacity is not None and count >= admission.capacity:
+            return f"{count} calls in progress (MAX_CALLS {admission.capacity})"
         return None
 
     if settings.api_token:
@@ -203,16 +209,23 @@ def create_app(
     @app.get("/health")
     async def health() -> JSONResponse:
         # "calls": this worker process's (the pid tells which one answered); "server_calls":
-        # every process's together.
+        # every process's together (every instance's, with PostgreSQL). The database down:
+        # still 200 (this process is fine; calls routed here hear "busy"), saying so.
         status = "draining" if drain.draining else "ok"
+        try:
+            server_calls, unavailable = await admission.count(), None
+        except DatabaseUnavailable as e:
+            server_calls, unavailable = None, str(e)
         body = {
             "status": status,
             "calls": len(calls),
-            "server_calls": admission.count(),
+            "server_calls": server_calls,
             "max_calls": admission.capacity,
             "tasks": len(asyncio.all_tasks()),
             "pid": os.getpid(),
         }
+        if unavailable:
+            body["refusing"] = unavailable
         return JSONResponse(body, status_code=503 if drain.draining else 200)
 
     @app.post(VOICE_PATH)
@@ -229,7 +242,7 @@ def create_app(
             VARIABLES_PARAMETER: request.query_params.get(VARIABLES_PARAMETER, ""),
         }
         pipeline, why = routes.choose(request.query_params.get(PIPELINE_PARAMETER), form.get("To"))
-        if reason := refusal():
+        if reason := await refusal():
             refusals.refused(f"POST {VOICE_PATH} answered busy", reason)
             metrics.refusals.labels("webhook").inc()
             bot = declarations[pipeline].bot
@@ -261,25 +274,36 @@ def create_app(
             logger.warning(f"rejected WS {MEDIA_PATH}: missing or wrong X-Twilio-Signature")
             await websocket.close(code=WS_1008_POLICY_VIOLATION)  # before accept: HTTP 403
             return
-        reason = refusal()
-        slot = None if reason else admission.admit()
+        reason, slot = SHUTDOWN_REASON if drain.draining else None, None
+        if reason is None:
+            try:
+                slot = await admission.admit()
+            except DatabaseUnavailable as e:
+                reason = str(e)
         if slot is None:
-            reason = reason or f"{admission.capacity} calls in progress (MAX_CALLS)"
+            full = f"{admission.capacity} calls in progress (MAX_CALLS {admission.capacity})"
+            reason = reason or full
             refusals.refused(f"WS {MEDIA_PATH} upgrade refused", reason)
             metrics.refusals.labels("media_stream").inc()
             await refuse_upgrade(websocket, 503, reason)
             return
         try:
-            call_sid = tokens.redeem(token)
+            call_sid = await tokens.redeem(token)
         except StreamTokenError as e:
-            slot.release()
+            await slot.release()
             logger.warning(f"rejected WS {MEDIA_PATH}: {e}")
             await websocket.close(code=WS_1008_POLICY_VIOLATION)  # before accept: HTTP 403
+            return
+        except DatabaseUnavailable as e:
+            await slot.release()
+            refusals.refused(f"WS {MEDIA_PATH} upgrade refused", str(e))
+            metrics.refusals.labels("media_stream").inc()
+            await refuse_upgrade(websocket, 503, str(e))
             return
         try:
             await serve_stream(websocket, call_sid, browser=browser)
         finally:
-            slot.release()
+            await slot.release()
 
     async def serve_stream(websocket: WebSocket, call_sid: str, *, browser: bool) -> None:
         """One admitted media stream: its call, from `start` until either side hangs up.

@@ -26,7 +26,7 @@ from pipelines.variables import with_variables
 from processors.greeting_player import SpokenSentence
 from processors.keypad import KeyActionParams
 from server.answer_screening import screen_answer
-from server.answered_by import AnsweredByBox
+from server.answered_by import Verdicts
 from server.http_tool_handler import HttpToolHandler
 from server.provider_failure import end_call_if_unusable
 from server.recording import record
@@ -86,7 +86,7 @@ async def run_call(
     twilio: TwilioCalls,
     public_url: str,
     greeting: list[SpokenSentence] | None = None,
-    answers: AnsweredByBox | None = None,
+    answers: Verdicts | None = None,
     recording_callback: str = "",
     observers: list[BaseObserver] | None = None,
 ) -> None:

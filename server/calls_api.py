@@ -3,7 +3,7 @@
 import hmac
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -32,7 +32,7 @@ def calls_api(
     declarations: dict[str, Declaration],
     routes: Routes,
     twilio: Callable[[], TwilioCalls],
-    refusal: Callable[[], str | None],
+    refusal: Callable[[], Awaitable[str | None]],
 ) -> APIRouter:
     """`POST /calls` and `GET /calls/{call_sid}/status`, for requests bearing `token`.
 
@@ -65,7 +65,7 @@ def calls_api(
             variables_json(call.variables)
         except (ValueError, ValidationError) as e:  # JSON, body, pipeline or variables
             return _bad_request(e)
-        if reason := refusal():
+        if reason := await refusal():
             return JSONResponse({"error": f"no call placed: {reason}"}, status_code=503)
         from_ = declaration.outbound.caller_id or phone_number
         if not from_:

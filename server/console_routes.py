@@ -4,7 +4,7 @@ The pages (`server/console/`, no build step, nothing from a CDN) read the call r
 `GET /calls` and `GET /calls/{call_sid}` with the same bearer token.
 """
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from fastapi import APIRouter, Request
@@ -25,12 +25,12 @@ def console_routes(
     auth: ConsoleAuth,
     tokens: StreamTokens,
     pipelines: Callable[[], list[str]],
-    refusal: Callable[[], str | None] = lambda: None,
+    refusal: Callable[[], Awaitable[str | None]] | None = None,
 ) -> APIRouter:
     """`/console` and its endpoints.
 
     `pipelines()`: the pipelines a browser call may choose; `refusal()`: why the server takes
-    no new call now, if it does not (full, or shutting down).
+    no new call now, if it does not (full, shutting down, or its database is down).
     """
     router = APIRouter()
 
@@ -90,7 +90,7 @@ def console_routes(
         if pipeline not in choices:
             error = f"'pipeline' must be one of {', '.join(choices)}; got {pipeline!r:.60}"
             return JSONResponse({"error": error}, status_code=400)
-        if reason := refusal():
+        if refusal and (reason := await refusal()):
             return JSONResponse({"error": f"no new calls now: {reason}"}, status_code=503)
         call = new_browser_call(tokens, pipeline)
         logger.info(f"browser call {call.call_sid} to pipeline {pipeline!r} issued")

@@ -7,11 +7,10 @@ the listening socket and the process exit (0). A SIGINT during the drain exits a
 """
 
 import asyncio
-import contextlib
 import contextvars
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -19,6 +18,7 @@ import uvicorn
 from loguru import logger
 
 from server.call import Call
+from server.shared_database import DatabaseUnavailable
 
 # Bound on the goodbyes: ~5 s of speech played out, then a REST hang-up (retried for ≤12 s).
 GOODBYE_TIMEOUT_SECS = 20.0
@@ -44,21 +44,25 @@ class Drain:
         *,
         timeout: float,
         goodbye_timeout: float = GOODBYE_TIMEOUT_SECS,
-        server_calls: Callable[[], int] | None = None,
+        server_calls: Callable[[], Awaitable[int]] | None = None,
     ):
         """Drain `calls`, waiting `timeout` seconds before saying `goodbye`.
 
-        `server_calls`: the calls of every process of the server. A process whose own calls
-        have ended stays up (answering "draining" and "busy") until theirs have too: were it
-        to exit, a request the kernel had just handed it would be reset.
+        `server_calls`: the calls of every process of this server on this machine (those
+        sharing its port, not other instances'). A process whose own calls have ended stays
+        up (answering "draining" and "busy") until theirs have too: were it to exit, a
+        request the kernel had just handed it would be reset.
         """
         self.calls = calls
-        self.server_calls = server_calls or (lambda: len(self.calls))
+        self.server_calls = server_calls or self._own_calls
         self.goodbye = goodbye
         self.timeout = timeout
         self.goodbye_timeout = goodbye_timeout
         self.draining = False
         self._ended = asyncio.Event()
+
+    async def _own_calls(self) -> int:
+        return len(self.calls)
 
     def call_ended(self) -> None:
         """A call has ended and left `calls`."""
@@ -83,10 +87,14 @@ class Drain:
 
     async def _wait_for_other_processes(self, seconds: float) -> None:
         """Stay up while other processes of the server still have calls (`seconds` at most)."""
-        with contextlib.suppress(TimeoutError):
+        try:
             async with asyncio.timeout(seconds):
-                while self.server_calls() > len(self.calls):  # noqa: ASYNC110 (other processes)
-                    await asyncio.sleep(0.2)
+                while await self.server_calls() > len(self.calls):  # noqa: ASYNC110
+                    await asyncio.sleep(0.2)  # other processes': no event tells their end
+        except TimeoutError:
+            pass
+        except DatabaseUnavailable:
+            logger.warning("draining: the call database is down; not waiting for other processes")
 
     async def _wait_for_calls(self, seconds: float) -> bool:
         """Wait up to `seconds` for every call to end; True if they did."""

@@ -6,9 +6,10 @@ has one signature forever: anyone who once saw it could replay it. The `<Stream>
 own signature, and the token is refused once used, once expired, or for another call.
 
 A token is `<call SID>[~<leg>].<expiry>.<HMAC>`, keyed by a secret derived from the auth
-token: any worker process can check it without shared state. "Used" lives in the admission
-store (`claim`), which every worker shares, per call SID and leg: a call that comes back to
-the bot after a transfer nobody answered opens its second stream as a new leg.
+token: any worker process can check it without shared state. "Used" lives where every worker
+shares it (`claim`: files on one machine, `ClaimedSids`; a PostgreSQL table for instances on
+many, `ClaimedStreams`), per call SID and leg: a call that comes back to the bot after a
+transfer nobody answered opens its second stream as a new leg.
 """
 
 import base64
@@ -16,8 +17,12 @@ import hashlib
 import hmac
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+from sqlalchemy import text
+
+from server.shared_database import SharedDatabase
 
 TOKEN_TTL_SECS = 60.0  # Twilio opens the stream within a second or two of the TwiML
 _PRUNE_EVERY = 100  # claims between two clean-ups of expired claim files
@@ -34,7 +39,7 @@ class StreamTokens:
         self,
         auth_token: str,
         *,
-        claim: Callable[[str, float], bool],
+        claim: Callable[[str, float], Awaitable[bool]],
         ttl_secs: float = TOKEN_TTL_SECS,
         clock: Callable[[], float] = time.time,
     ):
@@ -51,8 +56,11 @@ class StreamTokens:
         payload = f"{stream}.{int(self._clock() + self._ttl)}"
         return f"{payload}.{self._mac(payload)}"
 
-    def redeem(self, token: str) -> str:
-        """The call SID the token was issued for; raises `StreamTokenError` saying why not."""
+    async def redeem(self, token: str) -> str:
+        """The call SID the token was issued for; raises `StreamTokenError` saying why not.
+
+        The claim's own errors pass through (`DatabaseUnavailable`).
+        """
         payload, _, mac = token.rpartition(".")
         stream, _, expires = payload.partition(".")
         call_sid = stream.partition("~")[0]
@@ -60,7 +68,7 @@ class StreamTokens:
             raise StreamTokenError("a stream token this server did not issue")
         if int(expires) < self._clock():
             raise StreamTokenError(f"an expired stream token (call {call_sid})")
-        if not self._claim(stream, float(expires)):
+        if not await self._claim(stream, float(expires)):
             raise StreamTokenError(f"a stream token already used (call {call_sid}): a replay")
         return call_sid
 
@@ -83,8 +91,11 @@ class ClaimedSids:
         self._clock = clock
         self._claims = 0
 
-    def __call__(self, call_sid: str, expires: float) -> bool:
+    async def __call__(self, call_sid: str, expires: float) -> bool:
         """True if `call_sid` was not claimed yet (and claim it)."""
+        return self._claim(call_sid, expires)
+
+    def _claim(self, call_sid: str, expires: float) -> bool:
         self._claims += 1
         if self._claims % _PRUNE_EVERY == 0:
             self._prune()
@@ -94,7 +105,7 @@ class ClaimedSids:
         except FileExistsError:
             if self._expired(path):
                 path.unlink(missing_ok=True)
-                return self(call_sid, expires)
+                return self._claim(call_sid, expires)
             return False
         with os.fdopen(fd, "w") as file:
             file.write(f"{expires:.0f}")
@@ -110,3 +121,29 @@ class ClaimedSids:
         for path in self._directory.iterdir():
             if self._expired(path):
                 path.unlink(missing_ok=True)
+
+
+class ClaimedStreams:
+    """`claim` shared by every instance through PostgreSQL: one row per claimed stream.
+
+    The first INSERT wins (a concurrent one waits on the key, then does nothing); a row names
+    its token's expiry, after which it is pruned and the stream may be claimed again.
+    """
+
+    def __init__(self, database: SharedDatabase):
+        """Keep claims in `database`'s `stream_claims`."""
+        self._database = database
+
+    async def __call__(self, stream: str, expires: float) -> bool:
+        """True if `stream` was not claimed yet (and claim it); `DatabaseUnavailable` if down."""
+        async with self._database.transaction("claiming a stream token") as connection:
+            await connection.execute(text("DELETE FROM stream_claims WHERE expires_at < now()"))
+            claimed = await connection.scalar(
+                text(
+                    "INSERT INTO stream_claims (stream, expires_at) "
+                    "VALUES (:stream, to_timestamp(:expires)) "
+                    "ON CONFLICT (stream) DO NOTHING RETURNING stream"
+                ),
+                {"stream": stream, "expires": expires},
+            )
+        return claimed is not None

@@ -1,27 +1,29 @@
 """Twilio's reports on calls: an outbound call's progress, who answered it, its recording."""
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from loguru import logger
 from twilio.request_validator import RequestValidator
 
-from server.answered_by import AnsweredByBox
+from server.answered_by import Verdicts
+from server.shared_database import DatabaseUnavailable
 from server.signed_requests import signed_form
 from server.twilio_urls import AMD_PATH, RECORDING_PATH, STATUS_PATH
 
 _CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
 
 
-def twilio_callbacks(
-    validator: RequestValidator, public_url: str, answers: AnsweredByBox
-) -> APIRouter:
-    """The routes Twilio posts its reports to; each is signed, else refused with 403."""
+def twilio_callbacks(validator: RequestValidator, public_url: str, answers: Verdicts) -> APIRouter:
+    """The routes Twilio posts its reports to; each is signed, else refused with 403.
+
+    A report that cannot be kept (the shared database is down) is answered 503.
+    """
     router = APIRouter()
 
-    def report(path: str, take: Callable[[dict[str, str]], None]) -> None:
+    def report(path: str, take: Callable[[dict[str, str]], Awaitable[None]]) -> None:
         """At `path`, a signed report on a call is taken (logged as that call's) with `take`."""
 
         @router.post(path)
@@ -33,12 +35,16 @@ def twilio_callbacks(
                 logger.warning(f"rejected POST {path}: no valid CallSid")
                 return JSONResponse({"error": "no valid CallSid"}, status_code=400)
             with logger.contextualize(call_sid=form["CallSid"]):
-                take(form)
+                try:
+                    await take(form)
+                except DatabaseUnavailable as e:
+                    logger.error(f"POST {path} answered 503, its report lost: {e}")
+                    return JSONResponse({"error": str(e)}, status_code=503)
             return Response(status_code=204)
 
-    def answered_by(form: dict[str, str]) -> None:
+    async def answered_by(form: dict[str, str]) -> None:
         verdict = form.get("AnsweredBy") or "unknown"
-        answers.post(form["CallSid"], verdict)
+        await answers.post(form["CallSid"], verdict)
         took = form.get("MachineDetectionDuration", "?")
         logger.info(f"answered by {verdict} (machine detection took {took} ms)")
 
@@ -48,7 +54,7 @@ def twilio_callbacks(
     return router
 
 
-def _progress(form: dict[str, str]) -> None:
+async def _progress(form: dict[str, str]) -> None:
     """e.g. `outbound call to +1555…: completed after 42 s, answered by human`."""
     text = form.get("CallStatus", "?")
     if form.get("CallDuration"):
@@ -58,7 +64,7 @@ def _progress(form: dict[str, str]) -> None:
     logger.info(f"outbound call to {form.get('To', '?')}: {text}")
 
 
-def _recording(form: dict[str, str]) -> None:
+async def _recording(form: dict[str, str]) -> None:
     logger.info(
         f"recording {form.get('RecordingSid', '?')} {form.get('RecordingStatus', '?')}: "
         f"{form.get('RecordingDuration', '?')} s, {form.get('RecordingChannels', '?')} "

@@ -30,7 +30,7 @@ async def test_a_verdict_posted_by_one_process_is_collected_once_by_the_calls(tm
     poster, waiter = AnsweredByBox(tmp_path), AnsweredByBox(tmp_path)  # two workers' views
     waiting = asyncio.create_task(waiter.wait(CALL, timeout=5))
     await asyncio.sleep(0.1)
-    poster.post(CALL, "machine_end_beep")
+    await poster.post(CALL, "machine_end_beep")
     assert await waiting == "machine_end_beep"
     assert await waiter.wait(CALL, timeout=0.1) is None  # collected: gone
 
@@ -39,9 +39,9 @@ async def test_a_verdict_that_came_before_the_stream_is_kept_and_a_malformed_one
     tmp_path,
 ):
     box = AnsweredByBox(tmp_path)
-    box.post(CALL, "human")
+    await box.post(CALL, "human")
     assert await box.wait(CALL, timeout=0) == "human"
-    box.post(CALL, "../../etc/passwd")
+    await box.post(CALL, "../../etc/passwd")
     assert await box.wait(CALL, timeout=0) == "unknown"
 
 

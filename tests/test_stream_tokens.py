@@ -1,5 +1,6 @@
 """Stream tokens: one call, one use, a minute at most, and only ours."""
 
+import asyncio
 import multiprocessing
 import time
 from pathlib import Path
@@ -23,24 +24,24 @@ def tokens(clock: Clock, directory, token: str = "auth-token") -> StreamTokens:
     return StreamTokens(token, claim=ClaimedSids(directory, clock), ttl_secs=60, clock=clock)
 
 
-def test_a_token_redeems_once_for_its_call(tmp_path):
+async def test_a_token_redeems_once_for_its_call(tmp_path):
     clock = Clock()
     issuer = tokens(clock, tmp_path)
     token = issuer.issue(SID)
-    assert issuer.redeem(token) == SID
+    assert await issuer.redeem(token) == SID
     with pytest.raises(StreamTokenError, match="already used .* a replay"):
-        issuer.redeem(token)
+        await issuer.redeem(token)
     with pytest.raises(StreamTokenError, match="already used"):
-        issuer.redeem(issuer.issue(SID))  # a replayed webhook gets a fresh token: same call
+        await issuer.redeem(issuer.issue(SID))  # a replayed webhook gets a fresh token: same call
 
 
-def test_a_token_expires(tmp_path):
+async def test_a_token_expires(tmp_path):
     clock = Clock()
     issuer = tokens(clock, tmp_path)
     token = issuer.issue(SID)
     clock.now += 61
     with pytest.raises(StreamTokenError, match="expired"):
-        issuer.redeem(token)
+        await issuer.redeem(token)
 
 
 @pytest.mark.parametrize(
@@ -54,32 +55,32 @@ def test_a_token_expires(tmp_path):
         lambda t: "CA1.x.y",
     ],
 )
-def test_a_forged_or_altered_token_is_refused(forge, tmp_path):
+async def test_a_forged_or_altered_token_is_refused(forge, tmp_path):
     issuer = tokens(Clock(), tmp_path)
     with pytest.raises(StreamTokenError, match="did not issue"):
-        issuer.redeem(forge(issuer.issue(SID)))
+        await issuer.redeem(forge(issuer.issue(SID)))
 
 
-def test_a_token_from_a_server_with_another_auth_token_is_refused(tmp_path):
+async def test_a_token_from_a_server_with_another_auth_token_is_refused(tmp_path):
     clock = Clock()
     with pytest.raises(StreamTokenError, match="did not issue"):
-        tokens(clock, tmp_path).redeem(tokens(clock, tmp_path, "other-token").issue(SID))
+        await tokens(clock, tmp_path).redeem(tokens(clock, tmp_path, "other-token").issue(SID))
 
 
-def test_claims_are_forgotten_once_their_tokens_expire(tmp_path):
+async def test_claims_are_forgotten_once_their_tokens_expire(tmp_path):
     clock = Clock()
     claimed = ClaimedSids(tmp_path, clock)
-    assert claimed(SID, clock.now + 60) and not claimed(SID, clock.now + 60)
+    assert await claimed(SID, clock.now + 60) and not await claimed(SID, clock.now + 60)
     clock.now += 61
-    assert claimed(SID, clock.now + 60)
+    assert await claimed(SID, clock.now + 60)
     for n in range(200):  # expired claim files are cleaned up as claims go on
         clock.now += 61
-        claimed(f"CA{n:032x}", clock.now + 60)
+        await claimed(f"CA{n:032x}", clock.now + 60)
     assert len(list(tmp_path.iterdir())) < 101
 
 
 def _claim_in_another_process(directory: str, queue) -> None:
-    queue.put(ClaimedSids(Path(directory))(SID, time.time() + 60))
+    queue.put(asyncio.run(ClaimedSids(Path(directory))(SID, time.time() + 60)))
 
 
 def test_a_claim_holds_across_processes(tmp_path):

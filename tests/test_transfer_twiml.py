@@ -53,10 +53,10 @@ def test_nobody_answering_goes_back_to_the_bot_or_to_the_fallback():
     )
 
 
-def test_a_call_back_from_a_transfer_opens_its_stream_as_a_new_leg():
+async def test_a_call_back_from_a_transfer_opens_its_stream_as_a_new_leg():
     claimed: set[str] = set()
 
-    def claim(stream: str, expires: float) -> bool:
+    async def claim(stream: str, expires: float) -> bool:
         fresh = stream not in claimed
         claimed.add(stream)
         return fresh
@@ -64,6 +64,6 @@ def test_a_call_back_from_a_transfer_opens_its_stream_as_a_new_leg():
     tokens = StreamTokens("token", claim=claim)
     first = tokens.issue("CA1")
     back = tokens.issue("CA1", "manager-ab12")
-    assert tokens.redeem(first) == "CA1"
-    assert tokens.redeem(back) == "CA1", "the same call, its second stream"
+    assert await tokens.redeem(first) == "CA1"
+    assert await tokens.redeem(back) == "CA1", "the same call, its second stream"
     assert claimed == {"CA1", "CA1~manager-ab12"}
