@@ -164,6 +164,7 @@ def create_app(
     app.state.calls = calls
     app.state.access = access
     app.state.admission = admission
+    app.state.shared = shared
     app.state.drain = drain
     app.include_router(twilio_callbacks(validator, settings.public_url, answers))
     app.state.records = records

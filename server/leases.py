@@ -75,19 +75,25 @@ class LeasedAdmission:
         capacity: int | None,
         *,
         instance: str,
-        lease_secs: float = LEASE_SECS,
-        renew_secs: float = RENEW_SECS,
-        settle_secs: float = SETTLE_SECS,
+        lease_secs: float | None = None,
+        renew_secs: float | None = None,
+        settle_secs: float | None = None,
     ):
-        """Count calls in `database`, admitting at most `capacity`."""
+        """Count calls in `database`, admitting at most `capacity`.
+
+        The times default to the module's `LEASE_SECS`, `RENEW_SECS`, `SETTLE_SECS` as they
+        are when it is made (a test may shorten them for a whole server).
+        """
         if capacity is not None and capacity < 1:
             raise ValueError(f"capacity must be at least 1 or None (got {capacity})")
-        if renew_secs >= lease_secs:
-            raise ValueError(f"renew_secs ({renew_secs}) must be shorter than lease_secs")
+        self.lease_secs = LEASE_SECS if lease_secs is None else lease_secs
+        self.renew_secs = RENEW_SECS if renew_secs is None else renew_secs
+        self.settle_secs = SETTLE_SECS if settle_secs is None else settle_secs
+        if self.renew_secs >= self.lease_secs:
+            raise ValueError(f"renew_secs ({self.renew_secs}) must be shorter than lease_secs")
         self.capacity = capacity
         self.database = database
         self.instance = instance
-        self.lease_secs, self.renew_secs, self.settle_secs = lease_secs, renew_secs, settle_secs
         self._live: set[str] = set()  # this process's leases, renewed until released
         self._renewing = asyncio.Lock()  # a release's delete never precedes a renewal's upsert
         self._renewer: asyncio.Task | None = None
