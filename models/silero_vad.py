@@ -1,15 +1,23 @@
-"""Silero VAD with its ONNX model loaded once per process instead of once per call."""
+"""Silero VAD with its ONNX model loaded once per process, its windows scored in batches."""
 
-import copy
-from functools import cache
-from importlib import resources
+import asyncio
+from collections import deque
 
 import numpy as np
 from loguru import logger
-from pipecat.audio.vad.silero import SileroOnnxModel
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams, VADState
 
-SAMPLE_RATES = (8000, 16000)  # the rates the model was trained for
+from models.silero_batcher import (
+    WINDOW_SAMPLES,
+    SileroBatcher,
+    SileroStream,
+    shared_batcher,
+    shared_model,
+)
+
+__all__ = ["SAMPLE_RATES", "SharedSileroVADAnalyzer", "shared_model"]
+
+SAMPLE_RATES = tuple(WINDOW_SAMPLES)  # the rates the model was trained for
 
 # Non-speech (music, long silence at 8 kHz) drifts the model's recurrent state until it
 # under-reports the speech that follows; pipecat's `SileroVADAnalyzer` resets it every 2 s of
@@ -19,28 +27,37 @@ RESET_MAX_CONFIDENCE = 0.1  # a window this unlike speech counts as clear non-sp
 RESET_LOW_WINDOWS = 5  # ...once this many come in a row (~160 ms)
 
 
-@cache
-def shared_model() -> SileroOnnxModel:
-    """The process's Silero ONNX session (loaded on first use; call early to pre-load)."""
-    # The model pipecat bundles; loading it costs ~50 ms, running it keeps no shared state.
-    path = resources.files("pipecat.audio.vad.data").joinpath("silero_vad.onnx")
-    return SileroOnnxModel(str(path), force_onnx_cpu=True)
-
-
 class SharedSileroVADAnalyzer(VADAnalyzer):
     """Silero VAD on the process's one ONNX session; each call keeps its own model state.
 
     It scores and decides exactly as pipecat's `SileroVADAnalyzer` (same confidences, same
-    state resets, same start and stop), and analyzes on the event loop: pipecat hands every
-    20 ms frame to a thread, and the hop costs more than the model (~0.1 ms per 32 ms
-    window, and most frames run no model at all).
+    state resets, same start and stop), on the event loop: pipecat hands every 20 ms frame to
+    a thread, and the hop costs more than the model.
+
+    `batched` (the default), a buffer's whole windows go to the loop's `SileroBatcher`
+    (or `batcher`), which scores the windows of every call waiting in one `Session.run`;
+    pipecat's state machine then runs on the confidences it returned. A buffer whose
+    `analyze_audio` is cancelled while it waits leaves the analyzer as if it never came.
+    Not batched, each window is scored alone, at once (no await).
     """
 
-    def __init__(self, *, sample_rate: int | None = None, params: VADParams | None = None):
+    def __init__(
+        self,
+        *,
+        sample_rate: int | None = None,
+        params: VADParams | None = None,
+        batched: bool = True,
+        batcher: SileroBatcher | None = None,
+    ):
         """Like `SileroVADAnalyzer`, without loading the model again."""
         super().__init__(sample_rate=sample_rate, params=params)
-        self._silero = copy.copy(shared_model())  # shares the session, not the recurrent state
-        self._silero.reset_states()
+        self._batched = batched
+        self._batcher = batcher  # None: the running loop's, on first use
+        self._model = shared_model()  # scores a window alone (not batched)
+        self._stream: SileroStream | None = None  # made with the rate
+        self._unscored = b""  # the part window pipecat's buffer keeps, mirrored
+        self._confidences: deque[np.float32 | int] = deque()  # scored ahead by the batch
+        self._analyzing = False
         self._windows_since_silero_reset = 0
         self._low_windows = 0  # the latest windows in a row under RESET_MAX_CONFIDENCE
         self._state_before_buffer = VADState.QUIET
@@ -57,6 +74,7 @@ class SharedSileroVADAnalyzer(VADAnalyzer):
         super().set_sample_rate(sample_rate)
         if self.sample_rate not in SAMPLE_RATES:
             raise ValueError(f"Silero VAD needs 8000 or 16000 Hz, not {self.sample_rate}")
+        self._stream = SileroStream(self.sample_rate)
 
     def set_params(self, params: VADParams):
         """Set the parameters; the VAD starts over, quiet (as pipecat's does)."""
@@ -65,7 +83,7 @@ class SharedSileroVADAnalyzer(VADAnalyzer):
 
     def num_frames_required(self) -> int:
         """Samples per model window: 512 at 16 kHz, 256 at 8 kHz."""
-        return 512 if self.sample_rate == 16000 else 256
+        return 512 if self.sample_rate == 16000 else 256  # any rate: checked after pipecat's set
 
     @property
     def quiet_secs(self) -> float:
@@ -79,26 +97,90 @@ class SharedSileroVADAnalyzer(VADAnalyzer):
 
     def voice_confidence(self, buffer: bytes) -> float:
         """The model's speech probability for one window, 0 if it cannot score it."""
+        if self._confidences:  # batched: `analyze_audio` scored this buffer's windows ahead
+            return self._confidences.popleft()
         self._windows_in_buffer += 1
         try:
-            samples = np.frombuffer(buffer, np.int16).astype(np.float32) / 32768.0
-            # A float32 scalar, as pipecat's: compared with the threshold in float32.
-            confidence = self._silero(samples, self.sample_rate)[0, 0]
-            self._maybe_reset_silero(confidence.item())
-            self._count_run(confidence >= self.params.confidence)
-            return confidence
+            row = self._stream.row(self._samples(buffer))
+            confidences, state = self._model.run(row[None], self._stream.state, self.sample_rate)
+            return self._scored(row, confidences[0], state)
         except Exception as e:  # as pipecat: a window it cannot score is not speech
             logger.error(f"Error analyzing audio with Silero VAD: {e}")
             return 0
 
     async def analyze_audio(self, buffer: bytes) -> VADState:
-        """Analyze at once, on the event loop."""
+        """Analyze on the event loop: the windows batched with other calls', then decided."""
         self._windows_in_buffer = 0
+        if self._batched:
+            if self._analyzing:
+                raise RuntimeError("analyze_audio is already running: one stream, in order")
+            self._analyzing = True
+            try:
+                await self._score_ahead(buffer)
+            finally:
+                self._analyzing = False
         # pipecat's state machine, synchronously: its public `analyze_audio` always runs it on
         # a thread. The one private name used here (upstream: a public synchronous step).
         state = self._run_analyzer(buffer)
+        if self._confidences:
+            self._confidences.clear()
+            raise RuntimeError("pipecat's VAD took fewer windows than were scored for it")
         self._state_before_buffer = state
         return state
+
+    async def _score_ahead(self, buffer: bytes) -> None:
+        """Score the whole windows `_run_analyzer` will take, in order, through the batcher."""
+        pending = self._unscored + buffer
+        whole = len(pending) - len(pending) % (self.num_frames_required() * 2)
+        if not whole:
+            self._unscored = pending
+            return
+        batcher = self._batcher or shared_batcher()
+        before = self._checkpoint()
+        confidences = []
+        try:
+            for start in range(0, whole, self.num_frames_required() * 2):
+                self._windows_in_buffer += 1
+                window = pending[start : start + self.num_frames_required() * 2]
+                row = self._stream.row(self._samples(window))
+                future = batcher.submit(row, self._stream.state, self.sample_rate)
+                try:
+                    scored = await future
+                except asyncio.CancelledError:
+                    batcher.discard(future)
+                    raise
+                # A failed run: not speech, the model's state and the counts left alone.
+                confidences.append(0 if scored is None else self._scored(row, *scored))
+        except asyncio.CancelledError:
+            self._restore(before)
+            raise
+        self._unscored = pending[whole:]
+        self._confidences.extend(confidences)
+
+    def _checkpoint(self) -> tuple:
+        stream = self._stream
+        counts = (self._windows_since_silero_reset, self._low_windows)
+        return stream.state, stream.context, counts, self._quiet_windows, self._voiced_windows
+
+    def _restore(self, checkpoint: tuple) -> None:
+        self._stream.state, self._stream.context, counts, quiet, voiced = checkpoint
+        self._windows_since_silero_reset, self._low_windows = counts
+        self._quiet_windows, self._voiced_windows = quiet, voiced
+
+    @staticmethod
+    def _samples(window: bytes) -> np.ndarray:
+        return np.frombuffer(window, np.int16).astype(np.float32) / 32768.0
+
+    def _scored(self, row: np.ndarray, confidence: np.float32, state: np.ndarray) -> np.float32:
+        """Take a window's score: the model's state moves on, maybe resets; the runs count.
+
+        The confidence is a float32 scalar, as pipecat's: compared with the threshold in
+        float32.
+        """
+        self._stream.advance(row, state)
+        self._maybe_reset_silero(confidence.item())
+        self._count_run(confidence >= self.params.confidence)
+        return confidence
 
     def _count_run(self, speech: bool) -> None:
         self._quiet_windows = 0 if speech else self._quiet_windows + 1
@@ -113,7 +195,7 @@ class SharedSileroVADAnalyzer(VADAnalyzer):
             >= RESET_INTERVAL_SECS * self.sample_rate
         )
         if due and self._low_windows >= RESET_LOW_WINDOWS and self._quiet():
-            self._silero.reset_states()
+            self._stream.reset()
             self._windows_since_silero_reset = 0
 
     def _quiet(self) -> bool:

@@ -1,5 +1,6 @@
 """SharedSileroVADAnalyzer: one session per process, pipecat's decisions, on the event loop."""
 
+import asyncio
 import threading
 
 import numpy as np
@@ -8,6 +9,7 @@ import soxr
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams, VADState
 
+from models.silero_batcher import SileroBatcher, shared_batcher
 from models.silero_vad import SharedSileroVADAnalyzer, shared_model
 from standins.audio import read_wav
 
@@ -37,8 +39,8 @@ class PipecatScored(Scored, SileroVADAnalyzer):
     pass
 
 
-def analyzer(kind: type[VADAnalyzer], rate: int, **params) -> VADAnalyzer:
-    made = kind(sample_rate=rate, params=VADParams(**params))
+def analyzer(kind: type[VADAnalyzer], rate: int, *, options=None, **params) -> VADAnalyzer:
+    made = kind(sample_rate=rate, params=VADParams(**params), **(options or {}))
     made.set_sample_rate(rate)
     return made
 
@@ -60,17 +62,21 @@ def speech_after_silence(data) -> bytes:
     return hiss + read_wav(data / "silero_test_8k.wav")[: 30 * 8000 * 2]
 
 
-async def same_as_pipecat(pcm: bytes, rate: int, chunk_secs: float, **params) -> OurScored:
-    ours, theirs = analyzer(OurScored, rate, **params), analyzer(PipecatScored, rate, **params)
+async def same_as_pipecat(
+    pcm: bytes, rate: int, chunk_secs: float, batched: bool = True, **params
+) -> OurScored:
+    ours = analyzer(OurScored, rate, options={"batched": batched}, **params)
+    theirs = analyzer(PipecatScored, rate, **params)
     assert await states(ours, pcm, chunk_secs) == await states(theirs, pcm, chunk_secs)
     assert ours.scores == theirs.scores  # to the bit, model resets included
     return ours
 
 
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "alone"])
 @pytest.mark.parametrize("chunk_secs", [FRAME_SECS, 0.15, 0.25])
-async def test_it_decides_as_pipecats_silero_vad_window_for_window(data, chunk_secs):
+async def test_it_decides_as_pipecats_silero_vad_window_for_window(data, chunk_secs, batched):
     pcm = speech_after_silence(data)
-    ours = await same_as_pipecat(pcm, 8000, chunk_secs)
+    ours = await same_as_pipecat(pcm, 8000, chunk_secs, batched)
     voiced = [s for s in ours.scores if s >= 0.7]
     assert 100 < len(voiced) < len(ours.scores) - 100, "speech and silence both"
     assert ours._windows_since_silero_reset < len(ours.scores) - 100, "the model was reset"
@@ -85,7 +91,7 @@ async def test_it_decides_as_pipecats_at_16_khz_and_at_other_thresholds(data):
 
 async def test_calls_share_the_session_and_keep_their_own_model_state(data):
     first, second = analyzer(OurScored, 8000), analyzer(OurScored, 8000)
-    assert first._silero.session is second._silero.session is shared_model().session
+    assert first._model is second._model is shared_model() is shared_batcher().model
     one, two = speech_after_silence(data), read_wav(data / "aepyx_8k_60s.wav")
     step = 320
     together = [
@@ -130,3 +136,118 @@ async def test_a_reset_due_in_a_long_buffer_that_follows_a_starting_vad_is_pipec
     after = pcm[cut + step : cut + step + 2 * 8000 * 2]
     assert await states(ours, after) == await states(theirs, after)
     assert ours.scores == theirs.scores
+
+
+class Call:
+    """A call's audio as the server hears it: from tick `start`, `chunk_secs` a buffer."""
+
+    def __init__(self, pcm: bytes, rate: int, start: int, chunk_secs: float, params_at=None):
+        self.pcm, self.rate, self.start, self.params_at = pcm, rate, start, params_at
+        self.step = round(chunk_secs * rate) * 2
+        self.buffers = len(range(0, len(pcm), self.step))
+
+    def buffer(self, i: int) -> bytes:
+        return self.pcm[i * self.step : (i + 1) * self.step]
+
+
+async def heard(vad: OurScored, call: Call, i: int) -> VADState:
+    if i == call.params_at:  # a VADParamsUpdateFrame mid-call: the VAD starts over, quiet
+        vad.set_params(VADParams(stop_secs=0.4))
+    return await vad.analyze_audio(call.buffer(i))
+
+
+async def alone(call: Call) -> OurScored:
+    vad = analyzer(OurScored, call.rate, options={"batched": False})
+    vad.states = [await heard(vad, call, i) for i in range(call.buffers)]
+    return vad
+
+
+async def together(calls: list[Call], batcher: SileroBatcher) -> list[OurScored]:
+    """Every call's next buffer at each tick, concurrently, as calls on one server."""
+    vads = [analyzer(OurScored, c.rate, options={"batcher": batcher}) for c in calls]
+    for vad in vads:
+        vad.states = []
+    for tick in range(max(c.start + c.buffers for c in calls)):
+        on_line = [
+            (v, c) for v, c in zip(vads, calls, strict=True) if 0 <= tick - c.start < c.buffers
+        ]
+        states = await asyncio.gather(*(heard(v, c, tick - c.start) for v, c in on_line))
+        for (vad, _), state in zip(on_line, states, strict=True):
+            vad.states.append(state)
+    return vads
+
+
+def recorded_calls(data) -> list[Call]:
+    """The recordings as calls of different lengths, starting at different ticks."""
+    recorded = [read_wav(path) for path in sorted(data.glob("*.wav"))]
+    calls = [
+        Call(pcm, 8000, start=7 * i, chunk_secs=FRAME_SECS if i % 3 else 0.15)
+        for i, pcm in enumerate(recorded)
+    ]
+    calls.append(Call(speech_after_silence(data), 8000, start=3, chunk_secs=FRAME_SECS))
+    calls.append(Call(at_16k(recorded[0][: 20 * 8000 * 2]), 16000, start=11, chunk_secs=0.02))
+    calls[-2].params_at = 900  # one call's VAD reset mid-way (at 18 s)
+    return calls
+
+
+async def test_calls_scored_in_one_batch_decide_as_each_scored_alone(data):
+    calls, batcher = recorded_calls(data), SileroBatcher()
+    batched = await together(calls, batcher)
+    assert batcher.largest >= 8, "the calls' windows were scored together"
+    for call, vad in zip(calls, batched, strict=True):
+        solo = await alone(call)
+        assert vad.states == solo.states
+        assert vad.scores == pytest.approx(solo.scores, abs=1e-5)
+        assert len(vad.scores) == len(call.pcm) // (vad.num_frames_required() * 2)
+        assert call.params_at is None or call.params_at < call.buffers
+    resets = [v._windows_since_silero_reset < len(v.scores) for v in batched]
+    assert sum(resets) >= 2, "the models of several calls were reset on the way"
+    assert any(VADState.SPEAKING in v.states for v in batched)
+    assert batcher.queued == 0
+
+
+async def test_a_call_that_ends_while_its_window_waits_leaves_nothing_queued(data):
+    batcher = SileroBatcher(delay=10)  # no run before the call ends
+    pcm = read_wav(data / "book_table.wav")
+    ending, going_on = (analyzer(OurScored, 8000, options={"batcher": batcher}) for _ in "ab")
+    await ending.analyze_audio(pcm[:640])
+    assert batcher.queued == 0
+    waiting = asyncio.ensure_future(ending.analyze_audio(pcm[640:1280]))
+    await asyncio.sleep(0)
+    assert batcher.queued == 1
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert batcher.queued == 0
+
+    # A buffer whose analysis was cancelled is as if it never came.
+    await going_on.analyze_audio(pcm[:640])
+    batcher.delay = 0
+    rest = pcm[1280:]
+    assert await states(ending, rest) == await states(going_on, rest)
+    assert ending.scores == going_on.scores
+    assert batcher.queued == 0
+
+
+class BrokenModel:
+    def run(self, rows, state, sample_rate):
+        raise RuntimeError("no session")
+
+
+async def test_a_batch_that_fails_gives_every_waiting_call_confidence_zero_and_logs_once(data):
+    from loguru import logger
+
+    errors: list[str] = []
+    sink = logger.add(errors.append, level="ERROR", format="{message}")
+    try:
+        batcher = SileroBatcher(BrokenModel())
+        vads = [analyzer(OurScored, 8000, options={"batcher": batcher}) for _ in range(3)]
+        models_before = [v._stream.state for v in vads]
+        pcm = read_wav(data / "yes.wav")[:512]  # one window each
+        found = await asyncio.gather(*(v.analyze_audio(pcm) for v in vads))
+    finally:
+        logger.remove(sink)
+    assert found == [VADState.QUIET] * 3
+    assert [v.scores for v in vads] == [[0]] * 3
+    assert [v._stream.state for v in vads] == models_before, "the models' state left alone"
+    assert len(errors) == 1 and "3 windows" in errors[0]
