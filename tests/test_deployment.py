@@ -359,6 +359,24 @@ def test_nginx_passes_the_media_websocket_upgrade_for_a_whole_call():
     for timeout in ("proxy_read_timeout", "proxy_send_timeout"):
         value = re.search(rf"{timeout} (\d+)s;", media[1])
         assert value and int(value[1]) > longest_call, timeout
+    # A full instance refuses a stream with 503: nginx must not count that as it failing.
+    assert not re.search(r"^\s*proxy_next_upstream [^;]*http_503", config, re.M)
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
+def test_nginx_accepts_the_config(tmp_path):
+    """`nginx -t` on the config, its instances on loopback (`resolve` needs nginx 1.27.3)."""
+    config = re.sub(r"server [\w.-]+:(\d+) resolve;", r"server 127.0.0.1:\1;", nginx_config())
+    (tmp_path / "voicebot.conf").write_text(config)
+    main = "pid nginx.pid;\nevents {}\nhttp {\n    access_log off;\n    include voicebot.conf;\n}\n"
+    (tmp_path / "nginx.conf").write_text(main)
+    done = subprocess.run(
+        ["nginx", "-t", "-e", "stderr", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
 
 
 # Kubernetes
