@@ -105,6 +105,21 @@ def postgres():
     server.remove()
 
 
+@pytest.fixture
+def migrated():
+    """`await migrated(url)`: the schema made in the database at `url`; its async URL."""
+    from records.database import create_engine, database_url, migrate
+
+    async def make(url: str) -> str:
+        url = database_url(url, Path("."))
+        engine = create_engine(url)
+        await migrate(engine)
+        await engine.dispose()
+        return url
+
+    return make
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path) -> str:
     """DATABASE_URL of an empty database: a SQLite file, then a PostgreSQL database."""

@@ -6,26 +6,15 @@ these tests fail, saying how to install them.
 
 import asyncio
 import time
-from pathlib import Path
 
 import pytest
 
 from harness.postgres import ThrowawayPostgres
-from records.database import create_engine, database_url, migrate
 from server.leases import LeasedAdmission
 from server.shared_database import DatabaseUnavailable, SharedDatabase
 
 # Short times, so that expiring and settling take a second, not ten.
 FAST = {"lease_secs": 1.0, "renew_secs": 0.25, "settle_secs": 0.0}
-
-
-async def migrated(url: str) -> str:
-    """The async URL of the database at `url`, its schema made."""
-    url = database_url(url, Path("."))
-    engine = create_engine(url)
-    await migrate(engine)
-    await engine.dispose()
-    return url
 
 
 async def instance(url: str, capacity: int | None, name: str, **times) -> LeasedAdmission:
@@ -41,7 +30,7 @@ async def closed(*admissions: LeasedAdmission) -> None:
         await admission.database.close()
 
 
-async def test_two_instances_admit_exactly_max_calls_between_them_in_a_burst(postgres):
+async def test_two_instances_admit_exactly_max_calls_between_them_in_a_burst(postgres, migrated):
     url = await migrated(postgres.new_database())
     a, b = await instance(url, 5, "host-a"), await instance(url, 5, "host-b")
     try:
@@ -59,7 +48,7 @@ async def test_two_instances_admit_exactly_max_calls_between_them_in_a_burst(pos
         await closed(a, b)
 
 
-async def test_a_dead_instances_calls_stop_counting_within_the_lease_time(postgres):
+async def test_a_dead_instances_calls_stop_counting_within_the_lease_time(postgres, migrated):
     url = await migrated(postgres.new_database())
     alive = await instance(url, 3, "alive")
     dead = LeasedAdmission(SharedDatabase(url), 3, instance="dead", **FAST)  # never renews
@@ -78,7 +67,7 @@ async def test_a_dead_instances_calls_stop_counting_within_the_lease_time(postgr
 
 
 async def test_with_postgresql_down_new_calls_are_refused_and_live_ones_counted_again_after(
-    log_lines,
+    log_lines, migrated
 ):
     server = ThrowawayPostgres().start()
     try:
