@@ -29,13 +29,12 @@ class TwilioInputTransport(BaseInputTransport):
     | `media`               | MulawAudioFrame ↓ (8 kHz PCM, and Twilio's μ-law bytes)          |
     | `dtmf`                | InputDTMFFrame ↓                                                |
     | `mark`                | to the output, which learns what the caller heard               |
-    | the socket closes     | CancelWorker ↑ (the pipeline ends); `caller_hung_up`            |
-    |   under us (`stop`    |                                                                 |
-    |   comes just before)  |                                                                 |
+    | `stop`, or the socket | CancelWorker ↑ (the pipeline ends); `caller_hung_up`            |
+    |   closes under us     |                                                                 |
     | anything malformed    | dropped with one log line; the call goes on                     |
 
-    The socket is read until it closes, after End too: while the output plays the last audio
-    out, Twilio's echoes still come here.
+    The socket is read until `stop` or its close, after End too: while the output plays the
+    last audio out, Twilio's echoes still come here.
     """
 
     def __init__(
@@ -89,8 +88,10 @@ class TwilioInputTransport(BaseInputTransport):
             elif isinstance(event, Dtmf) and self._listening:
                 await self.push_frame(InputDTMFFrame(event.digit))
             elif isinstance(event, Stop):
-                # Twilio closes the socket right after; reading on costs nothing meanwhile.
+                # Nothing follows `stop`, not even a mark echo; the call ends here, without
+                # waiting for the socket's close (which a busy loop may deliver much later).
                 logger.info("Twilio stopped the stream: the caller hung up")
+                break
         await self._hung_up()
 
     async def _caller_audio(self, media: Media) -> None:

@@ -51,10 +51,14 @@ class PhoneSocket:
         """The caller presses `key`: Twilio sends its `dtmf` event."""
         self.says({"event": "dtmf", "dtmf": {"track": "inbound_track", "digit": key}})
 
-    def hangs_up(self) -> None:
-        """The caller hangs up: Twilio sends `stop` and closes the socket."""
+    def hangs_up(self, *, closing: bool = True) -> None:
+        """The caller hangs up: Twilio sends `stop` and closes the socket.
+
+        `closing=False`: the close never reaches the server (a busy loop, a lost frame).
+        """
         self.says({"event": "stop", "stop": {}})
-        self._inbox.put_nowait({"type": "websocket.disconnect", "code": 1000})
+        if closing:
+            self._inbox.put_nowait({"type": "websocket.disconnect", "code": 1000})
 
     # -- the WebSocket the transport sees ----------------------------------------------------
 

@@ -4,6 +4,7 @@ import base64
 import json
 
 import numpy as np
+import pytest
 from phone_socket import PhoneSocket
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
@@ -208,10 +209,11 @@ async def test_an_echo_of_a_mark_never_sent_is_dropped_and_the_call_goes_on(log_
     assert any("echo of mark '1:abc'" in line for line in log_lines)
 
 
-async def test_the_caller_hanging_up_ends_the_pipeline_and_says_so():
+@pytest.mark.parametrize("closing", [True, False], ids=["socket closed", "socket left open"])
+async def test_the_caller_hanging_up_ends_the_pipeline_and_says_so(closing):
     phone = PhoneSocket()
     transport = TwilioTransport(phone, STREAM)
-    phone.hangs_up()
+    phone.hangs_up(closing=closing)  # `stop` alone ends the call: nothing follows it
     _down, up = await run_test(
         Pipeline([transport.input(), transport.output()]),
         frames_to_send=[SleepFrame(0.2)],

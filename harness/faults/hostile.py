@@ -212,8 +212,12 @@ async def fuzz_live_call(*, examples: int = 30, openings: int = 10) -> FuzzRun:
             turn = asyncio.create_task(_one_turn(other))
             for batch in live:
                 run.examples += 1
+                batch = [_with(m, sids) for m in batch]
+                # A `stop` the stream accepts is Twilio ending the call, not hostile input:
+                # the fresh streams below get those.
+                batch = [m for m in batch if not _stop(m)]
                 run.messages += len(batch)
-                await _guarded(_send_all(fuzzed.send_raw, [_with(m, sids) for m in batch]), run)
+                await _guarded(_send_all(fuzzed.send_raw, batch), run)
             for batch in fresh:
                 run.openings += 1
                 run.messages += len(batch)
@@ -315,6 +319,15 @@ async def _fuzz_opening(bot: LocalBot, batch: list[str | bytes]) -> None:
             await asyncio.sleep(0.05)
         except websockets.ConnectionClosed:
             pass  # refused: a malformed start closes the stream
+
+
+def _stop(message: str | bytes) -> bool:
+    """Whether `message` may read as a `stop` (JSON whose event is "stop")."""
+    try:
+        decoded = json.loads(message)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(decoded, dict) and decoded.get("event") == "stop"
 
 
 def _with(message: str | bytes, sids: dict[str, str]) -> str | bytes:
