@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.lock | cut -c1-12)
 
-.PHONY: install system-packages run test test-unit call records barge-in false-barge-in faults bench call-cost turns lint
+.PHONY: install system-packages run test test-unit call records barge-in false-barge-in faults bench call-cost turns lint load-balancer
 
 $(STAMP): requirements.lock
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -53,6 +53,10 @@ false-barge-in: $(STAMP)
 ## one line each, survived or not, and what the caller heard
 faults: $(STAMP)
 	$(PY) -m harness.faults $(ARGS)
+
+## calls through nginx to three instances sharing PostgreSQL: spread, MAX_CALLS, a kill, a drain
+load-balancer: $(STAMP) system-packages
+	$(PY) -m harness.load_balancer
 
 ## caller-side benchmarks, ours and stock Pipecat side by side → BENCHMARKS.md
 bench: $(STAMP)

@@ -93,18 +93,23 @@ class BotServer:
 
 @asynccontextmanager
 async def running(
-    bot: Bot, env: dict[str, str], *, log_level: str = "WARNING"
+    bot: Bot, env: dict[str, str], *, log_level: str = "WARNING", public_url: str | None = None
 ) -> AsyncIterator[BotServer]:
-    """Start `bot` with `env` (the stand-ins' environment) on a free port; stop it on exit."""
+    """Start `bot` with `env` (the stand-ins' environment) on a free port; stop it on exit.
+
+    `public_url`: where callers reach it, when not directly (a load balancer in front).
+    `bot.env` wins over the defaults set here (e.g. its own MAX_CALLS).
+    """
     sock = free_socket()
     port = sock.getsockname()[1]
     sock.close()
     url = f"http://127.0.0.1:{port}"
     keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
-    env = keep | env | dict(bot.env)
-    env |= {"PORT": str(port), "PUBLIC_URL": url, "WORKERS": str(bot.workers)}
+    env = keep | env
+    env |= {"PORT": str(port), "PUBLIC_URL": public_url or url, "WORKERS": str(bot.workers)}
     # No call limit: the capacity run finds the knee itself.
     env |= {"LOG_LEVEL": log_level, "OPENBLAS_NUM_THREADS": "1", "MAX_CALLS": "0"}
+    env |= dict(bot.env)
     fd, log = tempfile.mkstemp(prefix=f"bench-{bot.name.split()[0]}-", suffix=".log")
     process = await asyncio.create_subprocess_exec(*bot.command, cwd=bot.root, env=env, stderr=fd)
     os.close(fd)
@@ -113,7 +118,8 @@ async def running(
         await _wait_healthy(server)
         yield server
     finally:
-        process.terminate()
+        with suppress(ProcessLookupError):  # a test may have stopped or killed it already
+            process.terminate()
         try:
             await asyncio.wait_for(process.wait(), 15)
         except TimeoutError:
