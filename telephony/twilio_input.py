@@ -26,7 +26,7 @@ class TwilioInputTransport(BaseInputTransport):
     | Twilio sends          | what it does                                                    |
     |-----------------------|-----------------------------------------------------------------|
     | (the pipeline starts) | ClientConnected ↓                                               |
-    | `media`               | MulawAudioFrame ↓ (8 kHz PCM, and Twilio's μ-law bytes)          |
+    | `media`               | MulawAudioFrame ↓ (8 kHz PCM and Twilio's μ-law bytes, 40 ms)    |
     | `dtmf`                | InputDTMFFrame ↓                                                |
     | `mark`                | to the output, which learns what the caller heard               |
     | `stop`, or the socket | CancelWorker ↑ (the pipeline ends); `caller_hung_up`            |
@@ -46,6 +46,9 @@ class TwilioInputTransport(BaseInputTransport):
         self._output = output
         self._reader = None
         self._listening = False  # the caller's audio and keys go into the pipeline
+        self._frame_bytes = round(params.audio_in_frame_secs * SAMPLE_RATE)  # of μ-law
+        self._ulaw = bytearray()  # the caller's audio not yet in a frame
+        self._pcm = bytearray()
 
     async def start(self, frame: StartFrame):
         """Start reading the stream."""
@@ -86,6 +89,7 @@ class TwilioInputTransport(BaseInputTransport):
             elif isinstance(event, MarkEcho):
                 await self._output.heard(event.name)
             elif isinstance(event, Dtmf) and self._listening:
+                await self._push_caller_audio()  # the sound before the key goes first
                 await self.push_frame(InputDTMFFrame(event.digit))
             elif isinstance(event, Stop):
                 # Nothing follows `stop`, not even a mark echo; the call ends here, without
@@ -95,11 +99,25 @@ class TwilioInputTransport(BaseInputTransport):
         await self._hung_up()
 
     async def _caller_audio(self, media: Media) -> None:
-        if self._listening:
-            frame = MulawAudioFrame(
-                audio=media.pcm, sample_rate=SAMPLE_RATE, num_channels=1, ulaw=media.ulaw
-            )
-            await self.push_audio_frame(frame)
+        if not self._listening:
+            return
+        self._ulaw += media.ulaw
+        self._pcm += media.pcm
+        if len(self._ulaw) >= self._frame_bytes:
+            await self._push_caller_audio()
+
+    async def _push_caller_audio(self) -> None:
+        if not self._ulaw:
+            return
+        frame = MulawAudioFrame(
+            audio=bytes(self._pcm),
+            sample_rate=SAMPLE_RATE,
+            num_channels=1,
+            ulaw=bytes(self._ulaw),
+        )
+        self._ulaw.clear()
+        self._pcm.clear()
+        await self.push_audio_frame(frame)
 
     async def _hung_up(self) -> None:
         """The stream ended: if not by us, the caller hung up, and the pipeline ends now."""
