@@ -10,8 +10,9 @@ nginx's upstream. One throwaway PostgreSQL is every instance's DATABASE_URL; the
 the stand-ins. The scenarios, in this order on one cluster:
 
 1. calls spread over the instances, each hearing its greeting and the reply to its booking;
-2. a lone call: its webhook answered by one instance, its stream served by another;
-3. that call's media upgrade replayed afterwards: refused by every instance;
+2. those calls dialed one at a time: each one's webhook and stream are two requests in a row,
+   which round-robin sends to two instances: the webhook answered by one, the stream by another;
+3. the first call's media upgrade replayed after it ended: refused by every instance;
 4. a burst of twice MAX_CALLS calls at once: MAX_CALLS admitted over all the instances;
 5. an instance SIGKILLed mid-call: its callers cut off, its calls no longer counted, the
    other instances' calls going on, and nginx retrying new requests around it;
@@ -33,6 +34,7 @@ from typing import TypeVar
 
 import aiohttp
 from loguru import logger
+from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -48,7 +50,7 @@ from standins.caller import (
     answer_webhook,
     voice_webhook_form,
 )
-from standins.script import BOOKING_REPLY, GREETING, answer, dial
+from standins.script import BOOKING_REPLY, GREETING, dial
 from standins.speech import synthesize
 from standins.stack import ACCOUNT_SID, AUTH_TOKEN, StandIns, running_standins
 
@@ -139,13 +141,19 @@ class CallSeen:
     webhook: str  # the instance that answered POST /voice
     stream: str  # the instance that served the media stream
     heard: list[str] = field(default_factory=list)
+    stream_url: str = field(default="", repr=False)  # the `<Stream url>` its TwiML gave
 
 
 @dataclass
 class Spread:
-    """Scenario 1: calls placed one after another, then all talking at once."""
+    """Scenarios 1 and 2: calls dialed one after another, then all talking at once."""
 
     calls: list[CallSeen]
+
+    @property
+    def split(self) -> list[CallSeen]:
+        """The calls whose webhook one instance answered and whose stream another served."""
+        return [call for call in self.calls if call.webhook != call.stream]
 
     @property
     def streams(self) -> dict[str, int]:
@@ -155,7 +163,7 @@ class Spread:
 
 @dataclass
 class Replay:
-    """Scenario 3: the lone call's media upgrade, replayed with its signature after the call."""
+    """Scenario 3: a call's media upgrade, replayed with its signature after the call."""
 
     statuses: dict[str, int | str]  # instance name (or "nginx") → HTTP status of the upgrade
 
@@ -208,7 +216,6 @@ class LoadBalancerRun:
     instances: dict[str, tuple[int, int]]  # name → (port, pid)
     nginx_port: int
     spread: Spread
-    split: CallSeen
     replay: Replay
     burst: Burst
     kill: Kill
@@ -236,9 +243,8 @@ async def load_balanced_calls() -> LoadBalancerRun:
     clock = _Stopwatch()
     async with running_cluster() as cluster:
         clock.lap("start")
-        spread = await clock.timed("1", calls_spread(cluster))
-        lone = await clock.timed("2", lone_call(cluster))
-        replay = await clock.timed("3", replayed_upgrade(cluster, lone))
+        spread = await clock.timed("1-2", calls_spread(cluster))
+        replay = await clock.timed("3", replayed_upgrade(cluster, spread.calls[0]))
         burst = await clock.timed("4", burst_at_max_calls(cluster))
         kill = await clock.timed("5", instance_killed(cluster))
         drain = await clock.timed("6", instance_drained(cluster, dead=kill.killed))
@@ -248,7 +254,6 @@ async def load_balanced_calls() -> LoadBalancerRun:
         instances=instances,
         nginx_port=cluster.nginx.port,
         spread=spread,
-        split=lone.seen,
         replay=replay,
         burst=burst,
         kill=kill,
@@ -357,48 +362,30 @@ async def _health(url: str, session: aiohttp.ClientSession | None = None):
 
 
 async def calls_spread(cluster: Cluster) -> Spread:
-    """Scenario 1: MAX_CALLS calls dialed one after another, then all talking at once."""
+    """Scenarios 1 and 2: MAX_CALLS calls dialed one at a time, then all talking at once.
+
+    Dialing is two requests, the webhook then the stream's upgrade: with nothing else going
+    through nginx they are consecutive, and round-robin sends them to two instances.
+    """
     calls = [await dial(cluster.url) for _ in range(MAX_CALLS)]
-    seen = [CallSeen(call.call_sid, *await cluster.served(call.call_sid)) for call in calls]
+    seen = [await _seen(cluster, call) for call in calls]
     await asyncio.gather(*(_greeting_then_booking(c, s) for c, s in zip(calls, seen, strict=True)))
     await _hang_up(cluster, calls)
     return Spread(seen)
 
 
-@dataclass
-class LoneCall:
-    """Scenario 2's call, and what scenario 3 replays: its stream URL and signature."""
-
-    seen: CallSeen
-    stream_url: str
-    signature: str
-
-
-async def lone_call(cluster: Cluster) -> LoneCall:
-    """Scenario 2: one call with nothing else in flight.
-
-    Its webhook and its stream are two consecutive requests: round-robin sends them to two
-    different instances.
-    """
-    answered = await answer(cluster.url)
-    call = await SimulatedCall.join(answered, account_sid=ACCOUNT_SID)
-    seen = CallSeen(call.call_sid, *await cluster.served(call.call_sid))
-    await _greeting_then_booking(call, seen)
-    await _hang_up(cluster, [call])
-    return LoneCall(seen, answered.stream_url, answered.stream_signature)
-
-
-async def replayed_upgrade(cluster: Cluster, lone: LoneCall) -> Replay:
-    """Scenario 3: the lone call's upgrade again, same URL and signature, once it ended.
+async def replayed_upgrade(cluster: Cluster, call: CallSeen) -> Replay:
+    """Scenario 3: the ended `call`'s upgrade again, same URL and signature (Twilio's).
 
     To every instance straight (the signature covers the public URL, not the Host), then
     through nginx.
     """
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(call.stream_url, {})
     statuses: dict[str, int | str] = {}
     for instance in cluster.instances:
-        direct = lone.stream_url.replace(f":{cluster.nginx.port}/", f":{instance.port}/", 1)
-        statuses[instance.name] = await _upgrade_status(direct, lone.signature)
-    statuses["nginx"] = await _upgrade_status(lone.stream_url, lone.signature)
+        direct = call.stream_url.replace(f":{cluster.nginx.port}/", f":{instance.port}/", 1)
+        statuses[instance.name] = await _upgrade_status(direct, signature)
+    statuses["nginx"] = await _upgrade_status(call.stream_url, signature)
     return Replay(statuses)
 
 
@@ -415,9 +402,13 @@ async def burst_at_max_calls(cluster: Cluster) -> Burst:
 
 
 async def instance_killed(cluster: Cluster) -> Kill:
-    """Scenario 5: three calls (one stream per instance), then SIGKILL to the first's."""
+    """Scenario 5: three calls (one stream per instance), then SIGKILL to the first's.
+
+    Its caller should be cut off, the others talk on, and a survivor's `server_calls` drop
+    (the dead call's lease expired); then a new call is dialed through nginx.
+    """
     calls = [await dial(cluster.url) for _ in range(len(cluster.instances))]
-    seen = [CallSeen(call.call_sid, *await cluster.served(call.call_sid)) for call in calls]
+    seen = [await _seen(cluster, call) for call in calls]
     await asyncio.gather(*(_greeting(call, s) for call, s in zip(calls, seen, strict=True)))
     victim = next(i for i in cluster.instances if i.name == seen[0].stream)
     survivor = next(i for i in cluster.instances if i is not victim)
@@ -429,7 +420,7 @@ async def instance_killed(cluster: Cluster) -> Kill:
     victim.server.process.kill()
     killed_at, killed_unix = time.monotonic(), time.time()
 
-    async def freed() -> None:
+    async def a_call_once_freed() -> SimulatedCall:
         before = kill.server_calls_before or 0
         with suppress(TimeoutError):
             async with asyncio.timeout(GUARD_SECS):
@@ -437,18 +428,19 @@ async def instance_killed(cluster: Cluster) -> Kill:
                     kill.server_calls_after = (await survivor.health())[1].get("server_calls")
                     if kill.server_calls_after is not None and kill.server_calls_after < before:
                         kill.freed_after = time.monotonic() - killed_at
-                        return
+                        break
                     await asyncio.sleep(0.1)
+        after = await dial(cluster.url)
+        kill.after = await _seen(cluster, after)
+        await _greeting(after, kill.after)
+        return after
 
-    cut_off, *_ = await asyncio.gather(
+    cut_off, after, *_ = await asyncio.gather(
         asyncio.gather(*(_cut_off(call) for call, _ in cut)),
+        a_call_once_freed(),
         *(_booking(call, s) for call, s in going_on),
-        freed(),
     )
     kill.cut_off = list(cut_off)
-    after = await dial(cluster.url)
-    kill.after = CallSeen(after.call_sid, *await cluster.served(after.call_sid))
-    await _greeting(after, kill.after)
     await _hang_up(cluster, [after, *(call for call, _ in going_on)])
     kill.retried = sum(
         line.retried and line.upstreams[0] == victim.address and line.at >= killed_unix
@@ -458,11 +450,15 @@ async def instance_killed(cluster: Cluster) -> Kill:
 
 
 async def instance_drained(cluster: Cluster, *, dead: str) -> Drained:
-    """Scenario 6: a call up on one instance; SIGTERM to it; new calls while it drains."""
+    """Scenario 6: a call up on one instance; SIGTERM to it; new calls while it drains.
+
+    SIGTERM as soon as the call's stream is up; once the readiness probe took the instance
+    out of nginx, two calls are dialed (their greeting heard) while its call goes on: its
+    greeting, then a booking.
+    """
     drain = Drained()
     held = await dial(cluster.url)
-    drain.held = CallSeen(held.call_sid, *await cluster.served(held.call_sid))
-    await _greeting(held, drain.held)
+    drain.held = await _seen(cluster, held)
     draining = next(i for i in cluster.instances if i.name == drain.held.stream)
     kept = next(i for i in cluster.instances if i.name not in (dead, draining.name))
     drain.drained, drain.kept = draining.name, kept.name
@@ -473,10 +469,10 @@ async def instance_drained(cluster: Cluster, *, dead: str) -> Drained:
             drain.taken_out_after = await cluster.wait_taken_out(draining.name) - sigterm
     drain.health = await draining.health()
     new = [await dial(cluster.url) for _ in range(2)]
-    drain.new_calls = [CallSeen(c.call_sid, *await cluster.served(c.call_sid)) for c in new]
+    drain.new_calls = [await _seen(cluster, call) for call in new]
     await asyncio.gather(
-        _booking(held, drain.held),
-        *(_greeting_then_booking(c, s) for c, s in zip(new, drain.new_calls, strict=True)),
+        _greeting_then_booking(held, drain.held),
+        *(_greeting(call, s) for call, s in zip(new, drain.new_calls, strict=True)),
     )
     await _hang_up(cluster, [held, *new])
     with suppress(TimeoutError):
@@ -486,6 +482,12 @@ async def instance_drained(cluster: Cluster, *, dead: str) -> Drained:
 
 
 # -- what the callers do ------------------------------------------------------------------
+
+
+async def _seen(cluster: Cluster, call: SimulatedCall) -> CallSeen:
+    """The call, with the instances that serve it (nothing heard yet)."""
+    webhook, stream = await cluster.served(call.call_sid)
+    return CallSeen(call.call_sid, webhook, stream, stream_url=call.stream_url)
 
 
 async def _greeting(call: SimulatedCall, seen: CallSeen) -> None:
@@ -572,7 +574,7 @@ async def _counts(cluster: Cluster) -> list[int]:
 
 def report(run: LoadBalancerRun) -> str:
     """The figures of every scenario, readable."""
-    spread, split, burst, kill, drain = run.spread, run.split, run.burst, run.kill, run.drain
+    spread, burst, kill, drain = run.spread, run.burst, run.kill, run.drain
     instances = ", ".join(f"{n} port {p} pid {pid}" for n, (p, pid) in run.instances.items())
     lines = [
         f"nginx on port {run.nginx_port}, round-robin over {len(run.instances)} instances "
@@ -584,10 +586,10 @@ def report(run: LoadBalancerRun) -> str:
         f"{_per_instance(spread.streams, run)}",
         *(_call_line(call) for call in spread.calls),
         "",
-        "2. a lone call, webhook and stream as two consecutive requests:",
-        _call_line(split),
+        f"2. webhook answered by one instance, stream served by another: {len(spread.split)} "
+        f"of {len(spread.calls)} calls (each dialed alone: two requests in a row)",
         "",
-        "3. its media upgrade replayed after the call (same URL, same signature): "
+        "3. the first call's media upgrade replayed after it ended (same URL, same signature): "
         + ", ".join(f"{where} {status}" for where, status in run.replay.statuses.items())
         + " (403: refused as a replay; 101: accepted)",
         "",
