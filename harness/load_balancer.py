@@ -24,6 +24,7 @@ import secrets
 import signal
 import sys
 import time
+import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
@@ -39,15 +40,17 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from bench.servers import BotServer, ours, running
-from harness.nginx import Nginx, free_port
+from harness.nginx import FAIL_TIMEOUT_SECS, Nginx, free_port
 from harness.postgres import ThrowawayPostgres
 from recordings import recording
 from standins.audio import pcm_to_ulaw
 from standins.caller import (
+    Answer,
     BotTurn,
     DialError,
     SimulatedCall,
-    answer_webhook,
+    parse_stream,
+    post_signed,
     voice_webhook_form,
 )
 from standins.script import BOOKING_REPLY, GREETING, dial
@@ -291,6 +294,8 @@ async def running_cluster() -> AsyncIterator[Cluster]:
         async with running_standins() as standins, AsyncExitStack() as stack:
             env = standins.env() | {"DATABASE_URL": database_url}
             servers = await _start_all(stack, env, public_url)
+            for server in servers:
+                stack.callback(Path(server.log).unlink, missing_ok=True)
             instances = [
                 Instance(name, server) for name, server in zip(INSTANCES, servers, strict=True)
             ]
@@ -304,8 +309,6 @@ async def running_cluster() -> AsyncIterator[Cluster]:
                 probe.cancel()
                 with suppress(asyncio.CancelledError):
                     await probe
-                for instance in instances:
-                    stack.callback(Path(instance.server.log).unlink, missing_ok=True)
     finally:
         await asyncio.to_thread(postgres.remove)
 
@@ -523,13 +526,17 @@ async def _cut_off(call: SimulatedCall) -> bool:
 
 async def _attempt(url: str) -> tuple[str, SimulatedCall | None]:
     """One caller of a burst: what became of the call, and the call if it was admitted."""
-    form = voice_webhook_form(
-        ACCOUNT_SID, "CA" + secrets.token_hex(16), "+15551230000", "+15557650000"
-    )
+    call_sid = "CA" + secrets.token_hex(16)
+    form = voice_webhook_form(ACCOUNT_SID, call_sid, "+15551230000", "+15557650000")
+    status, twiml = await post_signed(f"{url}/voice", form, auth_token=AUTH_TOKEN)
+    if status == 200 and _is_busy(twiml):
+        return "busy", None
     try:
-        answered = await answer_webhook(f"{url}/voice", form, auth_token=AUTH_TOKEN)
-    except DialError as e:
-        return ("busy" if "<Hangup" in str(e) else f"webhook failed: {e}"), None
+        stream_url, parameters = parse_stream(twiml)
+    except (DialError, ET.ParseError):
+        return f"webhook answered {status}: {twiml[:80]!r}", None
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(stream_url, {})
+    answered = Answer(call_sid, stream_url, signature, parameters)
     try:
         call = await SimulatedCall.join(answered, account_sid=ACCOUNT_SID)
     except InvalidStatus as e:
@@ -537,6 +544,13 @@ async def _attempt(url: str) -> tuple[str, SimulatedCall | None]:
     seen = CallSeen(call.call_sid, "", "")
     await _greeting(call, seen)
     return ("admitted" if seen.heard == [GREETING] else f"admitted, heard {seen.heard}"), call
+
+
+def _is_busy(twiml: str) -> bool:
+    """Whether the TwiML is the busy answer: the pipeline's busy line, then a hang-up."""
+    with suppress(ET.ParseError):
+        return [child.tag for child in ET.fromstring(twiml)] == ["Say", "Hangup"]
+    return False
 
 
 async def _upgrade_status(url: str, signature: str) -> int | str:
@@ -579,6 +593,9 @@ def report(run: LoadBalancerRun) -> str:
     lines = [
         f"nginx on port {run.nginx_port}, round-robin over {len(run.instances)} instances "
         f"({instances}); MAX_CALLS {MAX_CALLS} over all of them",
+        f"nginx: one worker, round-robin; a dead instance: proxy_next_upstream error timeout, "
+        f"max_fails=1 fail_timeout={FAIL_TIMEOUT_SECS}s (no retry on 503: a full instance's "
+        f"refusal); a draining one: /health 503 seen by the readiness probe here → down, reload",
         f"{sum(run.seconds.values()):.0f} s in all: "
         + ", ".join(f"{step} {seconds:.0f} s" for step, seconds in run.seconds.items()),
         "",
