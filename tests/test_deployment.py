@@ -466,10 +466,23 @@ def test_the_autoscaler_scales_on_a_gauge_the_metrics_route_exports(monkeypatch)
     assert re.fullmatch(rule["name"]["matches"], name) and rule["name"]["as"] == name
     assert set(rule["resources"]["overrides"]) == {"namespace", "pod"}
 
-    per_pod = float(
-        container_env().get("MAX_CALLS") or CALLS_PER_WORKER * int(container_env()["WORKERS"])
-    )
+    per_pod = CALLS_PER_WORKER * int(container_env()["WORKERS"])
     assert 0 < float(metric["pods"]["target"]["averageValue"]) < per_pod
+
+
+def test_max_calls_counts_every_pod_at_the_largest_scale():
+    """With DATABASE_URL, MAX_CALLS is the limit of all instances together."""
+    (hpa,) = kubernetes_documents("hpa.yaml")
+    env = container_env()
+    per_pod = CALLS_PER_WORKER * int(env["WORKERS"])
+    assert int(env["MAX_CALLS"]) == per_pod * hpa["spec"]["maxReplicas"]
+
+
+def test_max_calls_counts_every_compose_instance():
+    """With DATABASE_URL, MAX_CALLS is the limit of all instances together."""
+    bots = bot_services().values()
+    total = sum(CALLS_PER_WORKER * int(s["environment"]["WORKERS"]) for s in bots)
+    assert {int(s["environment"]["MAX_CALLS"]) for s in bots} == {total}
 
 
 def test_the_ingress_keeps_a_calls_websocket_open_and_routes_to_the_service():
