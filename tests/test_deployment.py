@@ -57,7 +57,7 @@ def image_env() -> dict[str, str]:
 
 def healthcheck_command() -> list[str]:
     """The HEALTHCHECK's command, exec form."""
-    options, _, command = instruction("HEALTHCHECK").partition("CMD")
+    _options, _, command = instruction("HEALTHCHECK").partition("CMD")
     return json.loads(command)
 
 
@@ -244,17 +244,22 @@ def test_the_models_the_image_checks_at_build_time_load_here():
 
 
 def dockerignored(path: str, patterns: list[str]) -> bool:
-    """Whether .dockerignore leaves `path` out (the last pattern matching it or a parent wins)."""
+    """Whether .dockerignore leaves `path` out: the last pattern matching it or a parent wins.
+
+    Patterns are anchored at the context's root, `**/` matches at any depth. fnmatch's `*` also
+    crosses `/` (Docker's does not), so this errs toward leaving out, never toward keeping.
+    """
+    candidates = [path, *(str(p) for p in Path(path).parents if str(p) != ".")]
     excluded = False
     for pattern in patterns:
         negated = pattern.startswith("!")
         pattern = pattern.removeprefix("!").rstrip("/")
-        parents = [str(p) for p in Path(path).parents if str(p) != "."]
-        candidates = [path, *parents]
-        if any(
-            fnmatch.fnmatch(c, pattern) or fnmatch.fnmatch(c, pattern.removeprefix("**/"))
-            for c in candidates
-        ) or any(fnmatch.fnmatch(part, pattern.removeprefix("**/")) for part in Path(path).parts):
+        if pattern.startswith("**/"):
+            pattern = "*" + pattern.removeprefix("**")
+            candidates_here = [*candidates, *(f"/{c}" for c in candidates)]
+        else:
+            candidates_here = candidates
+        if any(fnmatch.fnmatch(c, pattern) for c in candidates_here):
             excluded = not negated
     return excluded
 
