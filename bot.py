@@ -87,6 +87,9 @@ def _run(app: "FastAPI", settings: "Settings", args: argparse.Namespace, calls_d
     options |= {"ws": "websockets-sansio", "ws_max_size": MAX_WEBSOCKET_MESSAGE_BYTES}
     # Calls have ended by the time uvicorn shuts down: the drain (server.drain) waits for them.
     options |= {"timeout_graceful_shutdown": 5}
+    # A worker answers uvicorn's first ping only once it has imported the bot (~5 s on a busy
+    # machine): uvicorn's 5 s default had workers killed and restarted for minutes.
+    options |= {"timeout_worker_healthcheck": 30}
     if workers == 1:
         uvicorn.run(app, **options)
     else:  # each worker builds its own app from the same environment

@@ -59,13 +59,12 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr = Field(min_length=1)
     twilio_api_base_url: str = "https://api.twilio.com"
     twilio_phone_number: str | None = Field(default=None, pattern=E164.pattern)
-    # The operator API (POST /calls, GET /calls/{sid}): off while unset.
-    api_token: SecretStr | None = Field(default=None, min_length=MIN_API_TOKEN)
+    # The operator API (POST /calls, GET /calls/{sid}) and the console: off while unset.
+    api_token: SecretStr | None = None
     pipeline: str = "default"
     workers: int = Field(default=0, ge=0)  # 0: one per CPU core
     max_calls: int | None = Field(default=None, ge=0)  # unset: CALLS_PER_WORKER per worker
     drain_timeout_secs: float = Field(default=30.0, ge=0, le=3600)
-    api_token: SecretStr | None = None  # the operator API and console; unset: off
     data_dir: Path = Path("data")  # where the SQLite call records live without DATABASE_URL
     database_url: SecretStr | None = None  # postgresql://… (it may hold a password)
     call_webhook_url: str | None = None  # each finished call's record is POSTed here
@@ -146,8 +145,8 @@ class Settings(BaseSettings):
     @field_validator("api_token")
     @classmethod
     def _api_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < 16:
-            raise ValueError("must be at least 16 characters (or unset: no API)")
+        if value is not None and len(value.get_secret_value()) < MIN_API_TOKEN:
+            raise ValueError(f"must be at least {MIN_API_TOKEN} characters (or unset: no API)")
         return value
 
     @field_validator("twilio_account_sid")

@@ -35,6 +35,7 @@ def test_every_missing_variable_is_named_with_what_to_do():
         ("twilio_account_sid", "AC123", "TWILIO_ACCOUNT_SID is invalid: must be AC followed"),
         ("port", "eighty", "PORT is invalid"),
         ("port", "70000", "PORT is invalid"),
+        ("api_token", "short", "API_TOKEN is invalid: must be at least 16 characters"),
     ],
 )
 def test_a_malformed_variable_is_named(key, value, complaint):
