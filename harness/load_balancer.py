@@ -62,6 +62,7 @@ MAX_CALLS = 4  # over all the instances together
 DRAIN_TIMEOUT_SECS = 30  # longer than scenario 6: the drained instance's call ends on its own
 PROBE_SECS = 0.25  # the readiness probe's period
 GUARD_SECS = 30.0  # bound on waiting for what should happen within seconds
+UNPROBED_CALLS = 4  # dialed during the drain before the readiness probe takes the instance out
 BOOK_TABLE = recording("book_table.wav")
 T = TypeVar("T")
 
@@ -106,6 +107,7 @@ class Cluster:
     nginx: Nginx
     standins: StandIns
     taken_out: dict[str, float] = field(default_factory=dict)  # name → monotonic time
+    probe_paused: bool = False  # the readiness probe looks at nothing meanwhile
     _took_out: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
 
     def took_out(self, name: str) -> None:
@@ -205,7 +207,10 @@ class Drained:
     drained: str = ""
     kept: str = ""
     health: tuple[int | None, dict] = (None, {})  # the drained one's /health, once out
-    taken_out_after: float | None = None  # seconds from SIGTERM to nginx reloaded without it
+    # Calls dialed one at a time while it drained, before the probe looked: nginx's passive
+    # checks alone. "busy": the webhook landed on it; "refused 503": the stream did.
+    unprobed: list[str] = field(default_factory=list)
+    taken_out_after: float | None = None  # seconds from the probe looking to nginx reloaded
     held: CallSeen | None = None  # its call in progress, talking on through the drain
     new_calls: list[CallSeen] = field(default_factory=list)  # placed during the drain
     exit_code: int | None = None
@@ -339,7 +344,7 @@ async def _readiness_probe(cluster: Cluster) -> None:
     async with aiohttp.ClientSession() as session:
         while True:
             for instance in cluster.instances:
-                if instance.name in cluster.taken_out:
+                if cluster.probe_paused or instance.name in cluster.taken_out:
                     continue
                 status, _ = await _health(instance.server.url, session)
                 if status == 503:
@@ -455,9 +460,10 @@ async def instance_killed(cluster: Cluster) -> Kill:
 async def instance_drained(cluster: Cluster, *, dead: str) -> Drained:
     """Scenario 6: a call up on one instance; SIGTERM to it; new calls while it drains.
 
-    SIGTERM as soon as the call's stream is up; once the readiness probe took the instance
-    out of nginx, two calls are dialed (their greeting heard) while its call goes on: its
-    greeting, then a booking.
+    SIGTERM as soon as the call's stream is up; its call goes on meanwhile (its greeting,
+    then a booking). With the readiness probe paused, UNPROBED_CALLS calls are dialed: what
+    nginx's passive checks alone do. Once the probe took the instance out, two more calls
+    are dialed (their greeting heard).
     """
     drain = Drained()
     held = await dial(cluster.url)
@@ -465,17 +471,29 @@ async def instance_drained(cluster: Cluster, *, dead: str) -> Drained:
     draining = next(i for i in cluster.instances if i.name == drain.held.stream)
     kept = next(i for i in cluster.instances if i.name not in (dead, draining.name))
     drain.drained, drain.kept = draining.name, kept.name
+    cluster.probe_paused = True
     draining.server.process.send_signal(signal.SIGTERM)
     sigterm = time.monotonic()
+    talking = asyncio.create_task(_greeting_then_booking(held, drain.held))
     with suppress(TimeoutError):
         async with asyncio.timeout(GUARD_SECS):
-            drain.taken_out_after = await cluster.wait_taken_out(draining.name) - sigterm
+            while (await draining.health())[0] != 503:  # noqa: ASYNC110 (another process)
+                await asyncio.sleep(0.05)
+    for _ in range(UNPROBED_CALLS):
+        outcome, call = await _attempt(cluster.url, greet=False)
+        drain.unprobed.append(outcome)
+        if call is not None:
+            await _hang_up(cluster, [call], still_up=1)
+    cluster.probe_paused = False
+    looking = time.monotonic()
+    with suppress(TimeoutError):
+        async with asyncio.timeout(GUARD_SECS):
+            drain.taken_out_after = await cluster.wait_taken_out(draining.name) - looking
     drain.health = await draining.health()
     new = [await dial(cluster.url) for _ in range(2)]
     drain.new_calls = [await _seen(cluster, call) for call in new]
     await asyncio.gather(
-        _greeting_then_booking(held, drain.held),
-        *(_greeting(call, s) for call, s in zip(new, drain.new_calls, strict=True)),
+        talking, *(_greeting(call, s) for call, s in zip(new, drain.new_calls, strict=True))
     )
     await _hang_up(cluster, [held, *new])
     with suppress(TimeoutError):
@@ -524,8 +542,11 @@ async def _cut_off(call: SimulatedCall) -> bool:
     return True
 
 
-async def _attempt(url: str) -> tuple[str, SimulatedCall | None]:
-    """One caller of a burst: what became of the call, and the call if it was admitted."""
+async def _attempt(url: str, *, greet: bool = True) -> tuple[str, SimulatedCall | None]:
+    """One caller: what became of the call, and the call if it was admitted.
+
+    `greet`: "admitted" only once the whole greeting was heard (else: once streaming).
+    """
     call_sid = "CA" + secrets.token_hex(16)
     form = voice_webhook_form(ACCOUNT_SID, call_sid, "+15551230000", "+15557650000")
     status, twiml = await post_signed(f"{url}/voice", form, auth_token=AUTH_TOKEN)
@@ -541,6 +562,8 @@ async def _attempt(url: str) -> tuple[str, SimulatedCall | None]:
         call = await SimulatedCall.join(answered, account_sid=ACCOUNT_SID)
     except InvalidStatus as e:
         return f"refused {e.response.status_code}", None
+    if not greet:
+        return "admitted", call
     seen = CallSeen(call.call_sid, "", "")
     await _greeting(call, seen)
     return ("admitted" if seen.heard == [GREETING] else f"admitted, heard {seen.heard}"), call
@@ -564,23 +587,28 @@ async def _upgrade_status(url: str, signature: str) -> int | str:
         return type(e).__name__
 
 
-async def _hang_up(cluster: Cluster, calls: list[SimulatedCall]) -> None:
-    """Hang the calls up; return once no live instance counts a call of this process."""
+async def _hang_up(cluster: Cluster, calls: list[SimulatedCall], *, still_up: int = 0) -> None:
+    """Hang the calls up; return once the instances count only the `still_up` other calls.
+
+    Both counts: the live instances' own calls added up, and each one's `server_calls`
+    (every instance's, from the database), so the next scenario starts with places free.
+    """
     await asyncio.gather(*(call.hang_up() for call in calls))
     with suppress(TimeoutError):
         async with asyncio.timeout(GUARD_SECS):
-            while any(await _counts(cluster)):  # noqa: ASYNC110 (other processes)
+            while await _counts(cluster) != (still_up, {still_up}):  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
 
 
-async def _counts(cluster: Cluster) -> list[int]:
-    """`calls` of every live instance's /health (its own calls, whatever the database says)."""
-    counts = []
+async def _counts(cluster: Cluster) -> tuple[int, set[int | None]]:
+    """The live instances' own calls added up, and the `server_calls` they report."""
+    own, server = 0, set()
     for instance in cluster.instances:
         if instance.server.process.returncode is None:
             status, body = await instance.health()
-            counts.append(body.get("calls", 0) if status else 0)
-    return counts
+            own += body.get("calls", 0) if status else 0
+            server.add(body.get("server_calls"))
+    return own, server
 
 
 # -- the report ---------------------------------------------------------------------------
@@ -630,9 +658,14 @@ def report(run: LoadBalancerRun) -> str:
         f"{kill.retried}",
         "",
         f"6. instance {drain.drained} drained by SIGTERM, {drain.kept} taking the new calls: "
-        f"/health {drain.health[0]} {drain.health[1].get('status')}; out of nginx "
+        f"/health {drain.health[0]} {drain.health[1].get('status')}",
+        f"   {len(drain.unprobed)} calls dialed before the readiness probe looked (nginx's "
+        f"passive checks alone): {drain.unprobed.count('busy')} answered busy by the draining "
+        f"instance, {drain.unprobed.count('refused 503')} streams refused 503 by it, "
+        f"{drain.unprobed.count('admitted')} admitted by {drain.kept}",
+        "   the probe took it out of nginx "
         + (
-            f"{drain.taken_out_after:.2f} s after SIGTERM"
+            f"{drain.taken_out_after:.2f} s after it looked"
             if drain.taken_out_after is not None
             else "never"
         )

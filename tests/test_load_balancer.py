@@ -56,6 +56,11 @@ async def test_calls_through_nginx_share_the_instances_max_calls_and_survive_a_k
     with subtests.test("6. a draining instance is routed around while its call goes on"):
         drain = run.drain
         assert drain.health[0] == 503 and drain.health[1]["status"] == "draining"
+        # nginx's passive checks alone do not see it: it answers webhooks busy (200) and
+        # refuses streams (503, not retried): the reason for the readiness probe.
+        unprobed = drain.unprobed
+        assert set(unprobed) <= {"busy", "refused 503", "admitted"}, unprobed
+        assert unprobed.count("busy") + unprobed.count("refused 503") >= 1, unprobed
         assert drain.taken_out_after is not None
         assert drain.held is not None and drain.held.heard == CONVERSATION
         assert [(c.webhook, c.stream) for c in drain.new_calls] == [(drain.kept, drain.kept)] * 2
