@@ -16,7 +16,9 @@ the stand-ins. The scenarios, in this order on one cluster:
 4. a burst of twice MAX_CALLS calls at once: MAX_CALLS admitted over all the instances;
 5. an instance SIGKILLed mid-call: its callers cut off, its calls no longer counted, the
    other instances' calls going on, and nginx retrying new requests around it;
-6. an instance drained by SIGTERM: its call goes on, new calls go to the instance left.
+6. an instance drained by SIGTERM: its call goes on; calls dialed before the readiness probe
+   looks still reach it (nginx's passive checks alone do not see a drain); once it is out,
+   new calls go to the instance left.
 """
 
 import asyncio
