@@ -349,13 +349,15 @@ async def _readiness_probe(cluster: Cluster) -> None:
                 if cluster.probe_paused or instance.name in cluster.taken_out:
                     continue
                 status, _ = await _health(instance.server.url, session)
-                if status == 503:
+                if status == 503 and not cluster.probe_paused:  # paused while it asked
                     await cluster.nginx.take_out(instance.address)
                     cluster.took_out(instance.name)
             await asyncio.sleep(PROBE_SECS)
 
 
-async def _health(url: str, session: aiohttp.ClientSession | None = None):
+async def _health(
+    url: str, session: aiohttp.ClientSession | None = None
+) -> tuple[int | None, dict]:
     """`GET {url}/health`: (status, body), or (None, {}) when nothing answers."""
     async with AsyncExitStack() as stack:
         if session is None:
