@@ -83,7 +83,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--barge-ins", type=int, default=10)
     parser.add_argument("--levels", default="1,4,8,12,16,24,32,40,48,64,80,96")
     parser.add_argument("--spread", type=float, default=5.0, help="seconds to spread starts")
-    parser.add_argument("--soak-calls", type=int, default=200)
+    parser.add_argument("--soak-calls", type=int, default=1000)
+    parser.add_argument("--soak-at-once", type=int, default=8, help="soak calls on the line")
     parser.add_argument("--bots", default="ours,stock", help="ours, stock, before (see --before)")
     parser.add_argument(
         "--before", type=Path, help="another checkout of this project, measured as 'before'"
@@ -95,6 +96,7 @@ def parse() -> argparse.Namespace:
     args = parser.parse_args()
     if args.smoke:
         args.calls, args.barge_ins, args.levels, args.soak_calls = 1, 1, "1,2", 2
+        args.soak_at_once = 2
         args.reply_calls = 1
     args.latencies = ServiceLatencies(args.stt_final, args.llm_ttft, args.llm_rate, args.tts_ttfb)
     return args
@@ -154,8 +156,11 @@ async def soak_one(soak_bot: Bot, figures: BotFigures, args: argparse.Namespace)
         running_standins(**args.latencies.standins()) as standins,
         running(soak_bot, standins.env()) as server,
     ):
-        log(f"{soak_bot.name}: soak, {args.soak_calls} calls one after another")
-        figures.soak = await soak(server, args.soak_calls, warm_up=1 if args.smoke else 3, log=log)
+        log(f"{soak_bot.name}: soak, {args.soak_calls} calls, {args.soak_at_once} at once")
+        warm_up = 1 if args.smoke else 100
+        figures.soak = await soak(
+            server, args.soak_calls, warm_up, log=log, at_once=args.soak_at_once
+        )
 
 
 async def _barge_ins(server: BotServer, standins: StandIns, count: int) -> list[BargeIn]:

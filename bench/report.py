@@ -262,8 +262,10 @@ def _soak(figures: list) -> str:
             f" | {s.before.fds} → {s.after.fds} | {s.tasks_before} → {s.tasks_after} |"
         )
     lines.append(
-        "\nOne server process each; readings after warm-up calls, then after the last call"
-        " has closed. Each call answers the greeting at once, hears the reply start and"
+        "\nOne server process each, its calls several at a time (each caller dials again as"
+        " soon as it hangs up); readings after 100 warm-up calls made the same way (the"
+        " allocator's high-water mark of that many calls is not a leak), then after the last"
+        " call has closed. Each call answers the greeting at once, hears the reply start and"
         " hangs up."
     )
     return "\n".join(lines)
