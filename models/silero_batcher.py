@@ -20,7 +20,8 @@ STATE_SHAPE = (2, 1, 128)  # one stream's recurrent state; a batch stacks them o
 # bench.vad_batch, 2 cores, 10 to 100 calls): the next loop turn alone gathered 1.4 to 2.5
 # windows a run below 50 calls and saved up to 20% of the VAD's CPU; 2 ms gathered 2 to 11
 # and saved 17 to 50%, for ~2 ms more from packet to VAD state; 5 ms saved little more for
-# twice the wait. Next to the VAD's 200 ms start and stop, 2 ms is noise.
+# twice the wait. Next to the VAD's 200 ms start and stop, 2 ms is noise. A lone call does
+# not wait: it cost it ~15% more VAD CPU (a second wake-up a window) for nothing.
 SHARED_DELAY_SECS = 0.002
 
 
@@ -64,7 +65,7 @@ class SileroStream:
     reset, then each window's state out and the last context samples of its input.
     """
 
-    __slots__ = ("context", "context_samples", "state")
+    __slots__ = ("__weakref__", "context", "context_samples", "state")
 
     def __init__(self, sample_rate: int):
         """A fresh stream at `sample_rate` (8 or 16 kHz)."""
@@ -94,8 +95,9 @@ class SileroBatcher:
     """Scores the windows calls submit, all that are waiting in one `Session.run` per rate.
 
     The run happens on the loop's next turn (`delay` 0: the windows submitted by every call
-    the loop woke for at once) or `delay` seconds after the first window waiting. A failed
-    run resolves each of its windows with None and logs once. The loop's thread only.
+    the loop woke for at once) or `delay` seconds after the first window waiting, if another
+    stream that could join is alive (`attach`). A failed run resolves each of its windows
+    with None and logs once. The loop's thread only.
     """
 
     def __init__(self, model: SileroModel | None = None, *, delay: float = 0.0):
@@ -107,6 +109,11 @@ class SileroBatcher:
         self.largest = 0  # the most windows in one run
         self._waiting: dict[asyncio.Future, tuple[np.ndarray, np.ndarray, int]] = {}
         self._flush_handle: asyncio.Handle | None = None
+        self._streams: weakref.WeakSet[SileroStream] = weakref.WeakSet()
+
+    def attach(self, stream: SileroStream) -> None:
+        """Count `stream` among those that may submit (until it is garbage)."""
+        self._streams.add(stream)
 
     def submit(self, row: np.ndarray, state: np.ndarray, sample_rate: int) -> asyncio.Future:
         """A window to score (its context included) and its stream's state: its `Scored`.
@@ -119,7 +126,7 @@ class SileroBatcher:
         if self._flush_handle is None:
             # In no call's context: the run serves them all (a log line names none of them).
             context = contextvars.Context()
-            if self.delay > 0:
+            if self.delay > 0 and len(self._streams) > 1:  # alone, waiting only costs
                 self._flush_handle = loop.call_later(self.delay, self._flush, context=context)
             else:
                 self._flush_handle = loop.call_soon(self._flush, context=context)

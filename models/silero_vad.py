@@ -53,6 +53,7 @@ class SharedSileroVADAnalyzer(VADAnalyzer):
         super().__init__(sample_rate=sample_rate, params=params)
         self._batched = batched
         self._batcher = batcher  # None: the running loop's, on first use
+        self._attached = False
         self._model = shared_model()  # scores a window alone (not batched)
         self._stream: SileroStream | None = None  # made with the rate
         self._unscored = b""  # the part window pipecat's buffer keeps, mirrored
@@ -75,6 +76,7 @@ class SharedSileroVADAnalyzer(VADAnalyzer):
         if self.sample_rate not in SAMPLE_RATES:
             raise ValueError(f"Silero VAD needs 8000 or 16000 Hz, not {self.sample_rate}")
         self._stream = SileroStream(self.sample_rate)
+        self._attached = False  # the batcher counts the new stream at its first window
 
     def set_params(self, params: VADParams):
         """Set the parameters; the VAD starts over, quiet (as pipecat's does)."""
@@ -135,7 +137,10 @@ class SharedSileroVADAnalyzer(VADAnalyzer):
         if not whole:
             self._unscored = pending
             return
-        batcher = self._batcher or shared_batcher()
+        batcher = self._batcher = self._batcher or shared_batcher()
+        if not self._attached:
+            batcher.attach(self._stream)
+            self._attached = True
         before = self._checkpoint()
         confidences = []
         try:

@@ -214,9 +214,9 @@ async def test_a_call_that_ends_while_its_window_waits_leaves_nothing_queued(dat
     batcher = SileroBatcher()
     pcm = read_wav(data / "book_table.wav")
     ending, going_on = (analyzer(OurScored, 8000, options={"batcher": batcher}) for _ in "ab")
-    await ending.analyze_audio(pcm[:640])
+    await asyncio.gather(ending.analyze_audio(pcm[:640]), going_on.analyze_audio(pcm[:640]))
     assert batcher.queued == 0
-    batcher.delay = 10  # no run before the call ends
+    batcher.delay = 10  # no run before the call ends (two calls: the batcher waits)
     waiting = asyncio.ensure_future(ending.analyze_audio(pcm[640:1280]))
     await asyncio.sleep(0)
     assert batcher.queued == 1
@@ -227,7 +227,6 @@ async def test_a_call_that_ends_while_its_window_waits_leaves_nothing_queued(dat
 
     # A buffer whose analysis was cancelled is as if it never came.
     batcher.delay = 0
-    await going_on.analyze_audio(pcm[:640])
     rest = pcm[1280:]
     assert await states(ending, rest) == await states(going_on, rest)
     assert ending.scores == going_on.scores
@@ -265,3 +264,11 @@ async def test_a_batch_that_fails_gives_every_waiting_call_confidence_zero_and_l
 def test_the_bundled_model_is_silero_v5_scoring_a_batch_of_streams():
     inputs = {i.name: i.shape for i in shared_model().session.get_inputs()}
     assert inputs == {"input": [None, None], "state": [2, None, 128], "sr": []}
+
+
+async def test_a_lone_call_does_not_wait_for_others(data):
+    batcher = SileroBatcher(delay=10)
+    vad = analyzer(OurScored, 8000, options={"batcher": batcher})
+    pcm = read_wav(data / "yes.wav")
+    assert await asyncio.wait_for(states(vad, pcm[: 8000 * 2]), timeout=5)
+    assert batcher.windows == len(vad.scores) == 8000 // 256
