@@ -4,8 +4,10 @@ With DATABASE_URL at PostgreSQL, the calls admitted (`server.leases`), the strea
 (`server.stream_tokens`) and the answering-machine verdicts (`server.answered_by`) live in the
 database, so instances on any number of machines act as one server. Every transaction is
 bounded (`OPERATION_TIMEOUT_SECS`, connecting included): a database that does not answer in
-time is down, a `DatabaseUnavailable` naming it, which the server turns into refused calls. An
-outage is logged once when it starts (with what failed) and once when it ends.
+time is down, a `DatabaseUnavailable` naming it, which the server turns into refused calls.
+While it is down, it is tried again at most once every `RETRY_SECS` (the rest fail at once:
+a burst of webhooks does not queue on connections that time out). An outage is logged once
+when it starts (with what failed) and once when it ends.
 """
 
 import asyncio
@@ -21,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 CONNECT_TIMEOUT_SECS = 2.0
 OPERATION_TIMEOUT_SECS = 3.0  # a transaction slower than this: the database is down
+RETRY_SECS = 0.5
 # What a database that is down, restarting or out of reach raises, through SQLAlchemy or not.
 _DOWN = (SQLAlchemyError, OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
@@ -39,11 +42,13 @@ class SharedDatabase:
             pool_pre_ping=True,  # a connection from before a restart is replaced, not used
             pool_size=4,
             max_overflow=4,
+            pool_timeout=OPERATION_TIMEOUT_SECS,
             connect_args={"timeout": CONNECT_TIMEOUT_SECS},
         )
         parsed = make_url(url)
         self.name = f"PostgreSQL {parsed.host}:{parsed.port or 5432}/{parsed.database}"
         self.down_since: float | None = None
+        self._failed_at = float("-inf")
 
     @property
     def unreachable(self) -> str:
@@ -57,6 +62,8 @@ class SharedDatabase:
         `doing` says what for, in the outage's log line. Raises `DatabaseUnavailable` if the
         database fails or takes longer than `OPERATION_TIMEOUT_SECS`.
         """
+        if self.down_since is not None and time.monotonic() - self._failed_at < RETRY_SECS:
+            raise DatabaseUnavailable(self.unreachable)
         try:
             async with asyncio.timeout(OPERATION_TIMEOUT_SECS):
                 async with self.engine.begin() as connection:
@@ -71,6 +78,7 @@ class SharedDatabase:
         await self.engine.dispose()
 
     def _went_down(self, doing: str, error: BaseException) -> None:
+        self._failed_at = time.monotonic()
         if self.down_since is None:
             self.down_since = time.monotonic()
             logger.warning(

@@ -11,7 +11,7 @@ import pytest
 
 from harness.postgres import ThrowawayPostgres
 from server.leases import LeasedAdmission
-from server.shared_database import DatabaseUnavailable, SharedDatabase
+from server.shared_database import RETRY_SECS, DatabaseUnavailable, SharedDatabase
 
 # Short times, so that expiring and settling take a second, not ten.
 FAST = {"lease_secs": 1.0, "renew_secs": 0.25, "settle_secs": 0.0}
@@ -72,8 +72,8 @@ async def test_with_postgresql_down_new_calls_are_refused_and_live_ones_counted_
     server = ThrowawayPostgres().start()
     try:
         url = await migrated(server.new_database())
-        admission = await instance(url, 3, "here", settle_secs=1.5)
-        other = await instance(url, 3, "there", settle_secs=1.5)
+        admission = await instance(url, 3, "here", settle_secs=3.0)
+        other = await instance(url, 3, "there", settle_secs=3.0)
         held = [await admission.admit(), await admission.admit(), await other.admit()]
         server.stop()
         with pytest.raises(DatabaseUnavailable, match=r"call database \(PostgreSQL .*unreachable"):
@@ -83,8 +83,9 @@ async def test_with_postgresql_down_new_calls_are_refused_and_live_ones_counted_
         await asyncio.sleep(2 * FAST["lease_secs"])  # renewals fail; every lease lapses
         await held[2].release()  # a call ends during the outage: its lease just expires
         server.start()
+        await asyncio.sleep(RETRY_SECS)  # until then, a database just failed fails at once
         assert await admission.count() == 3, "a restarted database counts every lease on record"
-        await asyncio.sleep(2.0)  # past the settle time: only renewed leases count
+        await asyncio.sleep(3.0)  # past the settle time: only renewed leases count
         assert await admission.count() == 2 and await other.count_here() == 0
         assert await other.admit() and await other.admit() is None
         await held[0].release()
