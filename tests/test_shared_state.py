@@ -5,9 +5,12 @@ Real PostgreSQL (`postgres`, Debian's binaries), never a mock: without it these 
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
+from records.database import create_engine, database_url, migrate
 from server.admission import Admission
 from server.answered_by import AnsweredByBox, AnsweredByTable
 from server.leases import LeasedAdmission
@@ -74,3 +77,17 @@ async def test_postgresql_holds_the_shared_state_and_sqlite_keeps_files(
     assert isinstance(files.admission, Admission) and files.database is None
     assert isinstance(files.claims, ClaimedSids) and isinstance(files.answers, AnsweredByBox)
     await files.close()
+
+
+async def test_instances_starting_together_make_the_tables_once(postgres):
+    url = database_url(postgres.new_database(), Path("."))
+    engines = [create_engine(url) for _ in range(3)]
+    try:
+        await asyncio.gather(*(migrate(engine) for engine in engines))  # one at a time
+        async with engines[0].connect() as connection:
+            version = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+            leases = await connection.scalar(text("SELECT count(*) FROM call_leases"))
+        assert (version, leases) == ("0002", 0)
+    finally:
+        for engine in engines:
+            await engine.dispose()
