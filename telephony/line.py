@@ -50,12 +50,16 @@ class PhoneLine:
         self.messages = MediaStreamMessages(stream_sid)
         self.caller_hung_up = False
         self._websocket = websocket
-        self._closing = False
+        self._closing = False  # we hung up, or the stream has ended
+        self._broken = False  # a send failed: the caller has gone (the input will read so)
 
     @property
     def open(self) -> bool:
         """Whether messages can still be sent on the line."""
-        return not self._closing and self._websocket.client_state == WebSocketState.CONNECTED
+        return (
+            not (self._closing or self._broken)
+            and self._websocket.client_state == WebSocketState.CONNECTED
+        )
 
     async def receive(self) -> AsyncIterator[str | bytes]:
         """The messages Twilio sends, until the socket closes."""
@@ -75,7 +79,7 @@ class PhoneLine:
             return True
         except Exception as e:  # the peer went away mid-send: the input notices the hang-up
             logger.debug(f"{self}: sending failed, the line is closed ({e})")
-            self._closing = True
+            self._broken = True  # not `_closing`: then the hang-up would pass for ours
             return False
 
     async def close(self) -> None:

@@ -1,5 +1,6 @@
 """The Twilio transport: the bot's audio on the phone line, and what the caller heard of it."""
 
+import asyncio
 import base64
 import json
 
@@ -217,6 +218,29 @@ async def test_the_caller_hanging_up_ends_the_pipeline_and_says_so(closing):
     _down, up = await run_test(
         Pipeline([transport.input(), transport.output()]),
         frames_to_send=[SleepFrame(0.2)],
+        send_end_frame=False,
+        start_timeout=5,
+    )
+    assert transport.caller_hung_up
+    assert json.dumps([type(f).__name__ for f in up]).count("CancelWorkerFrame") == 1
+
+
+class GonePhone(PhoneSocket):
+    """A phone whose caller has gone: sending fails, and Twilio's `stop` comes after."""
+
+    async def send_text(self, text: str) -> None:
+        raise ConnectionError("the peer closed the connection")
+
+
+async def test_a_hang_up_read_after_a_failed_send_still_ends_the_pipeline():
+    # A send failing first (the caller's socket already closed) once made the hang-up pass
+    # for our own, and the call stayed up until pipecat's idle timeout.
+    phone = GonePhone()
+    transport = TwilioTransport(phone, STREAM)
+    asyncio.get_running_loop().call_later(0.3, phone.hangs_up)
+    _down, up = await run_test(
+        Pipeline([transport.input(), transport.output()]),
+        frames_to_send=[*TWO_SENTENCES, SleepFrame(0.6)],
         send_end_frame=False,
         start_timeout=5,
     )
