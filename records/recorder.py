@@ -36,6 +36,7 @@ from telephony.frames import ReplyCutFrame
 from turns.frames import ReplyWithdrawnFrame
 
 VOICE_RMS = 500.0  # a 20 ms packet louder than this (-36 dBFS) holds the caller's voice
+PACKET_SECS = 0.02  # Twilio's packets: a frame of the caller's audio joins one or more
 KEYS_PREFIX = "The caller pressed "  # how the keypad words an entry for the LLM
 
 Sink = Callable[[CallInfo | Turn | Event], None]
@@ -148,9 +149,9 @@ class CallRecorder(BaseObserver):
         seconds = len(frame.audio) / 2 / frame.sample_rate / frame.num_channels
         if to_stt:
             self.info.usage.stt_audio_secs += seconds
-        samples = np.frombuffer(frame.audio, dtype=np.int16).astype(np.float32)
-        if len(samples) and float(np.sqrt(np.mean(samples**2))) > VOICE_RMS:
-            self._voice_end = t + seconds  # the packet came as its audio began
+        quiet = _quiet_packets_after_voice(frame)
+        if quiet is not None:  # the frame came as its last packet's audio began
+            self._voice_end = t + PACKET_SECS * (1 - quiet)
 
     def _caller_turn_ended(self, t: float) -> None:
         if self._voice_end is not None:
@@ -290,3 +291,15 @@ class CallRecorder(BaseObserver):
 
 def _ms(t: float) -> int:
     return round(t * 1000)
+
+
+def _quiet_packets_after_voice(frame: InputAudioRawFrame) -> int | None:
+    """How many of the frame's packets follow its last voiced one; None if none is voiced."""
+    samples = np.frombuffer(frame.audio, dtype=np.int16).astype(np.float32)
+    size = round(PACKET_SECS * frame.sample_rate) * frame.num_channels
+    count = len(samples) // size
+    if not count:
+        return None
+    packets = samples[-count * size :].reshape(count, size)
+    loud = np.flatnonzero(np.einsum("ij,ij->i", packets, packets) > VOICE_RMS**2 * size)
+    return count - 1 - int(loud[-1]) if len(loud) else None

@@ -112,6 +112,23 @@ async def test_a_cut_reply_is_a_bot_turn_with_what_was_heard_and_its_latency():
     assert rec.sunk[-2:] == [bot, rec.recorder.info]  # written as it closed, with the usage
 
 
+async def test_the_voice_ends_at_the_packet_it_ends_in_whatever_the_frame_joins():
+    # The transport joins Twilio's 20 ms packets into 40 ms frames; a frame comes as its last
+    # packet does. Here the voice ends with the first packet of a frame, at 1.98 s.
+    rec = Recorded()
+    for i in range(0, 76, 2):
+        audio = b"".join(LOUD if n < 49 else QUIET for n in (i, i + 1))
+        await rec.push(1.0 + (i + 1) * 0.02, pcm(audio), INPUT, destination=STT)
+    await rec.push(2.5, UserStoppedSpeakingFrame())
+    await rec.push(2.5, LLMContextUserTurnFrame("Book a table.", ""))
+    await rec.push(2.5, LLMFullResponseStartFrame(), LLM)
+    await rec.push(2.9, TTSTextFrame("Hello there.", text_type="sentence"), OUTPUT)
+    await rec.push(3.0, chunk(), OUTPUT)  # heard from 2.96 s
+    await rec.push(3.5, ReplyCutFrame("Hello", "Hello there.", 540), OUTPUT)
+    _caller, bot = rec.recorder.turns
+    assert bot.latency_ms == 980
+
+
 async def test_keys_are_a_caller_turn_and_the_reply_is_timed_from_the_last_key():
     rec = Recorded()
     await rec.push(5.0, LLMContextUserTurnFrame("The caller pressed 1 2 #", ""))
