@@ -83,6 +83,11 @@ def _run(app: "FastAPI", settings: "Settings", args: argparse.Namespace, calls_d
         f"serving on port {settings.port} with {workers} worker process(es), "
         f"{limit or 'unlimited'} concurrent calls; Twilio webhook: {settings.public_url}/voice"
     )
+    if settings.max_calls is None and settings.shared_database:
+        logger.warning(
+            f"MAX_CALLS is unset: its default ({limit}, this instance's processes) counts the "
+            "calls of every instance sharing DATABASE_URL; set it to their total"
+        )
     options = {"host": args.host, "port": settings.port, "log_config": None}
     options |= {"ws": "websockets-sansio", "ws_max_size": MAX_WEBSOCKET_MESSAGE_BYTES}
     # Calls have ended by the time uvicorn shuts down: the drain (server.drain) waits for them.

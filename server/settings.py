@@ -77,6 +77,12 @@ class Settings(BaseSettings):
         return self.workers or len(os.sched_getaffinity(0))
 
     @property
+    def shared_database(self) -> bool:
+        """Whether DATABASE_URL is a PostgreSQL every instance shares (calls counted there)."""
+        url = self.database_url.get_secret_value() if self.database_url else None
+        return database_url(url, self.data_dir).startswith("postgresql")
+
+    @property
     def call_limit(self) -> int | None:
         """Concurrent calls the whole server admits: MAX_CALLS (0: no limit, None)."""
         if self.max_calls is None:

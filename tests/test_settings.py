@@ -63,3 +63,12 @@ def test_provider_variables_reach_the_providers_by_name_and_others_come_from_the
     assert "OTHER" not in access.values  # only what a pipeline names
     with pytest.raises(MissingVariable, match="TWILIO_AUTH_TOKEN is not set"):
         access["TWILIO_AUTH_TOKEN"]  # not a provider's
+
+
+@pytest.mark.parametrize(
+    ("url", "shared"),
+    [(None, False), ("sqlite:///calls.db", False), ("postgresql://u@db:5432/calls", True)],
+)
+def test_only_postgresql_is_a_database_instances_share(url, shared):
+    settings = load_settings(_env_file=None, **(VALID | {"database_url": url}))
+    assert settings.shared_database is shared
