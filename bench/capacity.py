@@ -56,6 +56,11 @@ class Level:
         return (self.peak_pss_mb - self.idle_pss_mb) / self.calls
 
     @property
+    def stalls(self) -> list[float]:
+        """Every gap the callers heard inside the bot's audio (s)."""
+        return [gap for r in self.results for gap in r.stalls]
+
+    @property
     def p95_overhead(self) -> float:
         """95th percentile of the pipeline's own reply latency."""
         return p95(self.overheads) if self.overheads else float("inf")
@@ -63,7 +68,12 @@ class Level:
     def within(self, lone_p95: float) -> bool:
         """Whether callers at this level fare as well as a lone caller (p95 overhead given)."""
         limit = max(lone_p95 * (1 + GROWTH_LIMIT), lone_p95 + NOISE_FLOOR_S)
-        return not self.failures and self.p95_overhead <= limit and self.max_lag_s <= LAG_LIMIT_S
+        return (
+            not self.failures
+            and not self.stalls
+            and self.p95_overhead <= limit
+            and self.max_lag_s <= LAG_LIMIT_S
+        )
 
 
 async def run_level(

@@ -26,6 +26,7 @@ TRANSCRIPTS = dict(
 )
 _SENTENCE_END = re.compile(r"[.!?](\s|$)")
 AUDIBLE_RMS = 50  # the recordings' silence is digital (RMS under 10): anything above is voice
+STALL_MAX_S = 0.5  # a gap in the bot's audio shorter than this is a stall (replies are further)
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class CallResult:
     greeting_s: float  # `start` → first greeting audio heard
     turns: list[Turn]
     seconds: float  # how long the call lasted
+    stalls: list[float] = field(default_factory=list)  # gaps heard within the bot's audio, s
 
 
 def speech_end(call: SimulatedCall, pcm: bytes) -> float:
@@ -110,9 +112,20 @@ async def conversation(
             if standins:
                 turn.stages = stages(call, standins, ended, reply.start)
             turns.append(turn)
-        return CallResult(greeting.start, turns, call.now())
+        return CallResult(greeting.start, turns, call.now(), stalls(call))
     finally:
         await call.hang_up()
+
+
+def stalls(call: SimulatedCall) -> list[float]:
+    """The gaps the caller heard inside the bot's audio: its playout ran dry mid-speech.
+
+    The caller here only speaks once a reply has ended, so gaps between replies are longer
+    than `STALL_MAX_S`; a shorter one is audio that came late.
+    """
+    played = call.playout.stretches
+    gaps = [after.start - before.end for before, after in zip(played, played[1:], strict=False)]
+    return [gap for gap in gaps if 0 < gap < STALL_MAX_S]
 
 
 @dataclass(frozen=True)

@@ -174,8 +174,9 @@ _NOTES = """\
   the STT's final transcript, if later), the LLM's time to the end of its first sentence and
   the TTS's first-audio time.
 - *knee*: the most concurrent calls whose p95 reply overhead stays within 20% (or one 20 ms
-  playout tick) of the calls made one at a time, with no failed call and the inbound audio
-  never more than 100 ms behind real time at the STT. CPU is read at the knee: CPU seconds
+  playout tick) of the calls made one at a time, with no failed call, no playback stall
+  (a gap under 0.5 s inside the bot's audio at the caller) and the inbound audio never more
+  than 100 ms behind real time at the STT. CPU is read at the knee: CPU seconds
   of every server process per minute of call. Memory per call: PSS of every server process
   (shared pages counted once) at its peak during a level minus before it, over the level's
   calls; the worst level is shown.
@@ -183,6 +184,12 @@ _NOTES = """\
   pays for lazy imports and first connections); the first call's greeting is shown apart.
 - *calls per core*: calls at the knee over the cores the bot's processes can use (one
   process uses one core)."""
+
+
+def _stalls(level) -> str:
+    """`none`, or how many gaps the callers heard and how long they were in all."""
+    gaps = level.stalls
+    return f"{len(gaps)}, {ms(sum(gaps))} in all" if gaps else "none"
 
 
 def _growth(before: float, after: float) -> str:
@@ -229,13 +236,13 @@ def _levels(figures: list) -> str:
         lines += [
             f"**{f.bot.name}** ({f.bot.workers} process(es)):",
             "",
-            "| calls | p95 overhead | inbound lag | CPU s/call-min | server CPU busy |"
-            " MB/call | bench CPU busy | failed |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| calls | p95 overhead | inbound lag | playback stalls | CPU s/call-min |"
+            " server CPU busy | MB/call | bench CPU busy | failed |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for lv in f.levels:
             lines.append(
-                f"| {lv.calls} | {ms(lv.p95_overhead)} | {ms(lv.max_lag_s)}"
+                f"| {lv.calls} | {ms(lv.p95_overhead)} | {ms(lv.max_lag_s)} | {_stalls(lv)}"
                 f" | {lv.cpu_per_call_minute:.2f} | {lv.cpu_s / lv.wall_s:.0%}"
                 f" | {lv.mb_per_call:.1f} | {lv.harness_cpu_s / lv.wall_s:.0%}"
                 f" | {len(lv.failures)} |"
