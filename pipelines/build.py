@@ -48,6 +48,7 @@ from turns.smart_turn_stop import SmartTurnStop
 from turns.speculation import EagerFluxTurnStop, SpeculativeSilenceStop, SpeculativeSmartTurnStop
 
 SAMPLE_RATE = 8000  # the phone network's rate, end to end: nothing resamples
+AUDIO_IDLE_SECS = 3.0  # no caller audio this long while they speak: their speech has stopped
 
 END_CALL = FunctionSchema(
     name="end_call",
@@ -154,6 +155,10 @@ def call_context(
         vad_analyzer=vad,
         user_turn_strategies=strategies,
         user_mute_strategies=[EndingCallMuteStrategy(lifecycle), ScreeningMuteStrategy(lifecycle)],
+        # Twilio sends the caller's line without a break until the call ends: audio missing
+        # for pipecat's 1 s default means a busy server, and a forced stop would end the
+        # caller's turn mid-sentence (seen under load: an utterance sent to the STT in two).
+        audio_idle_timeout=AUDIO_IDLE_SECS,
     )
     return context, LLMContextAggregatorPair(context, user_params=user_params)
 
