@@ -9,7 +9,7 @@ from alembic import command
 from alembic.config import Config
 from loguru import logger
 from sqlalchemy import event, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -60,7 +60,7 @@ async def migrate(engine: AsyncEngine) -> None:
             os.close(lock)
     else:
         await _upgrade(engine)
-    logger.info(f"call records: {_where(engine)}, schema up to date")
+    logger.info(f"call records: {where(engine.url)}, schema up to date")
 
 
 async def _upgrade(engine: AsyncEngine) -> None:
@@ -90,8 +90,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def _where(engine: AsyncEngine) -> str:
-    url = engine.url
-    if engine.dialect.name == "sqlite":
+def where(url: URL | str) -> str:
+    """The database at `url` for a log line, without its password: `PostgreSQL host:port/db`."""
+    url = make_url(url)
+    if url.get_backend_name() == "sqlite":
         return f"SQLite {url.database}"
     return f"PostgreSQL {url.host}:{url.port or 5432}/{url.database}"

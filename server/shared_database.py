@@ -17,9 +17,10 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 from loguru import logger
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from records.database import where
 
 CONNECT_TIMEOUT_SECS = 2.0
 OPERATION_TIMEOUT_SECS = 3.0  # a transaction slower than this: the database is down
@@ -45,8 +46,7 @@ class SharedDatabase:
             pool_timeout=OPERATION_TIMEOUT_SECS,
             connect_args={"timeout": CONNECT_TIMEOUT_SECS},
         )
-        parsed = make_url(url)
-        self.name = f"PostgreSQL {parsed.host}:{parsed.port or 5432}/{parsed.database}"
+        self.name = where(url)
         self.down_since: float | None = None
         self._failed_at = float("-inf")
 
