@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import psutil
 
-from server.local import free_socket
+from server.local import free_port
 
 ROOT = Path(__file__).parent.parent
 
@@ -100,9 +100,7 @@ async def running(
     `public_url`: where callers reach it, when not directly (a load balancer in front).
     `bot.env` wins over the defaults set here (e.g. its own MAX_CALLS).
     """
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    sock.close()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
     env = keep | env

@@ -42,9 +42,10 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from bench.servers import BotServer, ours, running
-from harness.nginx import FAIL_TIMEOUT_SECS, Nginx, free_port
+from harness.nginx import FAIL_TIMEOUT_SECS, Nginx
 from harness.postgres import ThrowawayPostgres
 from recordings import recording
+from server.local import free_port
 from standins.audio import pcm_to_ulaw
 from standins.caller import (
     Answer,

@@ -27,8 +27,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from server.local import free_socket
-
 UPSTREAM = "bot_instances"
 FAIL_TIMEOUT_SECS = 10  # a dead instance is left out this long after a refused connection
 # One access log line: which instances were tried, in order, and what each answered.
@@ -46,14 +44,6 @@ def nginx_binary() -> str:
             "(apt-get install -y nginx; tools/system_packages.sh installs it)"
         )
     return found
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on now."""
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 def nginx_config(

@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from server.local import free_socket
+from server.local import free_port
 
 POSTGRES_USER = "postgres"
 
@@ -37,9 +37,7 @@ class ThrowawayPostgres:
     def __init__(self) -> None:
         self.bin = postgres_bin()
         self.dir = Path(tempfile.mkdtemp(prefix="bot-postgres-"))
-        sock = free_socket()
-        self.port = sock.getsockname()[1]
-        sock.close()
+        self.port = free_port()
         self.url = f"postgresql://{POSTGRES_USER}@127.0.0.1:{self.port}/postgres"
         self._databases = 0
 

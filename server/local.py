@@ -33,6 +33,14 @@ def free_socket() -> socket.socket:
     return sock
 
 
+def free_port() -> int:
+    """A loopback port nobody listens on now (for a server another process will start)."""
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
 @asynccontextmanager
 async def serve_locally(
     env: dict[str, str],

@@ -10,7 +10,7 @@ import httpx
 from harness.faults import heard_sentences, spoken_texts
 from recordings import recording
 from records.webhook import SIGNATURE_HEADER, WebhookSender
-from server.local import free_socket, serve_locally
+from server.local import free_port, serve_locally
 from standins.script import BOOKING_REPLY, GREETING, dial
 from standins.webhook_receiver import WebhookReceiver
 
@@ -42,9 +42,7 @@ async def refused(call_sid: str, log_lines: list[str]) -> None:
 async def test_a_receiver_down_during_the_call_gets_the_record_when_it_is_back(
     standins, declarations, log_lines
 ):
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    sock.close()  # nothing listens there during the call
+    port = free_port()
     receiver = WebhookReceiver(port=port)
     env = standins.env() | {
         "API_TOKEN": TOKEN,

@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 import psutil
 
-from server.local import free_socket
+from server.local import free_port
 from standins.script import dial
 
 BOT = Path(__file__).parent.parent / "bot.py"
@@ -22,9 +22,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 def served_env(standins, **extra: str) -> tuple[str, dict[str, str]]:
     """The URL a `bot.py` process will serve on, and its environment: two worker processes."""
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    sock.close()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     return url, clean_env(PORT=str(port), PUBLIC_URL=url, WORKERS="2", **standins.env(), **extra)
 

@@ -17,7 +17,7 @@ import aiohttp
 from harness.faults import Fault, Outcome
 from pipelines.declaration import load_declarations
 from recordings import RECORDINGS
-from server.local import free_socket
+from server.local import free_port
 from standins.audio import pcm_to_ulaw
 from standins.caller import BotTurn, SimulatedCall, signed_webhook
 from standins.script import dial
@@ -80,9 +80,7 @@ async def start_server(
     standins: StandIns, workers: int, cwd: Path, log
 ) -> tuple[asyncio.subprocess.Process, str]:
     """`python bot.py serve` on a free port, pointed at `standins`; once it answers /health."""
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    sock.close()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     keep = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
     env = keep | standins.env() | {"PORT": str(port), "PUBLIC_URL": url, "WORKERS": str(workers)}
