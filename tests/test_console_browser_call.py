@@ -151,7 +151,10 @@ async def test_cutting_in_from_the_browser_clears_its_playout_and_the_context_ho
 ):
     standins.openai.responder = long_reply_to_bookings
     await _call_from_the_page(barging_browser, console_bot.url)
-    await barging_browser.wait_for("return window.browserPhone.clears > 0", what="a clear")
+    # The cut-in is ~14 s of microphone audio after the call connects: wait well past that.
+    await barging_browser.wait_for(
+        "return window.browserPhone.clears > 0", timeout=40, what="a clear"
+    )
     cancel = "Actually, cancel that. I need to change my reservation."
     answer = scripted_reply([{"role": "user", "content": cancel}], None).text
     await barging_browser.wait_for("return window.browserPhone.bursts.length >= 3", what="a reply")

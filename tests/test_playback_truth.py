@@ -6,7 +6,7 @@ import pytest
 
 from calls import heard_matches
 from harness.barge_in import barge_in, offsets
-from processors.heard_context import INTERRUPTED_NOTE
+from processors.heard_context import INTERRUPTED_NOTE, NOTHING_HEARD_NOTE
 from standins.openai_replies import LONG_REPLY
 from standins.script import dial, long_reply_to_bookings
 from standins.speech import synthesize
@@ -23,10 +23,10 @@ async def test_after_a_barge_in_the_context_holds_exactly_what_was_heard(
     assert result.audio_after_clear == 0, "no audio of the cut reply after Twilio's clear"
     assert result.words_off <= 1, (result.heard_words, result.context_words)
     request = standins.openai.requests[-1].body
-    assert (
-        INTERRUPTED_NOTE
-        in [m for m in request["messages"] if m["role"] == "assistant"][-1]["content"]
-    )
+    cut = [m for m in request["messages"] if m["role"] == "assistant"][-1]["content"]
+    # At the first word, the clear can land before half of it played: nothing was heard.
+    assert result.context_words or offset == "first word"
+    assert (INTERRUPTED_NOTE if result.context_words else NOTHING_HEARD_NOTE) in cut
 
 
 async def test_the_farewell_plays_to_the_end_before_the_rest_hang_up(bot, standins, data):
