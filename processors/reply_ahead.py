@@ -50,6 +50,7 @@ class ReplyAhead(FrameProcessor):
     |-------------------------------------------|--------------------------------------------|
     | LLMContext ↓, speculative                 | SpeculativeReply ↓, LLMContext ↓ (ordinary)|
     | SpeculationWithdrawn ↓, speculating       | ReplyWithdrawn ↓                           |
+    | LLMContext ↓, ordinary, speculating       | ReplyWithdrawn ↓, LLMContext ↓             |
     | SpeculationConfirmed ↓, speculating       | ReplyConfirmed ↓                           |
     | a guarded tool call, speculating,         | ReplyWithdrawn ↓, EagerEndOfTurnCancel ↑   |
     |   the turn open                           |                                            |
@@ -72,6 +73,10 @@ class ReplyAhead(FrameProcessor):
             self._current = self._verdicts[frame.context] = _Verdict()
             await self.push_frame(SpeculativeReplyFrame())
             frame = LLMContextFrame(context=frame.context)
+        elif isinstance(frame, LLMContextFrame):
+            # The turn ended on other words (or context): its verdict follows this context
+            # through the user aggregator's queue, too late: its interruption would cut this.
+            await self._withdraw()
         elif isinstance(frame, StartSpeculationFrame):
             return  # the stop strategy's own
         elif isinstance(frame, SpeculationWithdrawnFrame):

@@ -2,11 +2,14 @@
 the strategy's verdict, in order behind it, releases it or withdraws it; so does a tool the
 speculation wants while the turn is open."""
 
+import asyncio
+
 from pipecat.frames.frames import (
     EagerEndOfTurnCancelFrame,
     Frame,
     InterruptionFrame,
     LLMContextFrame,
+    LLMTextFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
@@ -127,3 +130,30 @@ async def test_a_tool_wanted_after_the_turn_ended_waits_for_the_verdict():
         turn = [UserStartedSpeakingFrame(), UserStoppedSpeakingFrame()]  # overtook the context
         await run_test(Pipeline([ahead, llm]), frames_to_send=[*turn, speculative(), verdict])
         assert llm.ran == ran
+
+
+class SlowLLM(FrameProcessor):
+    """Stands for the LLM after `ReplyAhead`: answers each context after a while, by name."""
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection):
+        await super().process_frame(frame, direction)
+        if isinstance(frame, LLMContextFrame):
+            await asyncio.sleep(0.1)  # streaming; an interruption cancels it, and what is queued
+            said = frame.context.get_messages()[-1]["content"]
+            await self.push_frame(LLMTextFrame(said))
+        else:
+            await self.push_frame(frame, direction)
+
+
+def said(text: str) -> LLMContextFrame:
+    return LLMContextFrame(LLMContext([{"role": "user", "content": text}]))
+
+
+async def test_a_turn_end_that_asks_afresh_withdraws_the_speculation_before_its_context():
+    # The turn's end pushes its context at once; the verdict on the speculation follows it
+    # through the user aggregator's queue. Withdrawn after, it would cut the new reply too.
+    spoken = LLMContextFrame(LLMContext([{"role": "user", "content": "yes"}]), speculation=True)
+    frames = [spoken, PAUSE, said("yes, that works"), PAUSE, SpeculationWithdrawnFrame()]
+    down, _ = await run_test(Pipeline([ReplyAhead(), SlowLLM()]), frames_to_send=frames)
+    assert [f.text for f in down if isinstance(f, LLMTextFrame)] == ["yes, that works"]
+    assert types(down)[:2] == [SpeculativeReplyFrame, ReplyWithdrawnFrame]

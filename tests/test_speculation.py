@@ -87,7 +87,11 @@ STOP = VADUserStoppedSpeakingFrame(stop_secs=0.2)
 
 
 async def requests(
-    frames: list[Frame], max_per_turn: int = 2, llm=None, pauses: bool = False
+    frames: list[Frame],
+    max_per_turn: int = 2,
+    llm=None,
+    pauses: bool = False,
+    stop: type[SpeculativeSilenceStop] = SpeculativeSilenceStop,
 ) -> list[str]:
     """What left the aggregator: each LLM request (`?`: speculative) and withdrawal, in order.
 
@@ -97,7 +101,7 @@ async def requests(
     """
     sensor = LevelSensor()
     context = LLMContext()
-    strategy = SpeculativeSilenceStop(
+    strategy = stop(
         vad=sensor, context=context, pause_secs=0.1, resume_secs=0.06, max_per_turn=max_per_turn,
         user_speech_timeout=0.3,
     )  # fmt: skip
@@ -195,3 +199,22 @@ async def test_a_speculation_on_a_context_that_changed_since_is_asked_again_at_t
     heard = LLMMessagesAppendFrame([{"role": "assistant", "content": "Tonight we…"}])
     frames = [*VOICE, words("Stop."), *audio(0.15, loud=False), heard, *audio(0.15, loud=False)]
     assert await requests([*frames, STOP]) == ["?Stop.", "withdrawn", "Stop."]
+
+
+
+class CutAtThePause(SpeculativeSilenceStop):
+    """A barge-in's cut reaches the context just after the pause asked for a speculation."""
+
+    def __init__(self, *, context: LLMContext, **kwargs):
+        super().__init__(context=context, **kwargs)
+        self.context = context
+
+    async def trigger_user_turn_inference_triggered(self, *, speculation=None):
+        await super().trigger_user_turn_inference_triggered(speculation=speculation)
+        if speculation:
+            self.context.add_message({"role": "assistant", "content": "Tonight we…"})
+
+
+async def test_a_context_that_changed_before_the_speculation_was_built_still_confirms_it():
+    frames = [*VOICE, words("Stop."), *audio(0.3, loud=False), STOP]
+    assert await requests(frames, stop=CutAtThePause) == ["?Stop."]

@@ -201,6 +201,10 @@ class SpeculativeTurnStop(SpeculationLedger):
         """Follow the caller's pauses and words, then let the strategy decide as it does."""
         if isinstance(frame, InputAudioRawFrame) and self._turn_open:
             await self._follow_pause()
+        elif isinstance(frame, StartSpeculationFrame):
+            # The speculative context is built now, on the context as it is now (a barge-in's
+            # cut may have reached it since the pause).
+            self._basis = _fingerprint(self._context)
         elif isinstance(frame, TranscriptionFrame) and frame.text.strip():
             await self._on_final(frame.text)
         elif isinstance(frame, InterimTranscriptionFrame):
@@ -285,7 +289,6 @@ class SpeculativeTurnStop(SpeculationLedger):
                 return
             self._tries, self._pause_counted = self._tries + 1, True
         self._speculation = UserTurnSpeculation(text=words)
-        self._basis = _fingerprint(self._context)
         logger.debug(f"{self}: speculating on [{words}]")
         await self.trigger_user_turn_inference_triggered(speculation=self._speculation)
 
