@@ -201,7 +201,6 @@ async def test_a_speculation_on_a_context_that_changed_since_is_asked_again_at_t
     assert await requests([*frames, STOP]) == ["?Stop.", "withdrawn", "Stop."]
 
 
-
 class CutAtThePause(SpeculativeSilenceStop):
     """A barge-in's cut reaches the context just after the pause asked for a speculation."""
 
