@@ -67,7 +67,9 @@ class SpeculationLedger(BaseUserTurnStopStrategy):
     cancels). Here a speculation starts only when a `StartSpeculationFrame` comes back
     through that queue, so the contexts and the verdicts on them (`SpeculationWithdrawnFrame`,
     `SpeculationConfirmedFrame`) reach `ReplyAhead` in the order they were decided. A turn end
-    that confirms a speculation not started yet runs the LLM as usual.
+    that confirms a speculation not started yet runs the LLM as usual. A turn end that asks
+    afresh pushes its context at once, ahead of the withdrawal: `ReplyAhead` withdraws the
+    speculation when that context reaches it.
 
     Counts every speculative request started, and every turn end that confirms one, whoever
     decided them (our pauses, or an STT's eager end of turn); logged at the call's end.
