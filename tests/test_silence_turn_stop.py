@@ -63,7 +63,7 @@ async def turn_stop_delay(strategy) -> float:
         stopped.append(asyncio.get_running_loop().time())
 
     frames = [VADUserStartedSpeakingFrame(), *voice_then_silence(0.3), words()]
-    frames += [VADUserStoppedSpeakingFrame(stop_secs=0.2), SleepFrame(1.0)]
+    frames += [VADUserStoppedSpeakingFrame(stop_secs=0.2), *packets(1.0, 20), SleepFrame(1.0)]
     started = asyncio.get_running_loop().time()
     await run_test(processor, frames_to_send=frames, expected_down_frames=None)
     return stopped[0] - started
@@ -155,3 +155,21 @@ async def test_without_waiting_for_a_transcript_the_vad_alone_ends_the_turn():
     strategy = SilenceTimedTurnStopStrategy(user_speech_timeout=TIMEOUT)
     strategy.wait_for_transcript = False  # as pipecat's aggregator does in realtime mode
     assert await story(strategy, frames) == ["END", "0.6 s"]
+
+
+async def test_a_late_packet_is_not_silence():
+    # The VAD stopped; then the line's packets come late, in a burst with the caller's voice.
+    frames = [VAD_START, *packets(0.5, 8000), words(), VAD_STOP, LONG, mark("late")]
+    frames += [*packets(0.1, 20), *packets(0.1, 8000), VAD_START, mark("speaking again")]
+    frames += [VAD_STOP, *packets(1.0, 20), LONG, mark("after")]
+    ours = SilenceTimedTurnStopStrategy(user_speech_timeout=TIMEOUT)
+    assert await story(ours, frames) == ["late", "speaking again", "END", "after"]
+    theirs = SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=TIMEOUT)
+    assert (await story(theirs, frames))[:2] == ["END", "late"], "their clock ended it"
+
+
+async def test_a_line_that_sends_nothing_more_ends_the_turn_half_a_second_late():
+    frames = [VAD_START, *packets(0.5, 8000), words(), VAD_STOP, LONG, mark("0.6 s")]
+    frames += [LONG, mark("1.2 s")]
+    ours = SilenceTimedTurnStopStrategy(user_speech_timeout=TIMEOUT)
+    assert await story(ours, frames) == ["0.6 s", "END", "1.2 s"]

@@ -92,10 +92,12 @@ async def requests(
     llm=None,
     pauses: bool = False,
     stop: type[SpeculativeSilenceStop] = SpeculativeSilenceStop,
+    line: list[Frame] | None = None,
 ) -> list[str]:
     """What left the aggregator: each LLM request (`?`: speculative) and withdrawal, in order.
 
-    `pauses`: the `CallerPausedFrame`s too ("pause").
+    `pauses`: the `CallerPausedFrame`s too ("pause"). `line`: what follows `frames` (the
+    line's quiet packets as the turn ends, by default).
 
     Every test's turn ends once, after its pauses (a `CallerPausedFrame` each): checked here.
     """
@@ -109,7 +111,7 @@ async def requests(
     user = LLMContextAggregatorPair(context, user_params=params).user()
     down, up = await run_test(
         Pipeline([sensor, user, *([llm] if llm else [])]),
-        frames_to_send=[*frames, SleepFrame(0.6)],
+        frames_to_send=[*frames, *(line or audio(0.6, loud=False))],
         expected_down_frames=None,
     )
     names = [_name(f) for f in down if _name(f)]
@@ -186,7 +188,8 @@ async def test_a_failed_speculative_request_is_asked_again_at_the_turn_end():
 
 async def test_a_caller_who_never_pauses_is_never_answered_ahead():
     frames = [*VOICE, words("Yes."), *audio(0.06, loud=False), *audio(0.3, loud=True), STOP]
-    assert await requests(frames) == ["Yes."]
+    # No pause after the stop either: the line goes quiet, the turn ends 0.5 s late.
+    assert await requests(frames, line=[SleepFrame(1.0)]) == ["Yes."]
 
 
 async def test_a_speculation_the_llm_withdraws_for_a_tool_call_is_asked_again_at_the_turn_end():

@@ -2,6 +2,7 @@
 
 import asyncio
 from collections import deque
+from contextlib import suppress
 
 import numpy as np
 from pipecat.frames.frames import (
@@ -18,6 +19,8 @@ from pipecat.turns.user_stop import BaseUserTurnStopStrategy
 
 _HISTORY_FRAMES = 150  # the caller's last few seconds of audio levels, one per packet
 _MIN_VOICE_RMS = 100.0  # -50 dBFS: quieter than this is never voice
+_PACKET_SLACK_SECS = 0.04  # the packet in flight when a timer runs out, and one more
+_MAX_LATE_AUDIO_SECS = 0.5  # a line that sends nothing this long past a timer is silent
 
 
 class SilenceTimedTurnStopStrategy(BaseUserTurnStopStrategy):
@@ -28,6 +31,11 @@ class SilenceTimedTurnStopStrategy(BaseUserTurnStopStrategy):
     `stop_secs` is rounded up to whole 32 ms windows: every turn ends that much later than
     configured. The audio level says when the voice really ended, so the timer is shortened
     by the silence already past the VAD's `stop_secs` (by at most `max_credit_secs`).
+
+    The timer runs on the caller's audio as well as the clock: a turn ends only once the
+    silence it waits for has arrived. Packets come late and in bursts (network jitter, a busy
+    event loop), and a packet not yet here is not silence: the caller may be speaking in it.
+    A line that sends nothing for `_MAX_LATE_AUDIO_SECS` past the timer is taken as silent.
 
     In all else it decides as pipecat's does: the turn ends once the timer has run, a
     transcript has come (unless `wait_for_transcript` is off) and the STT is done: it sent
@@ -40,6 +48,7 @@ class SilenceTimedTurnStopStrategy(BaseUserTurnStopStrategy):
     | VADUserStopped, the text later               | when the text comes, once the timer ran |
     | text without a VAD stop (fallback)           | `timeout` after the last text           |
     | VADUserStarted before it ends                | not yet: both waits start over          |
+    | the timer ran, its silence not all arrived   | when it has (at most 0.5 s later)       |
     """
 
     def __init__(
@@ -56,6 +65,9 @@ class SilenceTimedTurnStopStrategy(BaseUserTurnStopStrategy):
         self._needs_transcript = wait_for_transcript
         self._max_credit_secs = max_credit_secs
         self._levels: deque[tuple[float, float]] = deque(maxlen=_HISTORY_FRAMES)  # (rms, s)
+        self._audio_secs = 0.0  # the caller's audio received so far
+        self._audio_arrived = asyncio.Event()
+        self._timer_started = (0.0, 0.0)  # the speech timer's start: (clock, audio) seconds
         self._stt_p99_secs = 0.0  # the STT's final-transcript latency past the VAD's stop
         self._heard = ""  # the turn's transcript so far
         self._vad_speaking = False  # the caller's voice, as the VAD hears it now
@@ -126,6 +138,8 @@ class SilenceTimedTurnStopStrategy(BaseUserTurnStopStrategy):
         seconds = len(samples) / frame.sample_rate / frame.num_channels
         rms = float(np.sqrt(np.mean(samples**2))) if len(samples) else 0.0
         self._levels.append((rms, seconds))
+        self._audio_secs += seconds
+        self._audio_arrived.set()
 
     async def _on_vad_stop(self, frame: VADUserStoppedSpeakingFrame) -> None:
         late = self.silent_secs() - frame.stop_secs
@@ -155,13 +169,28 @@ class SilenceTimedTurnStopStrategy(BaseUserTurnStopStrategy):
         if self._speech_timer:
             await self.cancel_task(self._speech_timer)
         self._speech_waited = False
+        self._timer_started = (asyncio.get_running_loop().time(), self._audio_secs)
         self._speech_timer = self.create_task(self._wait_for_speech(secs), "user_speech_timeout")
 
     async def _wait_for_speech(self, secs: float) -> None:
-        await asyncio.sleep(secs)
+        await self._wait_on_the_line(secs)
         self._speech_timer = None  # ending the turn cancels the timers: not this one
         self._speech_waited = True
         await self._maybe_end_turn()
+
+    async def _wait_on_the_line(self, secs: float) -> None:
+        """Until `secs` past the timer's start, by the clock and in the caller's audio."""
+        loop = asyncio.get_running_loop()
+        clock, audio = self._timer_started
+        await asyncio.sleep(max(clock + secs - loop.time(), 0.0))
+        if not self._levels:
+            return  # no audio on this line at all (transcripts only)
+        deadline = loop.time() + _MAX_LATE_AUDIO_SECS
+        while self._audio_secs - audio < secs - _PACKET_SLACK_SECS and loop.time() < deadline:
+            self._audio_arrived.clear()
+            with suppress(TimeoutError):
+                async with asyncio.timeout_at(deadline):
+                    await self._audio_arrived.wait()
 
     async def _wait_for_stt(self, secs: float) -> None:
         await asyncio.sleep(secs)

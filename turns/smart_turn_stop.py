@@ -1,7 +1,5 @@
 """A turn end that listens to what was said: Smart Turn chooses how long the silence must be."""
 
-import asyncio
-
 from pipecat.audio.turn.base_turn_analyzer import BaseTurnAnalyzer, EndOfTurnState
 from pipecat.frames.frames import (
     Frame,
@@ -81,13 +79,11 @@ class SmartTurnStop(SilenceTimedTurnStopStrategy):
 
     async def _wait_for_speech(self, secs: float) -> None:
         """Wait `secs` (the unfinished sentence's wait), less what the verdict saves."""
-        started = asyncio.get_running_loop().time()
         state, verdict = await self._analyzer.analyze_end_of_turn()
         if verdict:
             await self.push_frame(MetricsFrame(data=[verdict]))
-        secs -= self._waits[-1] - self._wait_for(state, verdict)
-        spent = asyncio.get_running_loop().time() - started
-        await super()._wait_for_speech(max(secs - spent, 0.0))
+        # The wait counts from the timer's start: the verdict's own time is part of it.
+        await super()._wait_for_speech(secs - (self._waits[-1] - self._wait_for(state, verdict)))
 
     def _wait_for(self, state: EndOfTurnState, verdict: TurnMetricsData | None) -> float:
         complete, unsure, incomplete = self._waits
