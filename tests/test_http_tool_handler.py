@@ -4,6 +4,8 @@ The real OpenAI service against the chat stand-in (which asks for `check_availab
 the booking-system stand-in (which answers it, slowly or not).
 """
 
+from itertools import chain
+
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.frames.frames import (
     FunctionCallCancelFrame,
@@ -13,7 +15,9 @@ from pipecat.frames.frames import (
     LLMContextFrame,
     TTSSpeakFrame,
 )
+from pipecat.pipeline.pipeline import Pipeline
 from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.tests.utils import SleepFrame, run_test
 
 from pipelines.provider import ProviderAccess
@@ -44,6 +48,25 @@ def declared(url: str) -> HttpTool:
     )
 
 
+class ResultWatcher(FrameProcessor):
+    """Passes frames on; notes when the tool's result has come by."""
+
+    seen = False
+
+    async def process_frame(self, frame, direction: FrameDirection):
+        await super().process_frame(frame, direction)
+        self.seen = self.seen or isinstance(frame, FunctionCallResultFrame)
+        await self.push_frame(frame, direction)
+
+
+def until(done, limit_secs: float = 20.0):
+    """SleepFrames, sent lazily, until `done()` (a guard: at most `limit_secs`)."""
+    for _ in range(int(limit_secs / 0.05)):
+        if done():
+            return
+        yield SleepFrame(sleep=0.05)
+
+
 async def run_tool(
     delay: float, *, barge_in: bool = False
 ) -> tuple[list, list, BookingServiceStandIn]:
@@ -63,8 +86,13 @@ async def run_tool(
             tools=ToolsSchema(standard_tools=[tool.schema()]),
         )
         interruption = [SleepFrame(sleep=delay / 2), InterruptionFrame()] if barge_in else []
-        sent = [LLMContextFrame(context), *interruption, SleepFrame(sleep=delay + 0.5)]
-        down, _up = await run_test(llm, frames_to_send=sent)
+        watcher = ResultWatcher()
+        sent = chain(
+            [LLMContextFrame(context), *interruption],
+            until(lambda: watcher.seen),
+            [SleepFrame(sleep=0.6)],  # past the filler's time: none follows the answer
+        )
+        down, _up = await run_test(Pipeline([llm, watcher]), frames_to_send=sent)
     kinds = (FunctionCallInProgressFrame, TTSSpeakFrame, FunctionCallResultFrame)
     kinds += (FunctionCallCancelFrame,)
     return [f for f in down if isinstance(f, kinds)], list(service.answers), service

@@ -168,6 +168,25 @@ async def test_a_late_packet_is_not_silence():
     assert (await story(theirs, frames))[:2] == ["END", "late"], "their clock ended it"
 
 
+async def test_a_voice_the_vad_has_not_confirmed_yet_holds_the_end_of_the_turn():
+    # The caller goes on just as the timer runs out: the level hears the voice before the VAD
+    # (which needs start_secs of speech) says so.
+    frames = [VAD_START, *packets(0.5, 8000), words(), VAD_STOP, *packets(0.3, 20)]
+    frames += [*packets(0.1, 8000), LONG, VAD_START, mark("speaking again")]
+    frames += [VAD_STOP, *packets(1.0, 20), LONG, mark("after")]
+    ours = SilenceTimedTurnStopStrategy(user_speech_timeout=TIMEOUT)
+    assert await story(ours, frames) == ["speaking again", "END", "after"]
+    theirs = SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=TIMEOUT)
+    assert (await story(theirs, frames))[:2] == ["END", "speaking again"], "theirs ended it"
+
+
+async def test_a_noise_the_vad_never_takes_for_speech_ends_the_turn_half_a_second_late():
+    frames = [VAD_START, *packets(0.5, 8000), words(), VAD_STOP, *packets(0.4, 20)]
+    frames += [*packets(0.1, 8000), LONG, mark("0.6 s"), LONG, mark("1.2 s")]
+    ours = SilenceTimedTurnStopStrategy(user_speech_timeout=TIMEOUT)
+    assert await story(ours, frames) == ["0.6 s", "END", "1.2 s"]  # at 0.4 + 0.5 s
+
+
 async def test_a_line_that_sends_nothing_more_ends_the_turn_half_a_second_late():
     frames = [VAD_START, *packets(0.5, 8000), words(), VAD_STOP, LONG, mark("0.6 s")]
     frames += [LONG, mark("1.2 s")]

@@ -20,7 +20,7 @@ from pipecat.turns.user_stop import BaseUserTurnStopStrategy
 _HISTORY_FRAMES = 150  # the caller's last few seconds of audio levels, one per packet
 _MIN_VOICE_RMS = 100.0  # -50 dBFS: quieter than this is never voice
 _PACKET_SLACK_SECS = 0.04  # the packet in flight when a timer runs out, and one more
-_MAX_LATE_AUDIO_SECS = 0.5  # a line that sends nothing this long past a timer is silent
+_MAX_AUDIO_WAIT_SECS = 0.5  # past the timer: for late packets, or a voice the VAD may confirm
 
 
 class SilenceTimedTurnStopStrategy(BaseUserTurnStopStrategy):
@@ -33,9 +33,12 @@ class SilenceTimedTurnStopStrategy(BaseUserTurnStopStrategy):
     by the silence already past the VAD's `stop_secs` (by at most `max_credit_secs`).
 
     The timer runs on the caller's audio as well as the clock: a turn ends only once the
-    silence it waits for has arrived. Packets come late and in bursts (network jitter, a busy
-    event loop), and a packet not yet here is not silence: the caller may be speaking in it.
-    A line that sends nothing for `_MAX_LATE_AUDIO_SECS` past the timer is taken as silent.
+    silence it waits for has arrived, and the latest packet is quiet. Packets come late and
+    in bursts (network jitter, a busy event loop), and a packet not yet here is not silence;
+    a voice the VAD has not confirmed yet (it needs `start_secs` of speech, then its start
+    frame's way here) may be the caller going on. Neither is waited for longer than
+    `_MAX_AUDIO_WAIT_SECS` past the timer (a line gone quiet, a noise the VAD never took
+    for speech).
 
     In all else it decides as pipecat's does: the turn ends once the timer has run, a
     transcript has come (unless `wait_for_transcript` is off) and the STT is done: it sent
@@ -48,7 +51,8 @@ class SilenceTimedTurnStopStrategy(BaseUserTurnStopStrategy):
     | VADUserStopped, the text later               | when the text comes, once the timer ran |
     | text without a VAD stop (fallback)           | `timeout` after the last text           |
     | VADUserStarted before it ends                | not yet: both waits start over          |
-    | the timer ran, its silence not all arrived   | when it has (at most 0.5 s later)       |
+    | the timer ran, its silence not all arrived,  | when it has and is quiet (at most 0.5 s |
+    |   or the latest packet loud                  |   later)                                |
     """
 
     def __init__(
@@ -179,14 +183,19 @@ class SilenceTimedTurnStopStrategy(BaseUserTurnStopStrategy):
         await self._maybe_end_turn()
 
     async def _wait_on_the_line(self, secs: float) -> None:
-        """Until `secs` past the timer's start, by the clock and in the caller's audio."""
+        """Until `secs` past the timer's start, by the clock and in the caller's quiet audio."""
         loop = asyncio.get_running_loop()
         clock, audio = self._timer_started
         await asyncio.sleep(max(clock + secs - loop.time(), 0.0))
         if not self._levels:
             return  # no audio on this line at all (transcripts only)
-        deadline = loop.time() + _MAX_LATE_AUDIO_SECS
-        while self._audio_secs - audio < secs - _PACKET_SLACK_SECS and loop.time() < deadline:
+
+        def heard() -> bool:
+            arrived = self._audio_secs - audio >= secs - _PACKET_SLACK_SECS
+            return arrived and self.silent_secs() > 0
+
+        deadline = loop.time() + _MAX_AUDIO_WAIT_SECS
+        while not heard() and loop.time() < deadline:
             self._audio_arrived.clear()
             with suppress(TimeoutError):
                 async with asyncio.timeout_at(deadline):
