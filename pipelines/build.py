@@ -257,12 +257,17 @@ def turns(
             MinSpeechUserTurnStartStrategy(min_speech_secs=turn.min_barge_in_secs),
             MinWordsUserTurnStartStrategy(min_words=turn.min_barge_in_words),
         ],
-        stop=[_turn_stop(turn, declaration.turn_end, speculation)],
+        stop=[_turn_stop(turn, declaration.turn_end, speculation, declaration.bot.language)],
     )
 
 
-def _turn_stop(turn: Turn, end: str, speculation: dict | None = None) -> BaseUserTurnStopStrategy:
-    """The strategy that ends the turn; with `speculation`, it answers the caller's pauses."""
+def _turn_stop(
+    turn: Turn, end: str, speculation: dict | None = None, language: str = ""
+) -> BaseUserTurnStopStrategy:
+    """The strategy that ends the turn; with `speculation`, it answers the caller's pauses.
+
+    `language`: the caller's, for Smart Turn's reading of their words.
+    """
     if end == "smart-turn":
         # Smart Turn's own silence limit only bounds the audio it keeps: the wait is ours.
         params = SmartTurnParams(stop_secs=turn.vad_stop_secs + turn.smart_turn_max_secs + 1)
@@ -272,6 +277,7 @@ def _turn_stop(turn: Turn, end: str, speculation: dict | None = None) -> BaseUse
             "incomplete_secs": turn.smart_turn_max_secs,
             "unsure_secs": turn.user_speech_timeout,
             "unfinished_below": turn.smart_turn_unfinished_below,
+            "language": language,
         }
         if speculation:
             return SpeculativeSmartTurnStop(**judged, **speculation)

@@ -8,7 +8,9 @@ from pipecat.audio.turn.base_turn_analyzer import BaseTurnAnalyzer, BaseTurnPara
 from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
 from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
 from pipecat.frames.frames import (
+    Frame,
     InputAudioRawFrame,
+    InterimTranscriptionFrame,
     MetricsFrame,
     TranscriptionFrame,
     VADUserStartedSpeakingFrame,
@@ -191,11 +193,14 @@ class Verdict(BaseTurnAnalyzer):
         pass
 
 
-async def ended_within(p: float, secs: float) -> bool:
-    """Whether the turn ended `secs` after the VAD's stop: finished 0.05 s, unsure 0.5, not 5."""
+async def ended_within(p: float, secs: float, *said: Frame) -> bool:
+    """Whether the turn ended `secs` after the VAD's stop: finished 0.05 s, unsure 0.5, not 5.
+
+    `said`: the transcripts before the stop (default: "…", no sign either way).
+    """
     strategy = SmartTurnStop(
         turn_analyzer=Verdict(p), complete_secs=0.05, unsure_secs=0.5, incomplete_secs=5.0,
-        unfinished_below=0.1,
+        unfinished_below=0.1, language="en",
     )  # fmt: skip
     processor = UserTurnProcessor(user_turn_strategies=UserTurnStrategies(stop=[strategy]))
     stopped = []
@@ -204,7 +209,7 @@ async def ended_within(p: float, secs: float) -> bool:
     async def on_stopped(*args):
         stopped.append(True)
 
-    frames = [VADUserStartedSpeakingFrame(), TranscriptionFrame("…", "caller", "t", finalized=True)]
+    frames = [VADUserStartedSpeakingFrame(), *(said or [final("…")]), SleepFrame(0.05)]
     frames += [VADUserStoppedSpeakingFrame(stop_secs=0.2), SleepFrame(secs)]
     await run_test(processor, frames_to_send=frames, expected_down_frames=None)
     return bool(stopped)
@@ -215,3 +220,22 @@ async def test_a_surely_unfinished_sentence_waits_longest_and_an_unsure_one_the_
     assert not await ended_within(0.3, 0.2)  # unsure: 0.5 s
     assert await ended_within(0.3, 1.0)
     assert not await ended_within(0.05, 1.0)  # surely unfinished: 5 s
+
+
+def final(text: str) -> TranscriptionFrame:
+    return TranscriptionFrame(text, "caller", "t", finalized=True)
+
+
+async def test_words_that_end_a_sentence_lift_a_surely_unfinished_verdict_to_unsure():
+    said = final("Hi, I'd like to book a table for two tomorrow at seven.")
+    assert not await ended_within(0.05, 0.2, said)
+    assert await ended_within(0.05, 1.0, said)  # the plain timeout, not the longest wait
+    assert not await ended_within(0.05, 1.0, final("I'd like to book a table"))  # no mark
+
+
+async def test_words_no_sentence_ends_on_wait_a_step_longer_whatever_the_audio():
+    assert not await ended_within(0.9, 0.3, final("A table for"))  # finished by its sound
+    assert await ended_within(0.9, 1.0, final("A table for"))
+    # Unsure by its sound, on "and" in the STT's interim words: the longest wait.
+    said = [final("Two people."), InterimTranscriptionFrame("And", "caller", "t")]
+    assert not await ended_within(0.3, 1.0, *said)

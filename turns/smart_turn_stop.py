@@ -1,10 +1,13 @@
 """A turn end that listens to what was said: Smart Turn chooses how long the silence must be."""
 
+from loguru import logger
 from pipecat.audio.turn.base_turn_analyzer import BaseTurnAnalyzer, EndOfTurnState
 from pipecat.frames.frames import (
     Frame,
     InputAudioRawFrame,
+    InterimTranscriptionFrame,
     MetricsFrame,
+    TranscriptionFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
@@ -13,6 +16,7 @@ from pipecat.processors.frame_processor import FrameProcessorSetup
 from pipecat.turns.types import ProcessFrameResult
 
 from turns.silence_stop import SilenceTimedTurnStopStrategy
+from turns.words_end import WordsEnd, words_end
 
 
 class SmartTurnStop(SilenceTimedTurnStopStrategy):
@@ -25,13 +29,23 @@ class SmartTurnStop(SilenceTimedTurnStopStrategy):
     `unsure_secs`, the plain speech timeout. Crediting a late VAD stop and waiting for the
     final transcript are `SilenceTimedTurnStopStrategy`'s.
 
-    | frames                                        | turn ends                               |
-    |-----------------------------------------------|-----------------------------------------|
-    | voice, VADUserStopped: judged finished        | `complete_secs` after the VAD's stop    |
-    | voice, VADUserStopped: p < `unfinished_below` | `incomplete_secs` after it              |
-    | voice, VADUserStopped: judged unfinished      | `unsure_secs` after it                  |
-    | VADUserStarted before then                    | not yet: the next stop is judged anew   |
-    | (each verdict)                                | MetricsFrame(TurnMetricsData) ↓         |
+    The words so far (final and interim, as the verdict comes) move that one step
+    (`words_end`, for `language`): a transcript ending on a word no sentence ends with
+    ("…for", "…and") waits a step longer, whatever the audio sounded like; one the STT
+    punctuated as a sentence's end lifts a surely-unfinished verdict to unsure. So words
+    never end a turn sooner than the plain speech timeout would, and Smart Turn's audio, on
+    its own, never holds a sentence that reads finished for the longest wait.
+
+    | frames: VADUserStopped, then the verdict       | words end           | turn ends after     |
+    |------------------------------------------------|---------------------|---------------------|
+    | judged finished                                | not on "for", "and" | `complete_secs`     |
+    | judged finished                                | on "for", "and"…    | `unsure_secs`       |
+    | judged unfinished, p ≥ `unfinished_below`      | not on "for"…       | `unsure_secs`       |
+    | judged unfinished, p ≥ `unfinished_below`      | on "for"…           | `incomplete_secs`   |
+    | p < `unfinished_below`                         | on ".", "?" or "!"  | `unsure_secs`       |
+    | p < `unfinished_below`                         | otherwise           | `incomplete_secs`   |
+    | VADUserStarted before then                     |                     | not yet: judged anew|
+    | (each verdict)                                 | MetricsFrame(TurnMetricsData) ↓           |
     """
 
     def __init__(
@@ -42,14 +56,21 @@ class SmartTurnStop(SilenceTimedTurnStopStrategy):
         incomplete_secs: float,
         unsure_secs: float | None = None,
         unfinished_below: float = 0.5,
+        language: str = "",
         **kwargs,
     ):
-        """Judge with `turn_analyzer` (e.g. `SharedSmartTurnAnalyzerV3`)."""
+        """Judge with `turn_analyzer` (e.g. `SharedSmartTurnAnalyzerV3`), and the words.
+
+        `language`: the transcripts' (e.g. "en"); one without a word list (or "") leaves
+        the verdict to the audio.
+        """
         super().__init__(user_speech_timeout=incomplete_secs, **kwargs)
         self._analyzer = turn_analyzer
         self._waits = (complete_secs, unsure_secs or incomplete_secs, incomplete_secs)
         self._unfinished_below = unfinished_below
+        self._language = language
         self._caller_speaking = False  # as the VAD heard the last packet
+        self._interim = ""  # the STT's guess at the words since its last final transcript
 
     async def setup(self, setup: FrameProcessorSetup):
         """Judge audio at the pipeline's input rate."""
@@ -65,12 +86,17 @@ class SmartTurnStop(SilenceTimedTurnStopStrategy):
             self._analyzer.update_vad_start_secs(frame.start_secs)
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             self._caller_speaking = False
+        elif isinstance(frame, InterimTranscriptionFrame):
+            self._interim = frame.text
+        elif isinstance(frame, TranscriptionFrame):
+            self._interim = ""
         return await super().process_frame(frame)
 
     async def handle_user_turn_stopped(self):
-        """Forget the turn's audio."""
+        """Forget the turn's audio and words."""
         await super().handle_user_turn_stopped()
         self._analyzer.clear()
+        self._interim = ""
 
     async def cleanup(self):
         """Release the analyzer."""
@@ -82,12 +108,21 @@ class SmartTurnStop(SilenceTimedTurnStopStrategy):
         state, verdict = await self._analyzer.analyze_end_of_turn()
         if verdict:
             await self.push_frame(MetricsFrame(data=[verdict]))
+        words = words_end(f"{self._heard} {self._interim}", self._language)
+        wait = self._wait_for(state, verdict, words)
+        p = f"p={verdict.probability:.2f}" if verdict else "no verdict"
+        logger.debug(f"{self}: Smart Turn {state.name.lower()} ({p}), words end {words.value}: "
+                     f"the turn ends {wait:g} s after the VAD's stop")  # fmt: skip
         # The wait counts from the timer's start: the verdict's own time is part of it.
-        await super()._wait_for_speech(secs - (self._waits[-1] - self._wait_for(state, verdict)))
+        await super()._wait_for_speech(secs - (self._waits[-1] - wait))
 
-    def _wait_for(self, state: EndOfTurnState, verdict: TurnMetricsData | None) -> float:
+    def _wait_for(
+        self, state: EndOfTurnState, verdict: TurnMetricsData | None, words: WordsEnd
+    ) -> float:
         complete, unsure, incomplete = self._waits
         if state == EndOfTurnState.COMPLETE:
-            return complete
+            return unsure if words == WordsEnd.UNFINISHED else complete
+        if words == WordsEnd.UNFINISHED:
+            return incomplete
         sure = verdict is None or verdict.probability < self._unfinished_below
-        return incomplete if sure else unsure
+        return incomplete if sure and words != WordsEnd.SENTENCE else unsure
