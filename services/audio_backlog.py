@@ -40,6 +40,7 @@ class AudioBacklog:
         self._max_secs = max_secs
         self._lead_secs = lead_secs
         self._overflowed = False
+        self._kept_while_down = False  # audio added or put back while there was no socket
         # In bytes of all the audio ever added (`_added`), unlike the per-connection positions:
         self._added = 0
         self._vad = False  # a VAD has reported: audio it did not call speech may be dropped
@@ -57,6 +58,7 @@ class AudioBacklog:
         self._added += len(audio)
         if connected:
             return len(self.pcm) >= _bytes(self._batch_secs, sample_rate)
+        self._kept_while_down = True
         self._drop_silence(sample_rate)
         excess = len(self.pcm) - _bytes(self._max_secs, sample_rate)
         if excess > 0:
@@ -69,9 +71,10 @@ class AudioBacklog:
     async def drain(self, sample_rate: int, send: Callable[[bytes], Awaitable[None]]) -> None:
         """Send everything kept, a batch at a time; raises what `send` raises."""
         batch = _bytes(self._batch_secs, sample_rate)
-        if len(self.pcm) > batch:
+        if self._kept_while_down and self.pcm:
             kept_ms = len(self.pcm) / 2 / sample_rate * 1000
             logger.debug(f"{self._owner}: sending {kept_ms:.0f} ms of audio kept while down")
+        self._kept_while_down = False
         while self.pcm:
             chunk = bytes(self.pcm[:batch])
             await send(chunk)
@@ -101,6 +104,7 @@ class AudioBacklog:
     def requeue(self, sample_rate: int) -> None:
         """The connection is gone: its untranscribed audio goes first on the next one."""
         self.pcm[:0] = self.unconfirmed
+        self._kept_while_down = bool(self.pcm)
         self.unconfirmed.clear()
         self._unconfirmed_from = 0
         self._drop_silence(sample_rate)

@@ -138,6 +138,22 @@ def test_the_backlog_keeps_silence_until_a_vad_has_reported():
     assert len(backlog.pcm) == 16000 + 64000  # the speech and its lead, until transcribed
 
 
+async def test_the_log_says_audio_was_kept_only_when_the_socket_was_down(debug_lines):
+    backlog, sent = AudioBacklog("test", batch_secs=0.1, max_secs=10.0), []
+
+    async def send(chunk: bytes) -> None:
+        sent.append(chunk)
+
+    for _ in range(3):  # 40 ms frames on an open socket: batches of 120 ms
+        backlog.add(bytes(640), 8000, connected=True)
+    await backlog.drain(8000, send)
+    backlog.add(bytes(3200), 8000, connected=False)
+    await backlog.drain(8000, send)
+    assert [len(c) for c in sent] == [1600, 320, 1600, 1600]
+    kept = [line for line in debug_lines if "kept while down" in line]
+    assert kept == ["test: sending 200 ms of audio kept while down"]
+
+
 class QueryRecordingStandIn(DeepgramSTTStandIn):
     """The Deepgram stand-in, also keeping each upgrade's query as sent (repeated keys too)."""
 
