@@ -42,6 +42,7 @@ from pipecat.utils.time import time_now_iso8601
 from pipecat.workers.runner import WorkerRunner
 
 from bench.capacity import p95
+from bench.conversation import TRANSCRIPTS
 from pipelines.build import SAMPLE_RATE, call_context, turns, vad_analyzer
 from pipelines.declaration import PIPELINES_DIR, Declaration, load_declaration
 from recordings import RECORDINGS
@@ -76,7 +77,10 @@ pipeline's `[turn]` settings but the one changed. A turn end is the aggregator's
 sleeps and Smart Turn stamps its audio with `time.monotonic()`. Smart Turn runs alone (the
 speech-timeout runs ride along with one of its runs), so its inferences do not queue behind each
 other. A perfect recognizer finalizes each stretch of voice the moment it ends, so the figures
-are turn detection's own; Deepgram adds its Finalize round trip to either.
+are turn detection's own; Deepgram adds its Finalize round trip to either. Its words are the
+recording's text at a short recording's end and "…" elsewhere: the long recordings have no
+transcript, so on them Smart Turn decides on the sound alone, as the "sound alone" row does
+everywhere (a language without a word list).
 
 **Ground truth** comes from the audio level, not from either detector: 10 ms frames are voice
 when louder than both the recording's noise floor (10th percentile) + 10 dB and its loud voice
@@ -115,6 +119,7 @@ class Recording:
     pcm: bytes
     voice: list[tuple[float, float]]
     cut: bool  # ends mid-speech: its last voice end is not an utterance end
+    text: str = ""  # what a short recording says (recordings/transcripts.txt)
 
     @property
     def pauses(self) -> list[float]:
@@ -151,7 +156,7 @@ def load_recording(name: str) -> Recording:
     pcm = read_wav(DATA / f"{name}.wav")
     spans = voice_spans(pcm)
     cut = spans[-1][1] > len(pcm) / 2 / SAMPLE_RATE - WORD_GAP_S
-    return Recording(name, pcm, spans, cut)
+    return Recording(name, pcm, spans, cut, TRANSCRIPTS.get(name, ""))
 
 
 @dataclass(frozen=True)
@@ -205,6 +210,17 @@ def configs(base: Declaration) -> list[Config]:
                 smart_turn_unfinished_below=below,
             )
             for done, most, below in waits
+        ),
+        # Ours on the sound alone: a language without a word list (model_copy: no lines for it)
+        Config(
+            _smart_label(
+                turn.smart_turn_complete_secs,
+                turn.smart_turn_max_secs,
+                turn.smart_turn_unfinished_below,
+                turn.user_speech_timeout,
+            )
+            + ", sound alone",
+            replace(base, bot=base.bot.model_copy(update={"language": "und"})),
         ),
     ]
 
@@ -270,8 +286,10 @@ def _packets(recording: Recording, tail_s: float) -> list[tuple[float, Frame]]:
         ((n + 1) * PACKET_S - LEAD_S, InputAudioRawFrame(audio[i : i + size], SAMPLE_RATE, 1))
         for n, i in enumerate(range(0, len(audio) - size + 1, size))
     ]
-    for _, end in recording.voice:  # after the packet that ends the voice
-        text = TranscriptionFrame("…", "caller", time_now_iso8601(), finalized=True)
+    for n, (_, end) in enumerate(recording.voice):  # after the packet that ends the voice
+        # Words only where they are known (a short recording's end): "…" says nothing.
+        said = recording.text if n == len(recording.voice) - 1 and recording.text else "…"
+        text = TranscriptionFrame(said, "caller", time_now_iso8601(), finalized=True)
         timed.append((math.ceil(round(end / PACKET_S, 6)) * PACKET_S, text))
     return sorted(timed, key=lambda pair: pair[0])
 

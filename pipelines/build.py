@@ -283,7 +283,8 @@ def _turn_stop(
             return SpeculativeSmartTurnStop(**judged, **speculation)
         return SmartTurnStop(**judged)
     if speculation:
-        return SpeculativeSilenceStop(user_speech_timeout=turn.user_speech_timeout, **speculation)
+        timeout = turn.user_speech_timeout
+        return SpeculativeSilenceStop(user_speech_timeout=timeout, language=language, **speculation)
     return SilenceTimedTurnStopStrategy(user_speech_timeout=turn.user_speech_timeout)
 
 
@@ -292,6 +293,7 @@ def _speculation(turn: Turn, vad: SharedSileroVADAnalyzer, context: LLMContext) 
         "vad": vad,
         "context": context,
         "pause_secs": turn.speculate_after_secs,
+        "sentence_pause_secs": turn.speculate_after_sentence_secs,
         "resume_secs": turn.vad_start_secs,
         "max_per_turn": turn.max_speculative_replies,
     }

@@ -159,7 +159,7 @@ class Turn(_Section):
     # With "smart-turn": after the VAD's stop, a finished sentence ends after this much more
     # silence, a surely unfinished one (Smart Turn's probability under
     # `smart_turn_unfinished_below`) after `smart_turn_max_secs`, any other after
-    # `user_speech_timeout`.
+    # `user_speech_timeout`; the words so far move that a step (`turns/words_end.py`).
     smart_turn_complete_secs: float = Field(default=0.3, ge=0, le=5)
     smart_turn_max_secs: float = Field(default=1.0, gt=0, le=10)
     smart_turn_unfinished_below: float = Field(default=0.1, ge=0, le=0.5)
@@ -167,6 +167,8 @@ class Turn(_Section):
     # far, its reply held until the turn ends on the same words (else dropped unheard).
     speculative: bool = True
     speculate_after_secs: float = Field(default=0.064, ge=0.03, le=2)
+    # ...or this much after words the STT ended as a sentence ("…on Saturday?")
+    speculate_after_sentence_secs: float = Field(default=0.032, ge=0.03, le=2)
     max_speculative_replies: int = Field(default=3, ge=1, le=10)
     # While the bot is audible, a barge-in needs this much speech after the VAD fires, or
     # this many transcribed words: a cough or an "mm-hm" does not cut the bot off.

@@ -85,6 +85,7 @@ def test_the_quick_run_reports_every_figure(tmp_path):
         "Smart Turn: 0.2 s finished, 1.5 s not",
         "Smart Turn: 0.3 s finished, 1 s not",
         "Smart Turn: 0.3 s finished, 1 s if p < 0.1, else 0.4 s (ours)",
+        "Smart Turn: 0.3 s finished, 1 s if p < 0.1, else 0.4 s, sound alone",
     ]
     latency = rows(report, "End of speech")
     for label in timeouts + smart:

@@ -93,11 +93,12 @@ async def requests(
     pauses: bool = False,
     stop: type[SpeculativeSilenceStop] = SpeculativeSilenceStop,
     line: list[Frame] | None = None,
+    **kwargs,
 ) -> list[str]:
     """What left the aggregator: each LLM request (`?`: speculative) and withdrawal, in order.
 
     `pauses`: the `CallerPausedFrame`s too ("pause"). `line`: what follows `frames` (the
-    line's quiet packets as the turn ends, by default).
+    line's quiet packets as the turn ends, by default). `kwargs`: for the strategy.
 
     Every test's turn ends once, after its pauses (a `CallerPausedFrame` each): checked here.
     """
@@ -105,7 +106,7 @@ async def requests(
     context = LLMContext()
     strategy = stop(
         vad=sensor, context=context, pause_secs=0.1, resume_secs=0.06, max_per_turn=max_per_turn,
-        user_speech_timeout=0.3,
+        user_speech_timeout=0.3, **kwargs,
     )  # fmt: skip
     params = LLMUserAggregatorParams(user_turn_strategies=UserTurnStrategies(stop=[strategy]))
     user = LLMContextAggregatorPair(context, user_params=params).user()
@@ -190,6 +191,17 @@ async def test_a_caller_who_never_pauses_is_never_answered_ahead():
     frames = [*VOICE, words("Yes."), *audio(0.06, loud=False), *audio(0.3, loud=True), STOP]
     # No pause after the stop either: the line goes quiet, the turn ends 0.5 s late.
     assert await requests(frames, line=[SleepFrame(1.0)]) == ["Yes."]
+
+
+async def test_a_shorter_pause_is_enough_after_words_that_end_a_sentence():
+    def short_pause_then_more(said: str) -> list[Frame]:
+        return [*VOICE, words(said), *audio(0.06, loud=False), *audio(0.3, loud=True), STOP]
+
+    sentence = {"language": "en", "sentence_pause_secs": 0.04, "line": [SleepFrame(1.0)]}
+    said = await requests(short_pause_then_more("Yes."), **sentence)
+    assert said == ["?Yes.", "withdrawn", "Yes."]
+    assert await requests(short_pause_then_more("A table for"), **sentence) == ["A table for"]
+    assert await requests(short_pause_then_more("Yes."), line=[SleepFrame(1.0)]) == ["Yes."]
 
 
 async def test_a_speculation_the_llm_withdraws_for_a_tool_call_is_asked_again_at_the_turn_end():

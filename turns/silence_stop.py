@@ -61,10 +61,15 @@ class SilenceTimedTurnStopStrategy(BaseUserTurnStopStrategy):
         user_speech_timeout: float = 0.6,
         wait_for_transcript: bool = True,
         max_credit_secs: float = 0.15,
+        language: str = "",
         **kwargs,
     ):
-        """Like pipecat's, crediting at most `max_credit_secs` of silence the VAD was late."""
+        """Like pipecat's, crediting at most `max_credit_secs` of silence the VAD was late.
+
+        `language`: the caller's (e.g. "en"), for strategies that read their words.
+        """
         super().__init__(**kwargs)
+        self._language = language
         self._speech_timeout_secs = user_speech_timeout
         self._needs_transcript = wait_for_transcript
         self._max_credit_secs = max_credit_secs

@@ -30,7 +30,7 @@ class SmartTurnStop(SilenceTimedTurnStopStrategy):
     final transcript are `SilenceTimedTurnStopStrategy`'s.
 
     The words so far (final and interim, as the verdict comes) move that one step
-    (`words_end`, for `language`): a transcript ending on a word no sentence ends with
+    (`words_end`, in the base's `language`): a transcript ending on a word no sentence ends with
     ("…for", "…and") waits a step longer, whatever the audio sounded like; one the STT
     punctuated as a sentence's end lifts a surely-unfinished verdict to unsure. So words
     never end a turn sooner than the plain speech timeout would, and Smart Turn's audio, on
@@ -56,19 +56,17 @@ class SmartTurnStop(SilenceTimedTurnStopStrategy):
         incomplete_secs: float,
         unsure_secs: float | None = None,
         unfinished_below: float = 0.5,
-        language: str = "",
         **kwargs,
     ):
         """Judge with `turn_analyzer` (e.g. `SharedSmartTurnAnalyzerV3`), and the words.
 
-        `language`: the transcripts' (e.g. "en"); one without a word list (or "") leaves
-        the verdict to the audio.
+        The words are read in `language` (a keyword for the base): one without a word list
+        (or "") leaves the verdict to the audio.
         """
         super().__init__(user_speech_timeout=incomplete_secs, **kwargs)
         self._analyzer = turn_analyzer
         self._waits = (complete_secs, unsure_secs or incomplete_secs, incomplete_secs)
         self._unfinished_below = unfinished_below
-        self._language = language
         self._caller_speaking = False  # as the VAD heard the last packet
         self._interim = ""  # the STT's guess at the words since its last final transcript
 

@@ -29,6 +29,7 @@ from turns.frames import (
 )
 from turns.silence_stop import SilenceTimedTurnStopStrategy
 from turns.smart_turn_stop import SmartTurnStop
+from turns.words_end import WordsEnd, words_end
 
 
 class PauseSensor(Protocol):
@@ -142,7 +143,9 @@ class SpeculativeTurnStop(SpeculationLedger):
     """Mixed in before a stop strategy: starts the reply at the caller's first pause.
 
     After `pause_secs` of VAD windows unlike speech (long before the VAD's stop and the
-    strategy's end of the turn), with words the STT has not finalized yet (an interim
+    strategy's end of the turn), or `sentence_pause_secs` after words that read as a
+    finished sentence (`words_end`: the STT's ".", "?" or "!" after a word a sentence can end
+    on), with words the STT has not finalized yet (an interim
     transcript since its last final one), a `CallerPausedFrame` asks the STT to finalize
     them; once the words said so far are final, the LLM answers them through pipecat's
     speculation path (a provisional context; the LLM service's `SpeculationGate` holds the
@@ -154,7 +157,8 @@ class SpeculativeTurnStop(SpeculationLedger):
 
     | while the caller's turn is open                  | what happens                          |
     |--------------------------------------------------|---------------------------------------|
-    | `pause_secs` of quiet windows, interim words     | CallerPausedFrame broadcast           |
+    | `pause_secs` of quiet windows (after a sentence: | CallerPausedFrame broadcast           |
+    |   `sentence_pause_secs`), interim words          |                                       |
     | `pause_secs` of quiet windows, words all final   | speculation on them                   |
     | paused, the transcript final (no interim since)  | speculation on the turn's words       |
     | a final transcript with other words, paused      | withdrawn; speculation on the new ones|
@@ -174,10 +178,14 @@ class SpeculativeTurnStop(SpeculationLedger):
         pause_secs: float,
         resume_secs: float,
         max_per_turn: int,
+        sentence_pause_secs: float | None = None,
         match_policy: EagerMatchPolicy | None = None,
         **kwargs,
     ):
         """Speculate after `pause_secs` of quiet; the caller resumed after `resume_secs`.
+
+        `sentence_pause_secs` (default `pause_secs`): the quiet that is enough after words
+        that read as a finished sentence, in the base strategy's `language`.
 
         `context` is the call's: a held reply answers the turn only if the context it was
         built on is still the call's (a barge-in's cut reaches it after the caller's turn
@@ -188,6 +196,8 @@ class SpeculativeTurnStop(SpeculationLedger):
         self._context = context
         self._basis = ""  # the context the speculative reply was built on
         self._pause_secs, self._resume_secs = pause_secs, resume_secs
+        self._sentence_pause_secs = min(sentence_pause_secs or pause_secs, pause_secs)
+        self._reads_finished = False  # the words so far end as a sentence does
         self._max_per_turn = max_per_turn
         self._match = match_policy or NormalizedMatch()
         self._turn_open = False
@@ -212,6 +222,7 @@ class SpeculativeTurnStop(SpeculationLedger):
         elif isinstance(frame, InterimTranscriptionFrame):
             self._words_final = False
             self._interim = frame.text.strip()
+            self._read_words()
         elif isinstance(frame, ErrorFrame) and self._speculation:
             await self._withdraw("its request failed")  # the turn end asks again
         elif isinstance(frame, EagerEndOfTurnCancelFrame) and self._speculation:
@@ -229,7 +240,7 @@ class SpeculativeTurnStop(SpeculationLedger):
         """Start the next turn afresh."""
         await super().handle_user_turn_stopped()
         await self._withdraw("the turn ended without it")
-        self._turn_open = self._paused = False
+        self._turn_open = self._paused = self._reads_finished = False
         self._words, self._tries = "", 0
 
     async def trigger_user_turn_stopped(self, *, enable_user_speaking_frames: bool | None = None):
@@ -260,7 +271,8 @@ class SpeculativeTurnStop(SpeculationLedger):
     async def _follow_pause(self) -> None:
         # Without interim words there is nothing to finalize: a Finalize then would only cut
         # the STT's recognition short (and a word or two too short to recognize with it).
-        quiet = self._vad.quiet_secs >= self._pause_secs
+        pause_secs = self._sentence_pause_secs if self._reads_finished else self._pause_secs
+        quiet = self._vad.quiet_secs >= pause_secs
         if not self._paused and quiet and (self._interim or self._words_final):
             self._paused, self._pause_counted = True, False
             if self._interim:
@@ -273,11 +285,16 @@ class SpeculativeTurnStop(SpeculationLedger):
     async def _on_final(self, text: str) -> None:
         self._words = f"{self._words} {text}".strip()
         self._words_final, self._interim = True, ""
+        self._read_words()
         speculation = self._speculation
         if self._paused and speculation and not self._match.matches(speculation.text, self._words):
             await self._withdraw("the final words differ")
         if self._paused:
             await self._maybe_speculate()
+
+    def _read_words(self) -> None:
+        words = f"{self._words} {self._interim}"
+        self._reads_finished = words_end(words, self._language) == WordsEnd.SENTENCE
 
     async def _maybe_speculate(self) -> None:
         # On the STT's interim words if it has not finalized them yet: the final transcript
