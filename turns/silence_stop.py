@@ -17,6 +17,8 @@ from pipecat.frames.frames import (
 from pipecat.turns.types import ProcessFrameResult
 from pipecat.turns.user_stop import BaseUserTurnStopStrategy
 
+from turns.words_end import WordsEnd, words_end
+
 _HISTORY_FRAMES = 150  # the caller's last few seconds of audio levels, one per packet
 _MIN_VOICE_RMS = 100.0  # -50 dBFS: quieter than this is never voice
 _PACKET_SLACK_SECS = 0.04  # the packet in flight when a timer runs out, and one more
@@ -79,6 +81,7 @@ class SilenceTimedTurnStopStrategy(BaseUserTurnStopStrategy):
         self._timer_started = (0.0, 0.0)  # the speech timer's start: (clock, audio) seconds
         self._stt_p99_secs = 0.0  # the STT's final-transcript latency past the VAD's stop
         self._heard = ""  # the turn's transcript so far
+        self._guess = ""  # the STT's interim words since its last final transcript
         self._vad_speaking = False  # the caller's voice, as the VAD hears it now
         self._vad_stopped = False  # the VAD stopped during this turn
         self._finalized = False  # the STT has sent all it will for what was said
@@ -124,16 +127,21 @@ class SilenceTimedTurnStopStrategy(BaseUserTurnStopStrategy):
             await self._on_transcript(frame)
         elif isinstance(frame, InterimTranscriptionFrame):
             self._finalized = False  # an earlier final one no longer covers all that was said
+            self._guess = frame.text
         return ProcessFrameResult.CONTINUE
+
+    def words_end(self) -> WordsEnd:
+        """How the turn's words so far end (its final transcripts, then the STT's guess)."""
+        return words_end(f"{self._heard} {self._guess}", self._language)
 
     async def handle_user_turn_started(self):
         """Wait for this turn's end (the VAD may be hearing the caller already)."""
-        self._heard = ""
+        self._heard = self._guess = ""
         await self._start_over()
 
     async def handle_user_turn_stopped(self):
         """Forget the turn that ended."""
-        self._heard = ""
+        self._heard = self._guess = ""
         self._vad_speaking = False
         await self._start_over()
 
@@ -163,6 +171,7 @@ class SilenceTimedTurnStopStrategy(BaseUserTurnStopStrategy):
 
     async def _on_transcript(self, frame: TranscriptionFrame) -> None:
         self._heard += frame.text
+        self._guess = ""
         if frame.finalized:
             self._finalized = True
             self._stt_waited = True  # nothing more is coming: no need to wait for it

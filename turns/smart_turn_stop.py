@@ -5,9 +5,7 @@ from pipecat.audio.turn.base_turn_analyzer import BaseTurnAnalyzer, EndOfTurnSta
 from pipecat.frames.frames import (
     Frame,
     InputAudioRawFrame,
-    InterimTranscriptionFrame,
     MetricsFrame,
-    TranscriptionFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
@@ -16,7 +14,7 @@ from pipecat.processors.frame_processor import FrameProcessorSetup
 from pipecat.turns.types import ProcessFrameResult
 
 from turns.silence_stop import SilenceTimedTurnStopStrategy
-from turns.words_end import WordsEnd, words_end
+from turns.words_end import WordsEnd
 
 
 class SmartTurnStop(SilenceTimedTurnStopStrategy):
@@ -68,7 +66,6 @@ class SmartTurnStop(SilenceTimedTurnStopStrategy):
         self._waits = (complete_secs, unsure_secs or incomplete_secs, incomplete_secs)
         self._unfinished_below = unfinished_below
         self._caller_speaking = False  # as the VAD heard the last packet
-        self._interim = ""  # the STT's guess at the words since its last final transcript
 
     async def setup(self, setup: FrameProcessorSetup):
         """Judge audio at the pipeline's input rate."""
@@ -84,17 +81,12 @@ class SmartTurnStop(SilenceTimedTurnStopStrategy):
             self._analyzer.update_vad_start_secs(frame.start_secs)
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             self._caller_speaking = False
-        elif isinstance(frame, InterimTranscriptionFrame):
-            self._interim = frame.text
-        elif isinstance(frame, TranscriptionFrame):
-            self._interim = ""
         return await super().process_frame(frame)
 
     async def handle_user_turn_stopped(self):
-        """Forget the turn's audio and words."""
+        """Forget the turn's audio."""
         await super().handle_user_turn_stopped()
         self._analyzer.clear()
-        self._interim = ""
 
     async def cleanup(self):
         """Release the analyzer."""
@@ -106,7 +98,7 @@ class SmartTurnStop(SilenceTimedTurnStopStrategy):
         state, verdict = await self._analyzer.analyze_end_of_turn()
         if verdict:
             await self.push_frame(MetricsFrame(data=[verdict]))
-        words = words_end(f"{self._heard} {self._interim}", self._language)
+        words = self.words_end()
         wait = self._wait_for(state, verdict, words)
         p = f"p={verdict.probability:.2f}" if verdict else "no verdict"
         logger.debug(f"{self}: Smart Turn {state.name.lower()} ({p}), words end {words.value}: "
