@@ -266,7 +266,7 @@ def _turn_stop(
 ) -> BaseUserTurnStopStrategy:
     """The strategy that ends the turn; with `speculation`, it answers the caller's pauses.
 
-    `language`: the caller's, for Smart Turn's reading of their words.
+    `language`: the caller's, for the strategies that read their words (`words_end`).
     """
     if end == "smart-turn":
         # Smart Turn's own silence limit only bounds the audio it keeps: the wait is ours.
