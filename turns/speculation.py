@@ -29,7 +29,7 @@ from turns.frames import (
 )
 from turns.silence_stop import SilenceTimedTurnStopStrategy
 from turns.smart_turn_stop import SmartTurnStop
-from turns.words_end import WordsEnd
+from turns.words_end import WordsEnd, words_end
 
 
 class PauseSensor(Protocol):
@@ -197,6 +197,7 @@ class SpeculativeTurnStop(SpeculationLedger):
         self._basis = ""  # the context the speculative reply was built on
         self._pause_secs, self._resume_secs = pause_secs, resume_secs
         self._sentence_pause_secs = min(sentence_pause_secs or pause_secs, pause_secs)
+        self._reads_finished = False  # the words so far end as a sentence does
         self._max_per_turn = max_per_turn
         self._match = match_policy or NormalizedMatch()
         self._turn_open = False
@@ -221,6 +222,7 @@ class SpeculativeTurnStop(SpeculationLedger):
         elif isinstance(frame, InterimTranscriptionFrame):
             self._words_final = False
             self._interim = frame.text.strip()
+            self._read_words()
         elif isinstance(frame, ErrorFrame) and self._speculation:
             await self._withdraw("its request failed")  # the turn end asks again
         elif isinstance(frame, EagerEndOfTurnCancelFrame) and self._speculation:
@@ -238,7 +240,7 @@ class SpeculativeTurnStop(SpeculationLedger):
         """Start the next turn afresh."""
         await super().handle_user_turn_stopped()
         await self._withdraw("the turn ended without it")
-        self._turn_open = self._paused = False
+        self._turn_open = self._paused = self._reads_finished = False
         self._words, self._tries = "", 0
 
     async def trigger_user_turn_stopped(self, *, enable_user_speaking_frames: bool | None = None):
@@ -269,8 +271,9 @@ class SpeculativeTurnStop(SpeculationLedger):
     async def _follow_pause(self) -> None:
         # Without interim words there is nothing to finalize: a Finalize then would only cut
         # the STT's recognition short (and a word or two too short to recognize with it).
-        quiet = self._vad.quiet_secs
-        if not self._paused and self._pause_enough(quiet) and (self._interim or self._words_final):
+        pause_secs = self._sentence_pause_secs if self._reads_finished else self._pause_secs
+        quiet = self._vad.quiet_secs >= pause_secs
+        if not self._paused and quiet and (self._interim or self._words_final):
             self._paused, self._pause_counted = True, False
             if self._interim:
                 await self.broadcast_frame(CallerPausedFrame)
@@ -282,17 +285,16 @@ class SpeculativeTurnStop(SpeculationLedger):
     async def _on_final(self, text: str) -> None:
         self._words = f"{self._words} {text}".strip()
         self._words_final, self._interim = True, ""
+        self._read_words()
         speculation = self._speculation
         if self._paused and speculation and not self._match.matches(speculation.text, self._words):
             await self._withdraw("the final words differ")
         if self._paused:
             await self._maybe_speculate()
 
-    def _pause_enough(self, quiet_secs: float) -> bool:
-        """A pause; a shorter one after a finished sentence (the base strategy reads its words)."""
-        if quiet_secs >= self._pause_secs:
-            return True
-        return quiet_secs >= self._sentence_pause_secs and self.words_end() == WordsEnd.SENTENCE
+    def _read_words(self) -> None:
+        words = f"{self._words} {self._interim}"
+        self._reads_finished = words_end(words, self._language) == WordsEnd.SENTENCE
 
     async def _maybe_speculate(self) -> None:
         # On the STT's interim words if it has not finalized them yet: the final transcript
