@@ -119,6 +119,9 @@ async def run_call(
         observers=observers or [],
         enable_rtvi=False,
         enable_turn_tracking=False,
+        # The declaration's [call] limits end a silent or endless call; pipecat's idle
+        # timeout would only add an observer that every frame's every hop is queued to.
+        idle_timeout_secs=None,
     )
     call.worker = worker
     call.context = built.context
