@@ -54,7 +54,7 @@ def serve(args: argparse.Namespace) -> int:
                 settings,
                 declarations,
                 admission_dir=Path(calls_dir),
-                drain_on_signals=True,
+                owns_process=True,
                 dev=args.dev,
             )
         except ConfigError as e:

@@ -37,6 +37,7 @@ from bench.replies import ReplyRun
 from bench.servers import Bot, BotServer, ours, running, stock
 from bench.soak import Soak, soak
 from pipelines.declaration import Turn, load_declarations
+from server.heap import freeze_startup_heap
 from standins.openai_replies import LONG_REPLY
 from standins.speech import synthesize
 from standins.stack import StandIns, running_standins
@@ -231,6 +232,7 @@ def main() -> None:
     args = parse()
     logger.remove()
     logger.add(sys.stderr, level=os.environ.get("LOG_LEVEL", "ERROR"))
+    freeze_startup_heap()  # the callers' own GC pauses would be heard as the bot's lag
     if args.only_replies:
         print(replies.table(asyncio.run(reply_runs(args))))
         return

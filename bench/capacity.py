@@ -61,6 +61,11 @@ class Level:
         return [gap for r in self.results for gap in r.stalls]
 
     @property
+    def caller_lag_s(self) -> float:
+        """The callers' own worst lateness: what of the inbound lag the harness caused."""
+        return max((r.clock_lag for r in self.results), default=0.0)
+
+    @property
     def p95_overhead(self) -> float:
         """95th percentile of the pipeline's own reply latency."""
         return p95(self.overheads) if self.overheads else float("inf")
@@ -138,7 +143,7 @@ async def find_knee(
         log(
             f"  {server.bot.name}: {calls:>3} calls"
             f"  p95 overhead {level.p95_overhead * 1000:4.0f} ms"
-            f"  lag {level.max_lag_s * 1000:4.0f} ms"
+            f"  lag {level.max_lag_s * 1000:4.0f} ms (callers' own {level.caller_lag_s * 1000:.0f})"
             f"  {level.cpu_per_call_minute:.2f} CPU s/call-min  {level.mb_per_call:.1f} MB/call"
             f"  failures {len(level.failures)}"
         )

@@ -80,6 +80,7 @@ class CallResult:
     turns: list[Turn]
     seconds: float  # how long the call lasted
     stalls: list[float] = field(default_factory=list)  # gaps heard within the bot's audio, s
+    clock_lag: float = 0.0  # the simulated caller's own worst lateness (s): the harness's
 
 
 def speech_end(call: SimulatedCall, pcm: bytes) -> float:
@@ -112,7 +113,7 @@ async def conversation(
             if standins:
                 turn.stages = stages(call, standins, ended, reply.start)
             turns.append(turn)
-        return CallResult(greeting.start, turns, call.now(), stalls(call))
+        return CallResult(greeting.start, turns, call.now(), stalls(call), call.max_clock_lag)
     finally:
         await call.hang_up()
 

@@ -236,13 +236,14 @@ def _levels(figures: list) -> str:
         lines += [
             f"**{f.bot.name}** ({f.bot.workers} process(es)):",
             "",
-            "| calls | p95 overhead | inbound lag | playback stalls | CPU s/call-min |"
-            " server CPU busy | MB/call | bench CPU busy | failed |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| calls | p95 overhead | inbound lag | callers' clock lag | playback stalls |"
+            " CPU s/call-min | server CPU busy | MB/call | bench CPU busy | failed |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for lv in f.levels:
             lines.append(
-                f"| {lv.calls} | {ms(lv.p95_overhead)} | {ms(lv.max_lag_s)} | {_stalls(lv)}"
+                f"| {lv.calls} | {ms(lv.p95_overhead)} | {ms(lv.max_lag_s)}"
+                f" | {ms(lv.caller_lag_s)} | {_stalls(lv)}"
                 f" | {lv.cpu_per_call_minute:.2f} | {lv.cpu_s / lv.wall_s:.0%}"
                 f" | {lv.mb_per_call:.1f} | {lv.harness_cpu_s / lv.wall_s:.0%}"
                 f" | {len(lv.failures)} |"
@@ -250,7 +251,10 @@ def _levels(figures: list) -> str:
         lines.append("")
     lines.append(
         "*busy*: CPU seconds over wall seconds (100% = one core). The bench process (simulated"
-        " callers and stand-ins) shares the machine and is shown for that reason."
+        " callers and stand-ins) shares the machine and is shown for that reason. *inbound lag*:"
+        " how far behind real time the caller's audio reached the STT stand-in, at worst;"
+        " *callers' clock lag*: how late the simulated callers themselves sent it (the"
+        " harness's share of that lag)."
     )
     return "\n".join(lines)
 

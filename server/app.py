@@ -40,6 +40,7 @@ from server.console_auth import ConsoleAuth
 from server.console_routes import console_routes
 from server.drain import SHUTDOWN_REASON, Drain, drain_on_exit_signals
 from server.greetings import GreetingCache
+from server.heap import freeze_startup_heap
 from server.logs import configure_logging, register_environment_secrets, register_secrets
 from server.outbound import VARIABLES_PARAMETER, parse_variables
 from server.pipeline_reload import PipelineReloader
@@ -68,7 +69,7 @@ def create_app(
     routes_file: Path | None = None,
     environ: dict[str, str] | None = None,
     admission_dir: Path | None = None,
-    drain_on_signals: bool = False,
+    owns_process: bool = False,
     dev: bool = False,
 ) -> FastAPI:
     """The bot server for `settings`, serving the pipelines in `declarations`.
@@ -76,9 +77,10 @@ def create_app(
     Variables that pipelines name themselves come from `environ` (default: the process's).
     `admission_dir`: where the server's processes count their calls together (default: a
     private directory, for one process); with DATABASE_URL at PostgreSQL they count them there,
-    with every other instance (`server.shared_state`). `drain_on_signals`: SIGTERM/SIGINT
-    drain the calls before uvicorn stops (see `server.drain`); for a server that owns its
-    process. `dev`: the pipeline files (`routes_file`'s directory) are reloaded on save.
+    with every other instance (`server.shared_state`). `owns_process`, for a server that owns
+    its process: SIGTERM/SIGINT drain the calls before uvicorn stops (see `server.drain`), and
+    what the server loaded to start is frozen out of the garbage collector (`server.heap`).
+    `dev`: the pipeline files (`routes_file`'s directory) are reloaded on save.
     Raises `ConfigError` or `DeclarationError` naming what stops it from serving them.
     """
     routes_file = routes_file or pipelines_dir() / ROUTES_FILE
@@ -149,9 +151,11 @@ def create_app(
         shared.start()
         await asyncio.to_thread(_preload, declarations)
         await greetings.warm(declarations, access)
+        if owns_process:
+            freeze_startup_heap()
         if reloader:
             reloader.start()
-        with drain_on_exit_signals(drain) if drain_on_signals else nullcontext():
+        with drain_on_exit_signals(drain) if owns_process else nullcontext():
             yield
         if reloader:
             await reloader.stop()
@@ -365,7 +369,7 @@ def app_from_environment() -> FastAPI:
         load_settings(),
         load_declarations(),
         admission_dir=Path(shared) if shared else None,
-        drain_on_signals=True,
+        owns_process=True,
     )
 
 

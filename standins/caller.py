@@ -77,6 +77,9 @@ class SimulatedCall:
         self.timeline: list[Event] = []
         self.playout = PlayoutBuffer()
         self.closed = asyncio.Event()
+        # How far behind its 20 ms schedule this caller's own clock ticked, at worst, after
+        # the first second: audio a busy harness sent late, not audio the bot took late.
+        self.max_clock_lag = 0.0
         self._mic: asyncio.Queue[bytes] = asyncio.Queue()
         self._sequence = 0
         self._chunk = 0
@@ -207,6 +210,9 @@ class SimulatedCall:
         try:
             while not self.closed.is_set():
                 tick += 1
+                if tick > 1000 // FRAME_MS:
+                    due = base + (tick - 1) * FRAME_MS / 1000
+                    self.max_clock_lag = max(self.max_clock_lag, time.monotonic() - due)
                 await self._send_media(self._next_mic_frame())
                 played, marks = self.playout.tick(self.now())
                 for name in marks:
