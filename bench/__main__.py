@@ -2,6 +2,8 @@
 
     python -m bench                   (or: make bench)  → BENCHMARKS.md
     python -m bench --smoke --out F   one short pass of everything (CI runs it)
+    python -m bench --only-capacity --bots ours,before --before ../old --levels 8,16,24
+                                      capacity levels only, the bots taking turns
 
 Starts the stand-ins with the service latencies given, starts each bot as its own server
 process pointed at them, and drives simulated Twilio callers with recorded speech.
@@ -14,6 +16,7 @@ import os
 import shutil
 import sys
 import tempfile
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,6 +95,11 @@ def parse() -> argparse.Namespace:
     )
     parser.add_argument("--reply-calls", type=int, default=6, help="calls per bot and LLM speed")
     parser.add_argument("--only-replies", action="store_true", help="print the reply table only")
+    parser.add_argument(
+        "--only-capacity",
+        action="store_true",
+        help="print the capacity table only: every level of --levels, the bots taking turns",
+    )
     parser.add_argument("--smoke", action="store_true", help="one short pass of everything")
     parser.add_argument("--out", default="BENCHMARKS.md")
     args = parser.parse_args()
@@ -206,6 +214,36 @@ async def run(args: argparse.Namespace) -> tuple[list[BotFigures], list[ReplyRun
     return figures, await reply_runs(args)
 
 
+async def capacity_runs(args: argparse.Namespace) -> list[BotFigures]:
+    """Every level of `--levels` for each bot (no stop at a knee), the bots taking turns.
+
+    The servers run side by side on the same stand-ins; at each level the bots take turns,
+    so a noisy minute of a shared machine falls on one level of both, not on one bot.
+    """
+    chosen = [bot for bot, _ in bots(args)]
+    figures = [BotFigures(bot, cores=min(bot.workers, CORES)) for bot in chosen]
+    async with running_standins(**args.latencies.standins()) as standins:
+        async with AsyncExitStack() as servers:
+            running_servers = [
+                await servers.enter_async_context(running(bot, standins.env())) for bot in chosen
+            ]
+            for server in running_servers:
+                for _ in range(WARM_UP):
+                    await conversation(
+                        server.url,
+                        Expectation(server.bot.turn_end_s, 0.2, args.latencies),
+                        standins,
+                    )
+            for calls in (int(n) for n in args.levels.split(",")):
+                for server, bot_figures in zip(running_servers, figures, strict=True):
+                    expected = Expectation(server.bot.turn_end_s, 0.2, args.latencies)
+                    log(f"{server.bot.name}: {calls} calls")
+                    level = await capacity.run_level(server, standins, expected, calls, args.spread)
+                    bot_figures.levels.append(level)
+                    await asyncio.sleep(2.0)  # the last calls' teardown
+    return figures
+
+
 async def reply_runs(args: argparse.Namespace) -> list[ReplyRun]:
     """Our default (speculative replies), the old one (without), and stock Pipecat."""
     # One process each: calls come one at a time, and its log says what each call speculated.
@@ -235,6 +273,9 @@ def main() -> None:
     freeze_startup_heap()  # the callers' own GC pauses would be heard as the bot's lag
     if args.only_replies:
         print(replies.table(asyncio.run(reply_runs(args))))
+        return
+    if args.only_capacity:
+        print(report.levels_table(asyncio.run(capacity_runs(args))))
         return
     figures, reply_figures = asyncio.run(run(args))
     command = "python -m bench " + " ".join(sys.argv[1:])

@@ -30,7 +30,7 @@ def markdown(figures: list, reply_runs: list, args, command: str) -> str:
         "## Reply latency, stage by stage (one call at a time, medians)",
         _stages(figures, args),
         "## Capacity",
-        _levels(figures),
+        levels_table(figures),
         "## Soak",
         _soak(figures),
         "## Where the CPU goes",
@@ -230,7 +230,8 @@ def _stages(figures: list, args) -> str:
     return "\n".join(lines)
 
 
-def _levels(figures: list) -> str:
+def levels_table(figures: list) -> str:
+    """Each bot's capacity levels (`BotFigures`), and what the columns mean."""
     lines = []
     for f in figures:
         lines += [

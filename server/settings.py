@@ -17,8 +17,8 @@ PROVIDER_PREFIXES = ("deepgram_", "openai_", "cartesia_", "elevenlabs_", "anthro
 _ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")  # a phone number as Twilio takes it
 # Calls per server process when MAX_CALLS is not set: the capacity knee BENCHMARKS.md measured
-# (8 calls on 2 processes before the reply overhead's p95 grew past its limit).
-CALLS_PER_WORKER = 4
+# (12 calls on 2 processes; at 16 the caller's audio came in over 100 ms late).
+CALLS_PER_WORKER = 6
 
 # What to do about each variable when it is missing or malformed.
 _HINTS = {

