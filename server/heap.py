@@ -18,4 +18,4 @@ def freeze_startup_heap() -> None:
     """
     gc.collect()
     gc.freeze()
-    logger.debug(f"{gc.get_freeze_count()} objects of the started process frozen out of the GC")
+    logger.info(f"{gc.get_freeze_count()} objects of the started process frozen out of the GC")

@@ -92,6 +92,8 @@ async def test_bot_py_serve_dev_runs_one_process_and_reloads_a_saved_file(standi
         await _health(url)
         children = psutil.Process(server.pid).children()
         assert not [c for c in children if "python" in c.name()], "no worker processes"
+        # A server that owns its process keeps what it started with out of the GC's scans.
+        await _until(lambda: any("frozen out of the GC" in line for line in logged), "the freeze")
         _edit_greeting(pipelines)
         await _until(lambda: any("pipeline files reloaded" in line for line in logged), "it")
         assert heard_matches(await _greeting(url), EDITED_GREETING)
