@@ -227,18 +227,18 @@ async def capacity_runs(args: argparse.Namespace) -> list[BotFigures]:
             running_servers = [
                 await servers.enter_async_context(running(bot, standins.env())) for bot in chosen
             ]
-            for server in running_servers:
+            expected = [Expectation(bot.turn_end_s, 0.2, args.latencies) for bot in chosen]
+            for server, expectation in zip(running_servers, expected, strict=True):
                 for _ in range(WARM_UP):
-                    await conversation(
-                        server.url,
-                        Expectation(server.bot.turn_end_s, 0.2, args.latencies),
-                        standins,
-                    )
+                    await conversation(server.url, expectation, standins)
             for calls in (int(n) for n in args.levels.split(",")):
-                for server, bot_figures in zip(running_servers, figures, strict=True):
-                    expected = Expectation(server.bot.turn_end_s, 0.2, args.latencies)
+                for server, expectation, bot_figures in zip(
+                    running_servers, expected, figures, strict=True
+                ):
                     log(f"{server.bot.name}: {calls} calls")
-                    level = await capacity.run_level(server, standins, expected, calls, args.spread)
+                    level = await capacity.run_level(
+                        server, standins, expectation, calls, args.spread
+                    )
                     bot_figures.levels.append(level)
                     await asyncio.sleep(2.0)  # the last calls' teardown
     return figures
