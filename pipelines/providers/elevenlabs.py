@@ -4,6 +4,7 @@ from pipecat.services.elevenlabs.tts import ELEVENLABS_MODEL_LANGUAGES, ElevenLa
 from pydantic import Field, field_validator
 
 from pipelines.provider import Options, Provider, ProviderContext
+from services.elevenlabs_tts import LiveContextsElevenLabsTTSService
 
 DEFAULT_BASE_URL = "wss://api.elevenlabs.io"
 KEY = "ELEVENLABS_API_KEY"
@@ -43,7 +44,9 @@ def check(options: ElevenLabsOptions, language: str) -> str | None:
     return None
 
 
-def make_elevenlabs(options: ElevenLabsOptions, context: ProviderContext) -> ElevenLabsTTSService:
+def make_elevenlabs(
+    options: ElevenLabsOptions, context: ProviderContext
+) -> LiveContextsElevenLabsTTSService:
     """Raw 16-bit PCM at the call's rate, each word timed by ElevenLabs' alignment."""
     tuning = {
         "stability": options.stability,
@@ -56,7 +59,7 @@ def make_elevenlabs(options: ElevenLabsOptions, context: ProviderContext) -> Ele
         language=_language(options, context.language),
         **{name: value for name, value in tuning.items() if value is not None},
     )
-    return ElevenLabsTTSService(
+    return LiveContextsElevenLabsTTSService(
         api_key=context.access[KEY],
         url=context.access.get("ELEVENLABS_BASE_URL", DEFAULT_BASE_URL),
         sample_rate=context.sample_rate,  # pcm_8000 on a phone call
