@@ -14,6 +14,7 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+from loguru import logger
 
 from recordings import RECORDINGS
 from standins.audio import read_wav
@@ -322,6 +323,10 @@ class Recognizer:
             score, offset, entry = max(matches, key=lambda match: match[0])
         if score < MATCH_THRESHOLD:
             text = FILLER if (hi - lo) * _HOP_S <= FILLER_MAX_S else UNRECOGNIZED
+            logger.debug(
+                f"recognizer: {(hi - lo) * _HOP_S:.2f} s of speech heard as {text!r}: closest"
+                f" {entry.transcript[:40]!r} (score {score:.3f} < {MATCH_THRESHOLD})"
+            )
             words = _shift(_place_words(text, level[lo:hi]), lo * _HOP_S)
             return Recognition(text, words, score)
         first, last = offset * _HOP_S, (offset + hi - lo) * _HOP_S
