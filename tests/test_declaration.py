@@ -263,16 +263,17 @@ def test_elevenlabs_must_speak_the_bots_language_when_its_model_takes_one(tmp_pa
     assert load_declaration(write(tmp_path, any_language, "sw")).tts.options.model
 
 
-def test_claude_and_elevenlabs_are_pipecats_stock_services(tmp_path):
+def test_claude_is_pipecats_stock_service_and_elevenlabs_its_with_live_contexts_only(tmp_path):
     from pipecat.services.anthropic.llm import AnthropicLLMService
-    from pipecat.services.elevenlabs.tts import ElevenLabsTTSService
+
+    from services.elevenlabs_tts import LiveContextsElevenLabsTTSService
 
     declaration = load_declaration(write(tmp_path, CLAUDE_AND_ELEVENLABS, "claude"))
     access = ProviderAccess({"ANTHROPIC_API_KEY": "sk-ant", "ELEVENLABS_API_KEY": "xi"})
     context = ProviderContext(access=access, system_prompt="Be brief.", language="en-US")
     llm = declaration.llm.provider.make(declaration.llm.options, context)
     tts = declaration.tts.provider.make(declaration.tts.options, context)
-    assert type(llm) is AnthropicLLMService and type(tts) is ElevenLabsTTSService
+    assert type(llm) is AnthropicLLMService and type(tts) is LiveContextsElevenLabsTTSService
 
 
 def test_the_keypad_has_defaults_and_its_mistakes_are_named(tmp_path):
