@@ -1,6 +1,7 @@
 """Silero VAD with its ONNX model loaded once per process, its windows scored in batches."""
 
 import asyncio
+import math
 from collections import deque
 
 import numpy as np
@@ -26,6 +27,12 @@ RESET_INTERVAL_SECS = 2.0
 RESET_MAX_CONFIDENCE = 0.1  # a window this unlike speech counts as clear non-speech...
 RESET_LOW_WINDOWS = 5  # ...once this many come in a row (~160 ms)
 
+# pipecat's VAD hears speech only where the audio's loudness over the last 0.4 s (BS.1770,
+# its `min_volume` scale: 0..1 for -110..-10 LUFS) reaches `min_volume`. Audio this far under
+# it, as plain RMS over the same 0.4 s, cannot be speech to it whatever the model says.
+QUIET_WINDOW_SECS = 0.4
+QUIET_MARGIN_DB = 10.0
+
 
 class SharedSileroVADAnalyzer(VADAnalyzer):
     """Silero VAD on the process's one ONNX session; each call keeps its own model state.
@@ -39,6 +46,13 @@ class SharedSileroVADAnalyzer(VADAnalyzer):
     pipecat's state machine then runs on the confidences it returned. A buffer whose
     `analyze_audio` is cancelled while it waits leaves the analyzer as if it never came.
     Not batched, each window is scored alone, at once (no await).
+
+    `skip_quiet` (the default): a window whose last `QUIET_WINDOW_SECS` of audio is
+    `QUIET_MARGIN_DB` under `min_volume` (-60 dBFS for 0.6: a phone line's noise while the
+    caller listens) is not scored: it is taken as the model's clear non-speech (confidence
+    0, pipecat's reset rule applied), and the model's state is not moved through it. Speech
+    after a quiet stretch starts where pipecat's VAD starts it; its stops may move by a
+    window or two (`tests/test_silero_vad.py`).
     """
 
     def __init__(
@@ -48,10 +62,14 @@ class SharedSileroVADAnalyzer(VADAnalyzer):
         params: VADParams | None = None,
         batched: bool = True,
         batcher: SileroBatcher | None = None,
+        skip_quiet: bool = True,
     ):
         """Like `SileroVADAnalyzer`, without loading the model again."""
         super().__init__(sample_rate=sample_rate, params=params)
         self._batched = batched
+        self._skip_quiet = skip_quiet
+        self._energies: deque[float] = deque()  # mean squares of the latest windows
+        self._skipped = 0  # windows not scored: too quiet to be speech
         self._batcher = batcher  # None: the running loop's, on first use
         self._attached = False
         self._model = shared_model()  # scores a window alone (not batched)
@@ -77,6 +95,8 @@ class SharedSileroVADAnalyzer(VADAnalyzer):
             raise ValueError(f"Silero VAD needs 8000 or 16000 Hz, not {self.sample_rate}")
         self._stream = SileroStream(self.sample_rate)
         self._attached = False  # the batcher counts the new stream at its first window
+        window_secs = self.num_frames_required() / self.sample_rate
+        self._energies = deque(maxlen=math.ceil(QUIET_WINDOW_SECS / window_secs))
 
     def set_params(self, params: VADParams):
         """Set the parameters; the VAD starts over, quiet (as pipecat's does)."""
@@ -86,6 +106,11 @@ class SharedSileroVADAnalyzer(VADAnalyzer):
     def num_frames_required(self) -> int:
         """Samples per model window: 512 at 16 kHz, 256 at 8 kHz."""
         return 512 if self.sample_rate == 16000 else 256  # any rate: checked after pipecat's set
+
+    @property
+    def skipped_windows(self) -> int:
+        """Windows not scored so far, too quiet to be speech (`skip_quiet`)."""
+        return self._skipped
 
     @property
     def quiet_secs(self) -> float:
@@ -102,8 +127,11 @@ class SharedSileroVADAnalyzer(VADAnalyzer):
         if self._confidences:  # batched: `analyze_audio` scored this buffer's windows ahead
             return self._confidences.popleft()
         self._windows_in_buffer += 1
+        samples = self._samples(buffer)
+        if self._too_quiet(samples):
+            return self._unscored_quiet()
         try:
-            row = self._stream.row(self._samples(buffer))
+            row = self._stream.row(samples)
             confidences, state = self._model.run(row[None], self._stream.state, self.sample_rate)
             return self._scored(row, confidences[0], state)
         except Exception as e:  # as pipecat: a window it cannot score is not speech
@@ -147,7 +175,11 @@ class SharedSileroVADAnalyzer(VADAnalyzer):
             for start in range(0, whole, self.num_frames_required() * 2):
                 self._windows_in_buffer += 1
                 window = pending[start : start + self.num_frames_required() * 2]
-                row = self._stream.row(self._samples(window))
+                samples = self._samples(window)
+                if self._too_quiet(samples):
+                    confidences.append(self._unscored_quiet())
+                    continue
+                row = self._stream.row(samples)
                 future = batcher.submit(row, self._stream.state, self.sample_rate)
                 try:
                     scored = await future
@@ -164,13 +196,36 @@ class SharedSileroVADAnalyzer(VADAnalyzer):
 
     def _checkpoint(self) -> tuple:
         stream = self._stream
-        counts = (self._windows_since_silero_reset, self._low_windows)
-        return stream.state, stream.context, counts, self._quiet_windows, self._voiced_windows
+        counts = (self._windows_since_silero_reset, self._low_windows, self._skipped)
+        runs = (self._quiet_windows, self._voiced_windows)
+        return stream.state, stream.context, counts, runs, list(self._energies)
 
     def _restore(self, checkpoint: tuple) -> None:
-        self._stream.state, self._stream.context, counts, quiet, voiced = checkpoint
-        self._windows_since_silero_reset, self._low_windows = counts
-        self._quiet_windows, self._voiced_windows = quiet, voiced
+        self._stream.state, self._stream.context, counts, runs, energies = checkpoint
+        self._windows_since_silero_reset, self._low_windows, self._skipped = counts
+        self._quiet_windows, self._voiced_windows = runs
+        self._energies.clear()
+        self._energies.extend(energies)
+
+    def _too_quiet(self, samples: np.ndarray) -> bool:
+        """Take a window's level; whether the last 0.4 s is too quiet to be speech."""
+        self._energies.append(float(np.dot(samples, samples)) / len(samples))
+        if not self._skip_quiet or len(self._energies) != self._energies.maxlen:
+            return False
+        lufs = self.params.min_volume * 100 - 110  # pipecat's normalized scale
+        floor = 10 ** ((lufs - QUIET_MARGIN_DB) / 10)
+        return sum(self._energies) / len(self._energies) < floor
+
+    def _unscored_quiet(self) -> np.float32:
+        """A window too quiet to score: taken as the model's clear non-speech, confidence 0.
+
+        The model's state stays as the last scored window left it (or reset, when pipecat's
+        rule says so).
+        """
+        self._skipped += 1
+        self._maybe_reset_silero(0.0)
+        self._count_run(False)
+        return np.float32(0)
 
     @staticmethod
     def _samples(window: bytes) -> np.ndarray:

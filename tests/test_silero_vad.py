@@ -2,6 +2,7 @@
 
 import asyncio
 import threading
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -40,7 +41,11 @@ class PipecatScored(Scored, SileroVADAnalyzer):
 
 
 def analyzer(kind: type[VADAnalyzer], rate: int, *, options=None, **params) -> VADAnalyzer:
-    made = kind(sample_rate=rate, params=VADParams(**params), **(options or {}))
+    """`kind` at `rate`; ours scores every window, as pipecat's, unless `options` say not."""
+    options = options or {}
+    if issubclass(kind, SharedSileroVADAnalyzer):
+        options = {"skip_quiet": False} | options
+    made = kind(sample_rate=rate, params=VADParams(**params), **options)
     made.set_sample_rate(rate)
     return made
 
@@ -272,3 +277,62 @@ async def test_a_lone_call_does_not_wait_for_others(data):
     pcm = read_wav(data / "yes.wav")
     assert await asyncio.wait_for(states(vad, pcm[: 8000 * 2]), timeout=5)
     assert batcher.windows == len(vad.scores) == 8000 // 256
+
+
+def line_noise(secs: float, dbfs: float, seed: int) -> bytes:
+    rms = 32768 * 10 ** (dbfs / 20)
+    samples = np.random.default_rng(seed).normal(0, rms, int(secs * 8000))
+    return samples.astype(np.int16).tobytes()
+
+
+UTTERANCES = ("book_table", "cancel", "yes", "goodbye", "opening_hours", "manager")
+
+
+def a_line_with_pauses(data, between: Callable[[int], bytes]) -> tuple[bytes, list[int]]:
+    """The recordings one after another, `between(i)` before the i-th; where each starts."""
+    pcm, starts = b"", []
+    for i, name in enumerate(UTTERANCES):
+        pcm += between(i)
+        starts.append(len(pcm) // (2 * 8000) * 50)  # in 20 ms packets
+        pcm += read_wav(data / f"{name}.wav")
+    return pcm + between(len(UTTERANCES)), starts
+
+
+def speech_starts(states: list[VADState], starts: list[int]) -> list[int]:
+    """The packet where the VAD first says SPEAKING after each utterance's start."""
+    return [next(i for i in range(s, len(states)) if states[i] == SPEAKING) for s in starts]
+
+
+SPEAKING = VADState.SPEAKING
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "alone"])
+async def test_a_quiet_line_is_not_scored_and_speech_starts_where_pipecats_vad_starts_it(
+    data, batched
+):
+    # 1.5 s pauses: digital silence, and a phone line's noise at -66 dBFS.
+    def pause(i: int) -> bytes:
+        return line_noise(1.5, -66, i) if i % 2 else bytes(int(1.5 * 8000) * 2)
+
+    pcm, starts = a_line_with_pauses(data, pause)
+    options = {"skip_quiet": True, "batched": batched, "batcher": SileroBatcher()}
+    ours, theirs = analyzer(OurScored, 8000, options=options), analyzer(PipecatScored, 8000)
+    heard, decided = await states(ours, pcm), await states(theirs, pcm)
+
+    windows = len(ours.scores)
+    quiet_windows = 7 * 1.5 * 8000 / 256
+    assert ours.skipped_windows > 0.8 * quiet_windows, (ours.skipped_windows, quiet_windows)
+    assert ours.skipped_windows == sum(1 for s in ours.scores if s == 0)
+    assert speech_starts(heard, starts) == speech_starts(decided, starts)
+    speaking = sum(s == SPEAKING for s in heard), sum(s == SPEAKING for s in decided)
+    assert abs(speaking[0] - speaking[1]) < 0.03 * speaking[1], speaking
+    assert windows == len(theirs.scores)
+
+
+@pytest.mark.parametrize(("dbfs", "scored"), [(-45, 156), (-55, 156), (-66, 12)])
+async def test_the_line_is_scored_while_its_last_0_4_s_is_within_10_db_of_min_volume(dbfs, scored):
+    # min_volume 0.6 is -50 LUFS: the gate is at -60 dBFS over 0.4 s (13 windows of 32 ms),
+    # so the first 12 windows are always scored.
+    ours = analyzer(OurScored, 8000, options={"skip_quiet": True, "batched": False})
+    await states(ours, line_noise(5.0, dbfs, 1))
+    assert len(ours.scores) - ours.skipped_windows == scored
