@@ -18,6 +18,10 @@ class AudioBacklog:
     time), and `requeue` puts what is left back in front of the backlog for the next
     connection, whose stream time starts at 0 again.
 
+    With `quiet_batch_secs`, audio the VAD has not called speech goes in batches of that
+    length (fewer messages on a quiet line), and the speech's start sends what is kept
+    (`speech_started` says so), so a VAD's late start holds the speech back no longer.
+
     Silence need not wait for a transcript: once the VAD has shown it is running
     (`speech_started` / `speech_stopped`), audio more than `lead_secs` before the speech
     not yet transcribed (or before now, if there is none) held no words, and is dropped
@@ -26,17 +30,25 @@ class AudioBacklog:
     """
 
     def __init__(
-        self, owner: str, *, batch_secs: float, max_secs: float, lead_secs: float = 1.0
+        self,
+        owner: str,
+        *,
+        batch_secs: float,
+        max_secs: float,
+        lead_secs: float = 1.0,
+        quiet_batch_secs: float | None = None,
     ) -> None:
         """Batches of `batch_secs`; at most `max_secs` kept while down. `owner` names logs.
 
         `lead_secs`: audio kept before the VAD said speech started (it says so late).
+        `quiet_batch_secs`: batches while the VAD says the caller is quiet (None: the same).
         """
         self.pcm = bytearray()
         self.unconfirmed = bytearray()  # sent on this connection, not yet transcribed
         self._unconfirmed_from = 0  # where `unconfirmed` starts in this connection's stream
         self._owner = owner
         self._batch_secs = batch_secs
+        self._quiet_batch_secs = max(quiet_batch_secs or batch_secs, batch_secs)
         self._max_secs = max_secs
         self._lead_secs = lead_secs
         self._overflowed = False
@@ -44,6 +56,7 @@ class AudioBacklog:
         # In bytes of all the audio ever added (`_added`), unlike the per-connection positions:
         self._added = 0
         self._vad = False  # a VAD has reported: audio it did not call speech may be dropped
+        self._speaking = False  # between the VAD's start and stop
         self._speech_from: int | None = None  # the start of speech not yet transcribed
         self._speech_until: int | None = None  # where that speech had ended (VAD stop)
 
@@ -57,7 +70,9 @@ class AudioBacklog:
         self.pcm += audio
         self._added += len(audio)
         if connected:
-            return len(self.pcm) >= _bytes(self._batch_secs, sample_rate)
+            quiet = self._vad and not self._speaking
+            batch = self._quiet_batch_secs if quiet else self._batch_secs
+            return len(self.pcm) >= _bytes(batch, sample_rate)
         self._kept_while_down = True
         self._drop_silence(sample_rate)
         excess = len(self.pcm) - _bytes(self._max_secs, sample_rate)
@@ -70,7 +85,7 @@ class AudioBacklog:
 
     async def drain(self, sample_rate: int, send: Callable[[bytes], Awaitable[None]]) -> None:
         """Send everything kept, a batch at a time; raises what `send` raises."""
-        batch = _bytes(self._batch_secs, sample_rate)
+        batch = _bytes(self._quiet_batch_secs, sample_rate)
         if self._kept_while_down and self.pcm:
             kept_ms = len(self.pcm) / 2 / sample_rate * 1000
             logger.debug(f"{self._owner}: sending {kept_ms:.0f} ms of audio kept while down")
@@ -90,14 +105,17 @@ class AudioBacklog:
             self._speech_from = self._speech_until = None  # all that speech is transcribed
 
     def speech_started(self, sample_rate: int) -> None:
-        """The VAD heard speech start, up to `lead_secs` ago: keep it until transcribed."""
-        self._vad, self._speech_until = True, None
+        """The VAD heard speech start, up to `lead_secs` ago: keep it until transcribed.
+
+        Whatever is kept should go now (a quiet batch may be holding the speech's start).
+        """
+        self._vad, self._speaking, self._speech_until = True, True, None
         if self._speech_from is None:
             self._speech_from = max(0, self._added - _bytes(self._lead_secs, sample_rate))
 
     def speech_stopped(self) -> None:
         """The VAD heard the speech stop: once transcribed past here, none is left."""
-        self._vad = True
+        self._vad, self._speaking = True, False
         if self._speech_from is not None:
             self._speech_until = self._added
 

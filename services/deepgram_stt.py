@@ -41,11 +41,12 @@ class DeepgramNovaSTTService(StreamingSTTService):
     | in                           | socket         | out                                     |
     |------------------------------|----------------|-----------------------------------------|
     | InputAudioRawFrame           | open           | passes; the buffer sent once it holds   |
-    |                              |                | `batch_secs`                            |
+    |                              |                | `batch_secs` (`quiet_batch_secs` while  |
+    |                              |                | the VAD says the caller is quiet)       |
     | InputAudioRawFrame           | opening / down | passes; kept (the newest                |
     |                              |                | `max_buffer_secs`)                      |
     | VADUserStartedSpeakingFrame  | any            | passes; speech from ~1 s before it kept |
-    |                              |                | until transcribed                       |
+    |                              |                | until transcribed; the buffer sent      |
     | VADUserStoppedSpeakingFrame  | open           | passes; the buffer sent, then Finalize  |
     | VADUserStoppedSpeakingFrame  | opening / down | passes; Finalize once the buffer is     |
     |                              |                | sent                                    |
@@ -60,7 +61,9 @@ class DeepgramNovaSTTService(StreamingSTTService):
     | EndFrame / CancelFrame       | open           | passes; CloseStream, the socket closed  |
 
     The turn's last audio always goes out with its Finalize, so batching delays interim
-    results (by up to `batch_secs`), never the final transcript. A socket that had been up
+    results (by up to `batch_secs`), never the final transcript. A quiet line's batches (2
+    messages a second at 0.5 s, not 10) end at the VAD's start, which comes ~0.2 s into the
+    speech: what they kept goes out then. A socket that had been up
     `stable_secs` reopens at once; one that fails sooner waits out a backoff. KeepAlive goes
     out after `keepalive_secs` with nothing sent.
     """
@@ -75,6 +78,7 @@ class DeepgramNovaSTTService(StreamingSTTService):
         sample_rate: int | None = None,
         settings: DeepgramSTTSettings | None = None,
         batch_secs: float = 0.1,
+        quiet_batch_secs: float = 0.5,
         max_buffer_secs: float = 10.0,
         stable_secs: float = 5.0,
         keepalive_secs: float = KEEPALIVE_SECS,
@@ -90,6 +94,7 @@ class DeepgramNovaSTTService(StreamingSTTService):
             settings: Model, language, keyterms… (pipecat's `DeepgramSTTService.Settings`);
                 unset fields take Deepgram's defaults for a voice agent.
             batch_secs: Audio sent per message.
+            quiet_batch_secs: Audio sent per message while the VAD says the caller is quiet.
             max_buffer_secs: Audio kept at most while the socket is down or untranscribed.
             stable_secs: A socket up this long that fails is reopened without a backoff.
             keepalive_secs: With nothing sent for this long, KeepAlive is sent.
@@ -105,7 +110,12 @@ class DeepgramNovaSTTService(StreamingSTTService):
             sample_rate=sample_rate, ttfs_p99_latency=ttfs_p99_latency, settings=store, **kwargs
         )
         self.listen_url = f"{websocket_url(base_url, name='base_url')}/v1/listen"
-        self._backlog = AudioBacklog(f"{self}", batch_secs=batch_secs, max_secs=max_buffer_secs)
+        self._backlog = AudioBacklog(
+            f"{self}",
+            batch_secs=batch_secs,
+            max_secs=max_buffer_secs,
+            quiet_batch_secs=quiet_batch_secs,
+        )
         self._sending = asyncio.Lock()  # audio and a reconnect both change the backlog
         self._finalize_due = False  # a Finalize to send once the buffer is sent
         self._finalize_unanswered = False  # a Finalize sent, its final result not yet back

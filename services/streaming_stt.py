@@ -31,7 +31,8 @@ class StreamingSTTService(STTService):
     | InputAudioRawFrame                  | kept; the backlog sent once a batch is full and   |
     |                                     | the socket is open                                |
     | VADUserStarted/Stopped ↓            | the backlog notes the speech (a reconnect re-sends |
-    |                                     | speech, not the silence before it)                |
+    |                                     | speech, not the silence before it); the start     |
+    |                                     | sends what is kept                                |
     | EndFrame / CancelFrame              | CloseStream, the socket closed                    |
     """
 
@@ -71,6 +72,8 @@ class StreamingSTTService(STTService):
         elif isinstance(frame, VADUserStoppedSpeakingFrame):
             self._backlog.speech_stopped()
         await super().process_frame(frame, direction)
+        if isinstance(frame, VADUserStartedSpeakingFrame) and self._backlog.pcm:
+            await self._send_kept()  # the speech's start may wait in a quiet batch
 
     async def _send_kept(self) -> None:
         """Send what the backlog holds (the subclass's wire format)."""

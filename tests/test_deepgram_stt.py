@@ -46,17 +46,20 @@ async def test_audio_sent_before_the_socket_opens_is_held_and_transcribed(data):
     async with DeepgramSTTStandIn(connect_delay=1.0) as stand_in:
         # All the speech and the end of the turn arrive while the handshake is still pending.
         frames = [VADUserStartedSpeakingFrame(), *audio_frames(pcm), VADUserStoppedSpeakingFrame()]
-        frames += [SleepFrame(1.2), *audio_frames(bytes(1920)), SleepFrame(0.5)]
+        later = audio_frames(bytes(9600))  # 0.6 s, the caller quiet
+        frames += [SleepFrame(1.2), *later, SleepFrame(0.5)]
         down, _ = await run_test(stt(stand_in), frames_to_send=frames, start_timeout=5)
     assert [f.text for f in down if type(f) is TranscriptionFrame] == [OPENING_HOURS]
     (connection,) = stand_in.connections
     # The held audio and its Finalize went out as the socket opened: the transcript came
-    # before any later audio, which then went in 100 ms batches (320 bytes still held).
-    assert connection.audio_bytes == len(pcm) + 1600
+    # before any later audio, which then went in 0.5 s batches, the VAD saying the caller was
+    # quiet (0.1 s still held).
+    assert connection.audio_bytes == len(pcm) + 8000
     assert connection.controls[0] == "Finalize"
     (transcript_at,) = [i for i, f in enumerate(down) if type(f) is TranscriptionFrame]
     audio_at = [i for i, f in enumerate(down) if type(f) is InputAudioRawFrame]
-    assert audio_at[-7] < transcript_at < audio_at[-6], "after the speech, before the rest"
+    n = len(later)
+    assert audio_at[-n - 1] < transcript_at < audio_at[-n], "after the speech, before the rest"
 
 
 async def test_the_call_starts_without_waiting_for_the_handshake():
@@ -96,6 +99,17 @@ async def test_audio_goes_in_100_ms_batches_and_the_turn_end_flushes_the_rest(da
     assert connection.audio_bytes == len(pcm), "the tail went out before the Finalize"
     assert connection.audio_messages == -(-len(pcm) // 1600)  # 100 ms each, the last shorter
     assert connection.controls == ["Finalize", "CloseStream"]
+
+
+async def test_a_quiet_line_goes_in_half_second_batches_and_the_speech_start_sends_them():
+    async with DeepgramSTTStandIn() as stand_in:
+        # The VAD has reported (the caller quiet): 1.2 s of line, then the VAD's start.
+        frames = [VADUserStoppedSpeakingFrame(), SleepFrame(0.3), *audio_frames(bytes(19200))]
+        frames += [SleepFrame(0.2), VADUserStartedSpeakingFrame(), SleepFrame(0.3)]
+        await run_test(stt(stand_in), frames_to_send=frames)
+    (connection,) = stand_in.connections
+    # Two 0.5 s batches (not twelve of 0.1 s); the VAD's start sent the 0.2 s kept.
+    assert (connection.audio_messages, connection.audio_bytes) == (3, 19200)
 
 
 async def test_a_pause_mid_turn_finalizes_what_was_said_so_far(data):
