@@ -18,9 +18,10 @@ class AudioBacklog:
     time), and `requeue` puts what is left back in front of the backlog for the next
     connection, whose stream time starts at 0 again.
 
-    With `quiet_batch_secs`, audio the VAD has not called speech goes in batches of that
-    length (fewer messages on a quiet line), and the speech's start sends what is kept
-    (`speech_started` says so), so a VAD's late start holds the speech back no longer.
+    With `quiet_batch_secs`, audio outside the VAD's speech (from the start: a VAD must run)
+    goes in batches of that length (fewer messages on a quiet line), and the speech's start
+    sends what is kept (`speech_started` says so), so a VAD's late start holds the speech
+    back no longer.
 
     Silence need not wait for a transcript: once the VAD has shown it is running
     (`speech_started` / `speech_stopped`), audio more than `lead_secs` before the speech
@@ -56,7 +57,7 @@ class AudioBacklog:
         # In bytes of all the audio ever added (`_added`), unlike the per-connection positions:
         self._added = 0
         self._vad = False  # a VAD has reported: audio it did not call speech may be dropped
-        self._speaking = False  # between the VAD's start and stop
+        self._speaking = False  # between the VAD's start and stop (none yet: quiet)
         self._speech_from: int | None = None  # the start of speech not yet transcribed
         self._speech_until: int | None = None  # where that speech had ended (VAD stop)
 
@@ -70,8 +71,7 @@ class AudioBacklog:
         self.pcm += audio
         self._added += len(audio)
         if connected:
-            quiet = self._vad and not self._speaking
-            batch = self._quiet_batch_secs if quiet else self._batch_secs
+            batch = self._batch_secs if self._speaking else self._quiet_batch_secs
             return len(self.pcm) >= _bytes(batch, sample_rate)
         self._kept_while_down = True
         self._drop_silence(sample_rate)

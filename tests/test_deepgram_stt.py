@@ -92,7 +92,8 @@ async def test_a_socket_that_never_opens_holds_at_most_the_configured_audio(data
 async def test_audio_goes_in_100_ms_batches_and_the_turn_end_flushes_the_rest(data):
     pcm = read_wav(data / "opening_hours.wav")
     async with DeepgramSTTStandIn() as stand_in:
-        frames = [SleepFrame(0.3), *audio_frames(pcm), VADUserStoppedSpeakingFrame()]
+        frames = [SleepFrame(0.3), VADUserStartedSpeakingFrame(), *audio_frames(pcm)]
+        frames += [VADUserStoppedSpeakingFrame()]
         down, _ = await run_test(stt(stand_in), frames_to_send=[*frames, SleepFrame(0.5)])
     assert [f.text for f in down if type(f) is TranscriptionFrame] == [OPENING_HOURS]
     (connection,) = stand_in.connections
@@ -103,8 +104,8 @@ async def test_audio_goes_in_100_ms_batches_and_the_turn_end_flushes_the_rest(da
 
 async def test_a_quiet_line_goes_in_half_second_batches_and_the_speech_start_sends_them():
     async with DeepgramSTTStandIn() as stand_in:
-        # The VAD has reported (the caller quiet): 1.2 s of line, then the VAD's start.
-        frames = [VADUserStoppedSpeakingFrame(), SleepFrame(0.3), *audio_frames(bytes(19200))]
+        # 1.2 s of the caller's line before they speak, then the VAD's start.
+        frames = [SleepFrame(0.3), *audio_frames(bytes(19200))]
         frames += [SleepFrame(0.2), VADUserStartedSpeakingFrame(), SleepFrame(0.3)]
         await run_test(stt(stand_in), frames_to_send=frames)
     (connection,) = stand_in.connections
