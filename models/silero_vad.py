@@ -37,9 +37,10 @@ QUIET_MARGIN_DB = 10.0
 class SharedSileroVADAnalyzer(VADAnalyzer):
     """Silero VAD on the process's one ONNX session; each call keeps its own model state.
 
-    It scores and decides exactly as pipecat's `SileroVADAnalyzer` (same confidences, same
-    state resets, same start and stop), on the event loop: pipecat hands every 20 ms frame to
-    a thread, and the hop costs more than the model.
+    The windows it scores, it scores and decides exactly as pipecat's `SileroVADAnalyzer`
+    (same confidences, same state resets, same start and stop; a quiet line's windows are
+    not scored: `skip_quiet` below), on the event loop: pipecat hands every 20 ms frame to a
+    thread, and the hop costs more than the model.
 
     `batched` (the default), a buffer's whole windows go to the loop's `SileroBatcher`
     (or `batcher`), which scores the windows of every call waiting in one `Session.run`;
