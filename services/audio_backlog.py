@@ -91,9 +91,12 @@ class AudioBacklog:
             logger.debug(f"{self._owner}: sending {kept_ms:.0f} ms of audio kept while down")
         self._kept_while_down = False
         while self.pcm:
-            chunk = bytes(self.pcm[:batch])
+            # A batch is sent when a frame takes it past its size: that frame's overshoot
+            # goes with it, not alone after it.
+            size = len(self.pcm) if len(self.pcm) < 2 * batch else batch
+            chunk = bytes(self.pcm[:size])
             await send(chunk)
-            del self.pcm[:batch]
+            del self.pcm[:size]
             self.unconfirmed += chunk
         self._forget(len(self.unconfirmed) - _bytes(self._max_secs, sample_rate))
 

@@ -61,11 +61,11 @@ class DeepgramNovaSTTService(StreamingSTTService):
     | EndFrame / CancelFrame       | open           | passes; CloseStream, the socket closed  |
 
     The turn's last audio always goes out with its Finalize, so batching delays interim
-    results (by up to `batch_secs`), never the final transcript. A quiet line's batches (2
-    messages a second at 0.5 s, not 10) end at the VAD's start, which comes ~0.2 s into the
-    speech: what they kept goes out then. A socket that had been up
-    `stable_secs` reopens at once; one that fails sooner waits out a backoff. KeepAlive goes
-    out after `keepalive_secs` with nothing sent.
+    results (by up to `batch_secs`), never the final transcript. A quiet line's batches (4
+    messages a second at 0.25 s, not 10: the most Deepgram recommends a message to hold) end
+    at the VAD's start, which comes ~0.2 s into the speech: what they kept goes out then. A
+    socket that had been up `stable_secs` reopens at once; one that fails sooner waits out a
+    backoff. KeepAlive goes out after `keepalive_secs` with nothing sent.
     """
 
     Settings = DeepgramSTTSettings
@@ -78,7 +78,7 @@ class DeepgramNovaSTTService(StreamingSTTService):
         sample_rate: int | None = None,
         settings: DeepgramSTTSettings | None = None,
         batch_secs: float = 0.1,
-        quiet_batch_secs: float = 0.5,
+        quiet_batch_secs: float = 0.25,
         max_buffer_secs: float = 10.0,
         stable_secs: float = 5.0,
         keepalive_secs: float = KEEPALIVE_SECS,

@@ -52,9 +52,9 @@ async def test_audio_sent_before_the_socket_opens_is_held_and_transcribed(data):
     assert [f.text for f in down if type(f) is TranscriptionFrame] == [OPENING_HOURS]
     (connection,) = stand_in.connections
     # The held audio and its Finalize went out as the socket opened: the transcript came
-    # before any later audio, which then went in 0.5 s batches, the VAD saying the caller was
-    # quiet (0.1 s still held).
-    assert connection.audio_bytes == len(pcm) + 8000
+    # before any later audio, which then went in 0.25 s batches, the VAD saying the caller was
+    # quiet: two of 13 packets (the 13th takes a batch past 0.25 s), 4 packets still held.
+    assert connection.audio_bytes == len(pcm) + 2 * 13 * 320
     assert connection.controls[0] == "Finalize"
     (transcript_at,) = [i for i, f in enumerate(down) if type(f) is TranscriptionFrame]
     audio_at = [i for i, f in enumerate(down) if type(f) is InputAudioRawFrame]
@@ -102,15 +102,15 @@ async def test_audio_goes_in_100_ms_batches_and_the_turn_end_flushes_the_rest(da
     assert connection.controls == ["Finalize", "CloseStream"]
 
 
-async def test_a_quiet_line_goes_in_half_second_batches_and_the_speech_start_sends_them():
+async def test_a_quiet_line_goes_in_quarter_second_batches_and_the_speech_start_sends_them():
     async with DeepgramSTTStandIn() as stand_in:
         # 1.2 s of the caller's line before they speak, then the VAD's start.
         frames = [SleepFrame(0.3), *audio_frames(bytes(19200))]
         frames += [SleepFrame(0.2), VADUserStartedSpeakingFrame(), SleepFrame(0.3)]
         await run_test(stt(stand_in), frames_to_send=frames)
     (connection,) = stand_in.connections
-    # Two 0.5 s batches (not twelve of 0.1 s); the VAD's start sent the 0.2 s kept.
-    assert (connection.audio_messages, connection.audio_bytes) == (3, 19200)
+    # Four 0.25 s batches (not twelve of 0.1 s); the VAD's start sent the 0.2 s kept.
+    assert (connection.audio_messages, connection.audio_bytes) == (5, 19200)
 
 
 async def test_a_pause_mid_turn_finalizes_what_was_said_so_far(data):
@@ -164,7 +164,7 @@ async def test_the_log_says_audio_was_kept_only_when_the_socket_was_down(debug_l
     await backlog.drain(8000, send)
     backlog.add(bytes(3200), 8000, connected=False)
     await backlog.drain(8000, send)
-    assert [len(c) for c in sent] == [1600, 320, 1600, 1600]
+    assert [len(c) for c in sent] == [1920, 1600, 1600]  # the 120 ms batch went whole
     kept = [line for line in debug_lines if "kept while down" in line]
     assert kept == ["test: sending 200 ms of audio kept while down"]
 
